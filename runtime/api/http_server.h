@@ -1,0 +1,65 @@
+// HTTP/1.1 transport (Boost.Beast): loopback TCP and a Unix socket, one thread per connection.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "sandbox/error.h"
+
+namespace forklet::api {
+
+struct HttpRequest {
+  std::string method;                          // "GET", "POST", ...
+  std::string target;                          // path with query, as received
+  std::string path;                            // percent-decoded path without the query
+  std::map<std::string, std::string> query;    // decoded query parameters
+  std::map<std::string, std::string> headers;  // names lower-cased
+  std::string body;
+  std::string Header(const std::string& lower_name) const {
+    auto it = headers.find(lower_name);
+    return it == headers.end() ? std::string() : it->second;
+  }
+};
+
+struct HttpResponse {
+  int status = 200;
+  std::map<std::string, std::string> headers;  // Content-Length is set by the transport
+  std::string body;
+};
+
+using HttpHandler = std::function<HttpResponse(const HttpRequest&)>;
+
+struct HttpServerOptions {
+  std::string listen = "127.0.0.1:9000";  // HOST:PORT; port 0 picks a free port
+  std::string unix_socket;                // path; empty for none. Replaced if stale.
+  size_t max_body_bytes = 80ull << 20;    // larger bodies get 413 without reaching the handler
+};
+
+// Serves until Stop(). Malformed HTTP gets 400, an oversized body 413, both with a JSON
+// {"Type":"User","message":...} body; the handler never sees them. A handler that throws
+// gets a 500 with the exception text; the server keeps running.
+class HttpServer {
+ public:
+  static Result<std::unique_ptr<HttpServer>> Start(const HttpServerOptions& options,
+                                                   HttpHandler handler);
+  ~HttpServer();  // Stop()
+  int tcp_port() const;  // the bound port (useful with port 0)
+  // Closes the listeners, then waits for in-flight requests to finish; idle keep-alive
+  // connections are closed.
+  void Stop();
+
+ private:
+  struct Impl;
+  explicit HttpServer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// A small blocking client for the CLI and tests: "unix:/path" or "http://host:port" endpoints.
+Result<HttpResponse> HttpCall(const std::string& endpoint, const std::string& method,
+                              const std::string& target, const std::string& body = {},
+                              const std::map<std::string, std::string>& headers = {});
+
+}  // namespace forklet::api

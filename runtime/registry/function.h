@@ -1,0 +1,47 @@
+// A function's configuration as the Lambda API knows it, and its validation.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "sandbox/error.h"
+
+namespace forklet::registry {
+
+struct FunctionConfig {
+  std::string name;          // [A-Za-z0-9_-]{1,64}
+  std::string runtime;       // "python3" family: "python3", "python3.11", "python3.x" accepted
+  std::string handler;       // "module.function", module may be a dotted/slashed path
+  uint32_t memory_mb = 128;  // 128..10240
+  uint32_t timeout_s = 3;    // 1..900
+  std::map<std::string, std::string> environment;
+  std::string description;
+  std::string role;          // accepted and ignored
+  // Code, set by the registry:
+  std::string code_sha256;   // base64 of the SHA-256 of the zip, as Lambda reports it
+  uint64_t code_size = 0;    // bytes of the zip
+  uint64_t revision = 0;     // increases on every code or configuration change
+  std::string last_modified; // ISO-8601, e.g. 2026-11-23T12:00:00.000+0000
+};
+
+// The runner family of a runtime name ("python3.11" -> "python3"); empty when unknown.
+std::string RuntimeFamily(const std::string& runtime);
+
+// Field checks; the message names the field and the allowed range, as Lambda's
+// InvalidParameterValueException does.
+Status ValidateName(const std::string& name);
+Status ValidateConfig(const FunctionConfig& config);
+
+// Lambda's FunctionConfiguration JSON (FunctionName, FunctionArn, Runtime, Handler, MemorySize,
+// Timeout, CodeSha256, CodeSize, LastModified, Version "$LATEST", State "Active", Environment...).
+nlohmann::json ToLambdaJson(const FunctionConfig& config);
+std::string FunctionArn(const std::string& name);
+
+// Persistence form (all fields) and back.
+nlohmann::json ToStateJson(const FunctionConfig& config);
+Result<FunctionConfig> FromStateJson(const nlohmann::json& j);
+
+}  // namespace forklet::registry

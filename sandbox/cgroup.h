@@ -1,0 +1,80 @@
+// Instance cgroups behind one interface for cgroup v1 and v2, always below the daemon's own cgroup.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "sandbox/error.h"
+
+namespace forklet::sandbox {
+
+struct CgroupLimits {
+  uint64_t memory_bytes = 128ull << 20;  // memory + swap limit (swap included where the kernel can)
+  uint32_t pids_max = 256;
+  uint32_t cpu_weight = 1024;  // v1 cpu.shares scale (2..262144); mapped to cpu.weight on v2
+};
+
+struct CgroupStats {
+  uint64_t memory_peak_bytes = 0;  // since creation or the last ResetPeak()
+  uint64_t memory_current_bytes = 0;
+  uint64_t cpu_usage_ns = 0;       // cumulative CPU time of the cgroup
+  uint64_t oom_kills = 0;          // times the kernel OOM-killed a task of this cgroup
+};
+
+// One instance's cgroup: a directory per hierarchy (v1) or a single directory (v2).
+// Owned by exactly one instance; Destroy() (or the destructor) kills what is left and removes it.
+class Cgroup {
+ public:
+  virtual ~Cgroup() = default;
+  virtual const std::string& name() const = 0;
+  virtual Status SetLimits(const CgroupLimits& limits) = 0;
+  // Opens (O_WRONLY|O_CLOEXEC) each hierarchy's cgroup.procs. A forked child writes "0" to every
+  // fd to move itself in; the caller owns and closes the fds.
+  virtual Result<std::vector<int>> OpenProcsFds() = 0;
+  virtual Result<CgroupStats> ReadStats() = 0;
+  virtual Status ResetPeak() = 0;  // between warm invocations (v1: max_usage_in_bytes; v2: memory.peak if writable)
+  virtual Result<std::vector<int>> Pids() = 0;
+  // SIGKILL every task (v2: cgroup.kill when present), wait until empty, remove the directories.
+  virtual Status Destroy() = 0;
+};
+
+// The subtree forklet owns: <own cgroup>/forklet.<tag>/ in every hierarchy it uses.
+class CgroupTree {
+ public:
+  virtual ~CgroupTree() = default;
+  virtual const char* version() const = 0;  // "v1" or "v2"
+  virtual std::string root_description() const = 0;  // e.g. "memory:/process_api/x/forklet.ab12"
+  // Creates <root>/<name>. Fails with EEXIST if it exists.
+  virtual Result<std::unique_ptr<Cgroup>> Create(const std::string& name) = 0;
+  // Start-up cleanup: kill every process in, and remove, every cgroup below the root (what a
+  // crashed predecessor left). Returns how many cgroups it removed.
+  virtual Result<int> RemoveStale() = 0;
+  // Removes the root itself (daemon shutdown); fails if children remain.
+  virtual Status RemoveRoot() = 0;
+};
+
+// Discovers the hierarchies of this process (/proc/self/cgroup, mounts), picks v1 when the memory
+// controller is on a v1 hierarchy, else v2, and creates the root "forklet.<tag>" below this
+// process's own cgroup. Never writes to a cgroup it did not create.
+// On v2 it moves the calling process into "<own>/forklet.<tag>/supervisor" first is NOT done here
+// (left to the systemd integration); v2 requires the controllers enabled in the own cgroup.
+Result<std::unique_ptr<CgroupTree>> OpenCgroupTree(const std::string& tag);
+
+// Ready-made cgroups created ahead of time in the background (cgroup mkdir is ~40 us per
+// hierarchy), so the invocation path only sets limits. Thread-safe.
+class CgroupPool {
+ public:
+  CgroupPool(CgroupTree* tree, size_t target);
+  ~CgroupPool();  // stops the filler and destroys unused cgroups
+  // A fresh cgroup with these limits: from the pool when one is ready, else created inline.
+  Result<std::unique_ptr<Cgroup>> Acquire(const CgroupLimits& limits);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace forklet::sandbox

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs what forklet needs on Debian 12 (idempotent) and builds it into build/.
+# Usage: tools/setup.sh [--no-build]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PACKAGES=(
+  build-essential cmake ninja-build pkg-config git
+  libseccomp-dev libcap-dev libcgroup-dev libzip-dev libssl-dev libsqlite3-dev
+  libboost-dev libboost-system-dev nlohmann-json3-dev
+  libgtest-dev libgmock-dev libbenchmark-dev libsystemd-dev
+  python3 awscli python3-boto3 bubblewrap zip unzip iproute2 procps
+  python3-matplotlib python3-prometheus-client
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "forklet setup: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+else
+  echo "forklet setup: all Debian packages present"
+fi
+
+[[ "${1:-}" == "--no-build" ]] && exit 0
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build -j"$(nproc)"

@@ -9,7 +9,7 @@ PACKAGES=(
   libseccomp-dev libcap-dev libcgroup-dev libzip-dev libssl-dev libsqlite3-dev
   libboost-dev libboost-system-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev libsystemd-dev
-  python3 awscli python3-boto3 bubblewrap zip unzip iproute2 procps
+  python3 awscli python3-boto3 bubblewrap zip unzip iproute2 procps curl
   python3-matplotlib python3-prometheus-client
 )
 

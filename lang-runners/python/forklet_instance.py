@@ -1,0 +1,148 @@
+"""An instance's life inside its sandbox: init the function, then serve invocations one by one.
+
+Speaks the channel protocol of zygote/channel.h on fd 3: frames of a 12-byte header
+(type, meta_len, payload_len; little-endian u32), JSON metadata, raw payload.
+"""
+import importlib
+import json
+import os
+import struct
+import sys
+import time
+import traceback
+
+CHANNEL_FD = 3
+_HEADER = struct.Struct("<III")
+SETUP, INIT, READY, INIT_ERROR, INVOKE, RESULT = 1, 2, 3, 4, 5, 6
+
+
+def _read_exact(n: int) -> bytes:
+    chunks = []
+    while n:
+        b = os.read(CHANNEL_FD, n)
+        if not b:
+            raise EOFError
+        chunks.append(b)
+        n -= len(b)
+    return b"".join(chunks)
+
+
+def _read_frame():
+    ftype, meta_len, payload_len = _HEADER.unpack(_read_exact(_HEADER.size))
+    meta = json.loads(_read_exact(meta_len)) if meta_len else {}
+    payload = _read_exact(payload_len) if payload_len else b""
+    return ftype, meta, payload
+
+
+def _write_frame(ftype: int, meta: dict, payload: bytes = b"") -> None:
+    m = json.dumps(meta).encode()
+    data = memoryview(_HEADER.pack(ftype, len(m), len(payload)) + m + payload)
+    while data:
+        n = os.write(CHANNEL_FD, data)
+        data = data[n:]
+
+
+class LambdaContext:
+    """The context object of the AWS Lambda Python runtime."""
+
+    def __init__(self, request_id: str, deadline_ms: int, init: dict):
+        self.aws_request_id = request_id
+        self.function_name = init["function"]
+        self.function_version = "$LATEST"
+        self.invoked_function_arn = init["arn"]
+        self.memory_limit_in_mb = str(init["memory_mb"])
+        self.log_group_name = "/aws/lambda/" + init["function"]
+        self.log_stream_name = init.get("log_stream", "forklet")
+        self.identity = None
+        self.client_context = None
+        self._deadline_ms = deadline_ms
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, self._deadline_ms - int(time.time() * 1000))
+
+
+def _error(exc: BaseException, error_type: str = "") -> dict:
+    return {
+        "errorMessage": str(exc),
+        "errorType": error_type or type(exc).__name__,
+        "stackTrace": traceback.format_list(traceback.extract_tb(exc.__traceback__)[1:]),
+    }
+
+
+def _load_handler(handler: str):
+    module_name, _, func_name = handler.rpartition(".")
+    module_name = module_name.replace("/", ".")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as e:  # noqa: BLE001 - any import failure is the function's init error
+        err = _error(e, "Runtime.ImportModuleError")
+        err["errorMessage"] = f"Unable to import module '{module_name}': {e}"
+        raise InitError(err) from e
+    func = getattr(module, func_name, None)
+    if not callable(func):
+        raise InitError({"errorMessage": f"Handler '{func_name}' missing on module '{module_name}'",
+                         "errorType": "Runtime.HandlerNotFound", "stackTrace": []})
+    return func
+
+
+class InitError(Exception):
+    def __init__(self, body: dict):
+        super().__init__(body["errorMessage"])
+        self.body = body
+
+
+def _flush_logs() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # noqa: BLE001 - a handler may have replaced or closed them
+            pass
+
+
+def serve() -> int:
+    try:
+        ftype, init, _ = _read_frame()
+    except EOFError:
+        return 0
+    if ftype != INIT:
+        return 2
+    os.environ.clear()
+    os.environ.update(init.get("env", {}))
+    sys.path.insert(0, "/var/task")
+    t0 = time.perf_counter()
+    try:
+        handler = _load_handler(init["handler"])
+    except InitError as e:
+        print(f"[ERROR] {e.body['errorType']}: {e.body['errorMessage']}", file=sys.stderr)
+        _flush_logs()
+        e.body["init_us"] = int((time.perf_counter() - t0) * 1e6)
+        _write_frame(INIT_ERROR, e.body)
+        return 1
+    _flush_logs()
+    _write_frame(READY, {"init_us": int((time.perf_counter() - t0) * 1e6)})
+
+    while True:
+        try:
+            ftype, meta, payload = _read_frame()
+        except EOFError:
+            return 0
+        if ftype != INVOKE:
+            return 2
+        context = LambdaContext(meta["request_id"], meta["deadline_ms"], init)
+        t0 = time.perf_counter()
+        ok = True
+        try:
+            event = json.loads(payload) if payload else {}
+            body = json.dumps(handler(event, context)).encode()
+        except Exception as e:  # noqa: BLE001 - the handler's exception is the invocation's error
+            ok = False
+            err = _error(e)
+            if isinstance(e, (TypeError, ValueError)) and "not JSON serializable" in str(e):
+                err = _error(e, "Runtime.MarshalError")
+                err["errorMessage"] = f"Unable to marshal response: {e}"
+            print(f"[ERROR] {err['errorType']}: {err['errorMessage']}", file=sys.stderr)
+            traceback.print_exc()
+            body = json.dumps(err).encode()
+        handler_us = int((time.perf_counter() - t0) * 1e6)
+        _flush_logs()
+        _write_frame(RESULT, {"ok": ok, "handler_us": handler_us}, body)

@@ -1,0 +1,381 @@
+// Lambda REST API routes and forklet's extras.
+#include "runtime/api/lambda_api.h"
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "runtime/core/report.h"
+#include "runtime/registry/code_archive.h"
+
+namespace forklet::api {
+namespace {
+
+using nlohmann::json;
+
+constexpr const char* kFunctionsPrefix = "/2015-03-31/functions";
+
+HttpResponse Json(int status, const json& body) {
+  HttpResponse r;
+  r.status = status;
+  r.headers["Content-Type"] = "application/json";
+  r.body = body.dump();
+  return r;
+}
+
+// Registry errors carry the Lambda exception name in op.
+HttpResponse FromError(const Error& e) {
+  int status = 400;
+  if (e.op == "ResourceNotFoundException") status = 404;
+  else if (e.op == "ResourceConflictException") status = 409;
+  else if (e.op == "RequestTooLargeException" || e.op == "RequestEntityTooLargeException") status = 413;
+  else if (e.op == "CodeStorageExceededException" || e.op == "InvalidParameterValueException" ||
+           e.op == "InvalidRequestContentException")
+    status = 400;
+  else
+    return ApiError(500, "ServiceException", e.ToString());
+  return ApiError(status, e.op, e.message.empty() ? e.ToString() : e.message);
+}
+
+std::string NewRequestId() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  uint64_t a = rng(), b = rng();
+  char buf[40];
+  snprintf(buf, sizeof(buf), "%08x-%04x-4%03x-%04x-%012llx", static_cast<unsigned>(a >> 32),
+           static_cast<unsigned>((a >> 16) & 0xffff), static_cast<unsigned>(a & 0xfff),
+           static_cast<unsigned>(0x8000 | ((b >> 48) & 0x3fff)),
+           static_cast<unsigned long long>(b & 0xffffffffffffULL));
+  return buf;
+}
+
+// "NAME", "arn:aws:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER]" or "ACCOUNT:function:NAME".
+std::string FunctionNameFromPath(const std::string& id) {
+  auto pos = id.find(":function:");
+  if (pos == std::string::npos) return id;
+  std::string rest = id.substr(pos + 10);
+  auto colon = rest.find(':');
+  return colon == std::string::npos ? rest : rest.substr(0, colon);
+}
+
+std::string Iso8601Now() {
+  auto now = std::chrono::system_clock::now();
+  std::time_t t = std::chrono::system_clock::to_time_t(now);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[64];
+  strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
+  return buf;
+}
+
+Result<json> ParseBody(const HttpRequest& r) {
+  auto j = json::parse(r.body.empty() ? std::string("{}") : r.body, nullptr, false);
+  if (j.is_discarded() || !j.is_object())
+    return Error{"InvalidRequestContentException", 0, "Could not parse request body into json"};
+  return j;
+}
+
+Result<std::string> ZipFromCode(const json& code) {
+  if (!code.is_object() || !code.contains("ZipFile") || !code["ZipFile"].is_string()) {
+    if (code.is_object() && (code.contains("S3Bucket") || code.contains("ImageUri")))
+      return Error{"InvalidParameterValueException", 0,
+                   "forklet accepts code only as Code.ZipFile (S3 and images are not supported)"};
+    return Error{"InvalidParameterValueException", 0, "Code.ZipFile is required"};
+  }
+  auto zip = registry::Base64Decode(code["ZipFile"].get<std::string>());
+  if (!zip) return Error{"InvalidParameterValueException", 0, "Code.ZipFile is not valid base64"};
+  return zip;
+}
+
+// The invocation's log as Lambda writes it, and the last 4 KB of it for X-Amz-Log-Result.
+std::string ComposeLog(const std::string& request_id, const core::InvokeResult& r,
+                       const registry::FunctionConfig& cfg) {
+  std::string log = "START RequestId: " + request_id + " Version: $LATEST\n";
+  log += r.log;
+  if (!r.log.empty() && r.log.back() != '\n') log += '\n';
+  if (r.outcome == core::Outcome::kTimeout)
+    log += Iso8601Now() + " " + request_id + " " + core::TimeoutMessage(cfg.timeout_s) + "\n";
+  log += "END RequestId: " + request_id + "\n";
+  log += r.report_line + "\n";
+  return log;
+}
+
+}  // namespace
+
+HttpResponse ApiError(int status, const std::string& type, const std::string& message) {
+  HttpResponse r = Json(status, json{{"Type", status >= 500 ? "Service" : "User"},
+                                     {"message", message}});
+  r.headers["X-Amzn-ErrorType"] = type;
+  return r;
+}
+
+LambdaApi::LambdaApi(registry::Registry* registry, core::Scheduler* scheduler,
+                     core::Launcher* launcher, ApiLimits limits)
+    : registry_(registry), scheduler_(scheduler), launcher_(launcher), limits_(limits) {}
+
+LambdaApi::~LambdaApi() {
+  while (async_in_flight_.load() > 0) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+}
+
+HttpResponse LambdaApi::Handle(const HttpRequest& r) {
+  const std::string& p = r.path;
+  if (p.rfind("/forklet/", 0) == 0) return Extras(r);
+  // Concurrency lives under other API versions: /2017-10-31/ (put/delete), /2019-09-30/ (get).
+  for (const char* version : {"/2017-10-31/functions/", "/2019-09-30/functions/"}) {
+    if (p.rfind(version, 0) == 0) {
+      std::string rest = p.substr(strlen(version));
+      auto slash = rest.find('/');
+      if (slash != std::string::npos && rest.substr(slash) == "/concurrency")
+        return Concurrency(FunctionNameFromPath(rest.substr(0, slash)), r);
+    }
+  }
+  if (p.rfind(kFunctionsPrefix, 0) != 0) return ApiError(404, "UnknownOperationException", "Unknown operation " + r.method + " " + p);
+  std::string rest = p.substr(strlen(kFunctionsPrefix));
+  if (rest.empty() || rest == "/") {
+    if (r.method == "POST") return CreateFunction(r);
+    if (r.method == "GET") return ListFunctions(r);
+    return ApiError(405, "UnknownOperationException", "method not allowed");
+  }
+  rest = rest.substr(1);
+  auto slash = rest.find('/');
+  std::string name = FunctionNameFromPath(rest.substr(0, slash));
+  std::string sub = slash == std::string::npos ? "" : rest.substr(slash);
+  if (sub.empty() || sub == "/") {
+    if (r.method == "GET") return GetFunction(name, false);
+    if (r.method == "DELETE") return DeleteFunction(name);
+  } else if (sub == "/configuration") {
+    if (r.method == "GET") return GetFunction(name, true);
+    if (r.method == "PUT") return UpdateConfiguration(name, r);
+  } else if (sub == "/code" && r.method == "PUT") {
+    return UpdateCode(name, r);
+  } else if (sub == "/invocations" && r.method == "POST") {
+    return Invoke(name, r);
+  }
+  return ApiError(404, "UnknownOperationException", "Unknown operation " + r.method + " " + p);
+}
+
+HttpResponse LambdaApi::CreateFunction(const HttpRequest& r) {
+  auto body = ParseBody(r);
+  if (!body) return FromError(body.error());
+  const json& b = *body;
+  registry::FunctionConfig cfg;
+  try {
+    cfg.name = FunctionNameFromPath(b.value("FunctionName", ""));
+    cfg.runtime = b.value("Runtime", "");
+    cfg.handler = b.value("Handler", "");
+    cfg.role = b.value("Role", "");
+    cfg.description = b.value("Description", "");
+    cfg.memory_mb = b.value("MemorySize", 128u);
+    cfg.timeout_s = b.value("Timeout", 3u);
+    if (b.contains("Environment") && b["Environment"].contains("Variables"))
+      cfg.environment = b["Environment"]["Variables"].get<std::map<std::string, std::string>>();
+  } catch (const json::exception& e) {
+    return ApiError(400, "InvalidParameterValueException", std::string("malformed field: ") + e.what());
+  }
+  if (b.value("PackageType", "Zip") != "Zip")
+    return ApiError(400, "InvalidParameterValueException", "only PackageType Zip is supported");
+  auto zip = ZipFromCode(b.value("Code", json::object()));
+  if (!zip) return FromError(zip.error());
+  auto created = registry_->Create(std::move(cfg), *zip);
+  if (!created) return FromError(created.error());
+  return Json(201, registry::ToLambdaJson(created->config));
+}
+
+HttpResponse LambdaApi::ListFunctions(const HttpRequest& r) {
+  json functions = json::array();
+  for (const auto& d : registry_->List()) functions.push_back(registry::ToLambdaJson(d.config));
+  return Json(200, json{{"Functions", functions}});
+}
+
+HttpResponse LambdaApi::GetFunction(const std::string& name, bool config_only) {
+  auto d = registry_->Get(name);
+  if (!d)
+    return ApiError(404, "ResourceNotFoundException",
+                    "Function not found: " + registry::FunctionArn(name));
+  json conf = registry::ToLambdaJson(d->config);
+  if (config_only) return Json(200, conf);
+  json out{{"Configuration", conf},
+           {"Code", {{"RepositoryType", "S3"},
+                     {"Location", "/forklet/v1/functions/" + name + "/code.zip"}}}};
+  if (auto reserved = scheduler_->ReservedConcurrency(name))
+    out["Concurrency"] = {{"ReservedConcurrentExecutions", *reserved}};
+  return Json(200, out);
+}
+
+HttpResponse LambdaApi::DeleteFunction(const std::string& name) {
+  if (auto s = registry_->Delete(name); !s) return FromError(s.error());
+  scheduler_->ForgetFunction(name);
+  HttpResponse r;
+  r.status = 204;
+  return r;
+}
+
+HttpResponse LambdaApi::UpdateCode(const std::string& name, const HttpRequest& r) {
+  auto body = ParseBody(r);
+  if (!body) return FromError(body.error());
+  auto zip = ZipFromCode(*body);
+  if (!zip) return FromError(zip.error());
+  auto updated = registry_->UpdateCode(name, *zip);
+  if (!updated) return FromError(updated.error());
+  scheduler_->DropIdle(name);
+  return Json(200, registry::ToLambdaJson(updated->config));
+}
+
+HttpResponse LambdaApi::UpdateConfiguration(const std::string& name, const HttpRequest& r) {
+  auto body = ParseBody(r);
+  if (!body) return FromError(body.error());
+  auto updated = registry_->UpdateConfiguration(name, *body);
+  if (!updated) return FromError(updated.error());
+  scheduler_->DropIdle(name);
+  return Json(200, registry::ToLambdaJson(updated->config));
+}
+
+HttpResponse LambdaApi::Concurrency(const std::string& name, const HttpRequest& r) {
+  if (!registry_->Get(name))
+    return ApiError(404, "ResourceNotFoundException",
+                    "Function not found: " + registry::FunctionArn(name));
+  if (r.method == "DELETE") {
+    scheduler_->SetReservedConcurrency(name, std::nullopt);
+    HttpResponse out;
+    out.status = 204;
+    return out;
+  }
+  if (r.method == "GET") {
+    auto reserved = scheduler_->ReservedConcurrency(name);
+    return Json(200, reserved ? json{{"ReservedConcurrentExecutions", *reserved}} : json::object());
+  }
+  auto body = ParseBody(r);
+  if (!body) return FromError(body.error());
+  auto v = body->value("ReservedConcurrentExecutions", json());
+  if (!v.is_number_unsigned() || v.get<uint64_t>() > 1000)
+    return ApiError(400, "InvalidParameterValueException",
+                    "ReservedConcurrentExecutions must be an integer from 0 to 1000");
+  scheduler_->SetReservedConcurrency(name, v.get<uint32_t>());
+  return Json(200, json{{"ReservedConcurrentExecutions", v.get<uint32_t>()}});
+}
+
+HttpResponse LambdaApi::Invoke(const std::string& name, const HttpRequest& r) {
+  std::string type = r.Header("x-amz-invocation-type");
+  if (type.empty()) type = "RequestResponse";
+  if (type != "RequestResponse" && type != "Event" && type != "DryRun")
+    return ApiError(400, "InvalidParameterValueException",
+                    "X-Amz-Invocation-Type must be RequestResponse, Event or DryRun");
+  auto q = r.query.find("Qualifier");
+  auto fn = registry_->Get(name);
+  if (!fn || (q != r.query.end() && q->second != "$LATEST"))
+    return ApiError(404, "ResourceNotFoundException",
+                    "Function not found: " + registry::FunctionArn(name) +
+                        (q != r.query.end() ? ":" + q->second : ""));
+  size_t limit = type == "Event" ? limits_.max_async_payload : limits_.max_sync_payload;
+  if (r.body.size() > limit)
+    return ApiError(413, "RequestTooLargeException",
+                    "Request must be smaller than " + std::to_string(limit) +
+                        " bytes for the InvokeFunction operation");
+  if (!r.body.empty() && !json::accept(r.body))
+    return ApiError(400, "InvalidRequestContentException",
+                    "Could not parse request body into json: the payload is not valid JSON");
+  if (type == "DryRun") {
+    HttpResponse out;
+    out.status = 204;
+    return out;
+  }
+  std::string request_id = NewRequestId();
+  if (type == "Event") {
+    if (async_in_flight_.fetch_add(1) >= limits_.max_async_in_flight) {
+      async_in_flight_--;
+      return ApiError(429, "TooManyRequestsException", "Rate Exceeded. (asynchronous queue is full)");
+    }
+    std::thread([this, d = *fn, request_id, payload = r.body] {
+      auto result = scheduler_->Invoke(d, request_id, payload);
+      if (result.outcome != core::Outcome::kSuccess)
+        fprintf(stderr, "forkletd: event %s of %s: %s\n", request_id.c_str(), d.config.name.c_str(),
+                core::OutcomeName(result.outcome));
+      async_in_flight_--;
+    }).detach();
+    HttpResponse out;
+    out.status = 202;
+    out.headers["X-Amzn-RequestId"] = request_id;
+    return out;
+  }
+
+  core::InvokeResult result = scheduler_->Invoke(*fn, request_id, r.body);
+  if (result.outcome == core::Outcome::kThrottled) {
+    HttpResponse out = ApiError(429, "TooManyRequestsException", result.error_message);
+    out.body = json{{"Type", "User"}, {"message", result.error_message},
+                    {"Reason", "ReservedFunctionConcurrentInvocationLimitExceeded"}}.dump();
+    return out;
+  }
+  if (result.outcome == core::Outcome::kSetupFailed)
+    return ApiError(500, "ServiceException", "could not start an instance: " + result.error_message);
+  result.report_line = core::ReportLine(request_id, result, fn->config.memory_mb);
+
+  HttpResponse out;
+  out.status = 200;
+  out.body = std::move(result.body);
+  out.headers["Content-Type"] = "application/json";
+  out.headers["X-Amzn-RequestId"] = request_id;
+  out.headers["X-Amz-Executed-Version"] = "$LATEST";
+  if (result.outcome != core::Outcome::kSuccess) out.headers["X-Amz-Function-Error"] = "Unhandled";
+  out.headers["X-Forklet-Start-Kind"] = core::StartKindName(result.start);
+  out.headers["X-Forklet-Outcome"] = core::OutcomeName(result.outcome);
+  out.headers["X-Forklet-Stages"] = core::FormatStages(result.stages);
+  char buf[64];
+  snprintf(buf, sizeof(buf), "%.3f", result.total_ms);
+  out.headers["X-Forklet-Total-Ms"] = buf;
+  out.headers["X-Forklet-Billed-Ms"] = std::to_string(result.billed_ms);
+  if (r.Header("x-amz-log-type") == "Tail") {
+    std::string log = ComposeLog(request_id, result, fn->config);
+    if (log.size() > 4096) log = log.substr(log.size() - 4096);
+    out.headers["X-Amz-Log-Result"] = registry::Base64Encode(log);
+  }
+  return out;
+}
+
+HttpResponse LambdaApi::Extras(const HttpRequest& r) {
+  const std::string& p = r.path;
+  if (p == "/forklet/v1/health" && r.method == "GET") {
+    auto c = scheduler_->Counts();
+    json zygotes = json::array();
+    for (const auto& z : launcher_->Zygotes())
+      zygotes.push_back({{"runtime", z.runtime}, {"pid", z.pid}, {"boot_ms", z.boot_ms}, {"forks", z.forks}});
+    return Json(200, json{{"status", "ready"},
+                          {"cgroups", launcher_->cgroups().version()},
+                          {"instances", {{"idle", c.idle}, {"busy", c.busy}, {"memory_mb", c.memory_mb}}},
+                          {"zygotes", zygotes}});
+  }
+  const std::string zyg = "/forklet/v1/admin/zygotes/";
+  if (p.rfind(zyg, 0) == 0 && r.method == "POST" && p.size() > zyg.size() + 5 &&
+      p.substr(p.size() - 5) == "/drop") {
+    std::string runtime = p.substr(zyg.size(), p.size() - zyg.size() - 5);
+    std::string family = registry::RuntimeFamily(runtime);
+    if (family.empty()) return ApiError(404, "ResourceNotFoundException", "unknown runtime " + runtime);
+    bool dropped = launcher_->DropZygote(family);
+    return Json(200, json{{"runtime", family}, {"dropped", dropped}});
+  }
+  if (p == "/forklet/v1/admin/instances/drop" && r.method == "POST") {
+    auto it = r.query.find("function");
+    std::string fn = it == r.query.end() ? "" : it->second;
+    return Json(200, json{{"dropped", scheduler_->DropIdle(fn)}});
+  }
+  const std::string fns = "/forklet/v1/functions/";
+  if (p.rfind(fns, 0) == 0 && r.method == "GET" && p.size() > fns.size() + 9 &&
+      p.substr(p.size() - 9) == "/code.zip") {
+    auto d = registry_->Get(p.substr(fns.size(), p.size() - fns.size() - 9));
+    if (!d) return ApiError(404, "ResourceNotFoundException", "no such function");
+    std::ifstream f(d->zip_path, std::ios::binary);
+    std::stringstream ss;
+    ss << f.rdbuf();
+    HttpResponse out;
+    out.headers["Content-Type"] = "application/zip";
+    out.body = ss.str();
+    return out;
+  }
+  return ApiError(404, "UnknownOperationException", "Unknown operation " + r.method + " " + p);
+}
+
+}  // namespace forklet::api

@@ -1,0 +1,49 @@
+// The daemon's HTTP API: the AWS Lambda REST API where it overlaps, forklet's extras under
+// /forklet/v1. Routes requests to the registry and the scheduler; holds no state of its own.
+#pragma once
+
+#include <atomic>
+#include <memory>
+
+#include "runtime/api/http_server.h"
+#include "runtime/core/launcher.h"
+#include "runtime/core/scheduler.h"
+#include "runtime/registry/registry.h"
+
+namespace forklet::api {
+
+struct ApiLimits {
+  size_t max_sync_payload = 6 * 1024 * 1024;  // Lambda: 6 MB for RequestResponse
+  size_t max_async_payload = 256 * 1024;      // Lambda: 256 KB for Event
+  uint32_t max_async_in_flight = 64;
+};
+
+class LambdaApi {
+ public:
+  LambdaApi(registry::Registry* registry, core::Scheduler* scheduler, core::Launcher* launcher,
+            ApiLimits limits = {});
+  ~LambdaApi();  // waits for Event invocations still running
+  HttpResponse Handle(const HttpRequest& request);
+
+ private:
+  HttpResponse CreateFunction(const HttpRequest& r);
+  HttpResponse ListFunctions(const HttpRequest& r);
+  HttpResponse GetFunction(const std::string& name, bool config_only);
+  HttpResponse DeleteFunction(const std::string& name);
+  HttpResponse UpdateCode(const std::string& name, const HttpRequest& r);
+  HttpResponse UpdateConfiguration(const std::string& name, const HttpRequest& r);
+  HttpResponse Invoke(const std::string& name, const HttpRequest& r);
+  HttpResponse Concurrency(const std::string& name, const HttpRequest& r);
+  HttpResponse Extras(const HttpRequest& r);
+
+  registry::Registry* registry_;
+  core::Scheduler* scheduler_;
+  core::Launcher* launcher_;
+  ApiLimits limits_;
+  std::atomic<uint32_t> async_in_flight_{0};
+};
+
+// {"Type":"User","message":...} with X-Amzn-ErrorType, as Lambda's API errors look.
+HttpResponse ApiError(int status, const std::string& type, const std::string& message);
+
+}  // namespace forklet::api

@@ -1,0 +1,267 @@
+// An instance's channel traffic (frames in, frames out, logs drained) and its teardown.
+// Everything read from the instance is bounded and validated: a misbehaving one is killed.
+#include "runtime/core/instance.h"
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "sandbox/child_setup.h"
+#include "zygote/channel.h"
+
+namespace forklet::core {
+namespace {
+
+constexpr size_t kMaxOutputBytes = 64 * 1024;  // kept per invocation (the tail)
+
+int MillisUntil(Clock::time_point deadline) {
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+  return ms < 0 ? 0 : static_cast<int>(std::min<int64_t>(ms + 1, 1 << 30));
+}
+
+void AppendBounded(ChannelResult* into, const char* data, size_t n) {
+  into->output.append(data, n);
+  if (into->output.size() > 2 * kMaxOutputBytes) {
+    into->output.erase(0, into->output.size() - kMaxOutputBytes);
+    into->output_truncated = true;
+  }
+}
+
+}  // namespace
+
+Instance::Instance(std::string function, std::string generation, uint32_t memory_mb, pid_t pid,
+                   int channel_fd, int log_fd, std::unique_ptr<sandbox::Cgroup> cgroup)
+    : last_used(Clock::now()),
+      function_(std::move(function)),
+      generation_(std::move(generation)),
+      memory_mb_(memory_mb),
+      pid_(pid),
+      channel_fd_(channel_fd),
+      log_fd_(log_fd),
+      cgroup_(std::move(cgroup)) {}
+
+Instance::~Instance() { Destroy(); }
+
+void Instance::Destroy() {
+  if (destroyed_) return;
+  destroyed_ = true;
+  dead_ = true;
+  // The instance is its pid namespace's init: killing it kills everything it started.
+  kill(pid_, SIGKILL);
+  while (waitpid(pid_, nullptr, 0) < 0 && errno == EINTR) {
+  }
+  close(channel_fd_);
+  close(log_fd_);
+  if (cgroup_) {
+    if (auto s = cgroup_->Destroy(); !s)
+      fprintf(stderr, "forkletd: instance %d: %s\n", pid_, s.error().ToString().c_str());
+  }
+}
+
+void Instance::DrainLog(ChannelResult* into) {
+  char buf[16384];
+  for (;;) {
+    ssize_t n = read(log_fd_, buf, sizeof(buf));
+    if (n <= 0) return;  // EAGAIN (non-blocking) or the instance is gone
+    if (into) AppendBounded(into, buf, static_cast<size_t>(n));
+  }
+}
+
+bool Instance::WriteFrame(uint32_t type, const std::string& meta, const std::string& payload,
+                          Clock::time_point deadline) {
+  zygote::FrameHeader h{type, static_cast<uint32_t>(meta.size()),
+                        static_cast<uint32_t>(payload.size())};
+  iovec parts[3] = {{&h, sizeof(h)},
+                    {const_cast<char*>(meta.data()), meta.size()},
+                    {const_cast<char*>(payload.data()), payload.size()}};
+  int idx = 0;
+  while (idx < 3) {
+    if (parts[idx].iov_len == 0) { ++idx; continue; }
+    ssize_t n = writev(channel_fd_, parts + idx, 3 - idx);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN) return false;
+      // A big payload: the instance reads while we write; drain its logs meanwhile.
+      pollfd p[2] = {{channel_fd_, POLLOUT, 0}, {log_fd_, POLLIN, 0}};
+      int rc = poll(p, 2, MillisUntil(deadline));
+      if (rc == 0) return false;
+      if (p[1].revents & POLLIN) DrainLog(nullptr);
+      continue;
+    }
+    size_t left = static_cast<size_t>(n);
+    while (idx < 3 && left >= parts[idx].iov_len) left -= parts[idx++].iov_len;
+    if (idx < 3) {
+      parts[idx].iov_base = static_cast<char*>(parts[idx].iov_base) + left;
+      parts[idx].iov_len -= left;
+    }
+  }
+  return true;
+}
+
+Instance::Read Instance::ReadFrame(Clock::time_point deadline, uint32_t* type, std::string* meta,
+                                   std::string* payload, ChannelResult* logs) {
+  zygote::FrameHeader h{};
+  size_t have = 0;
+  std::string* target = nullptr;
+  size_t want = sizeof(h);
+  int phase = 0;  // 0 header, 1 meta, 2 payload
+  for (;;) {
+    if (phase > 0 && have == want) {
+      if (phase == 1 && h.payload_len > 0) {
+        phase = 2;
+        target = payload;
+        target->resize(h.payload_len);
+        want = h.payload_len;
+        have = 0;
+        continue;
+      }
+      *type = h.type;
+      return Read::kFrame;
+    }
+    pollfd p[2] = {{channel_fd_, POLLIN, 0}, {log_fd_, POLLIN, 0}};
+    int rc = poll(p, 2, MillisUntil(deadline));
+    if (rc < 0 && errno == EINTR) continue;
+    if (rc == 0) return Read::kTimeout;
+    if (p[1].revents & (POLLIN | POLLHUP)) DrainLog(logs);
+    if (!(p[0].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+    char* dst = phase == 0 ? reinterpret_cast<char*>(&h) + have : target->data() + have;
+    ssize_t n = read(channel_fd_, dst, want - have);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+    if (n <= 0) return Read::kEof;
+    have += static_cast<size_t>(n);
+    if (phase == 0 && have == sizeof(h)) {
+      if (h.meta_len > zygote::kMaxMetaBytes || h.payload_len > zygote::kMaxPayloadBytes ||
+          h.type < static_cast<uint32_t>(zygote::FrameType::kSetup) ||
+          h.type > static_cast<uint32_t>(zygote::FrameType::kResult))
+        return Read::kBad;
+      meta->clear();
+      payload->clear();
+      phase = 1;
+      target = meta;
+      target->resize(h.meta_len);
+      want = h.meta_len;
+      have = 0;
+      if (want == 0 && h.payload_len == 0) {
+        *type = h.type;
+        return Read::kFrame;
+      }
+      if (want == 0) {  // no meta: straight to the payload
+        have = 0;
+        phase = 1;
+      }
+    }
+  }
+}
+
+Outcome Instance::DeathOutcome() {
+  if (cgroup_) {
+    if (auto stats = cgroup_->ReadStats(); stats.ok() && stats->oom_kills > 0)
+      return Outcome::kOutOfMemory;
+  }
+  return Outcome::kCrashed;
+}
+
+Status Instance::Start(const nlohmann::json& init, Clock::time_point deadline, Stages* stages,
+                       double* init_ms, ChannelResult* init_error) {
+  if (!WriteFrame(static_cast<uint32_t>(zygote::FrameType::kInit), init.dump(), {}, deadline)) {
+    Destroy();
+    return MakeError("instance start", "the instance closed its channel before init");
+  }
+  uint32_t type = 0;
+  std::string meta, payload;
+  ChannelResult logs;
+  Read r = ReadFrame(deadline, &type, &meta, &payload, &logs);
+  if (r != Read::kFrame || type != static_cast<uint32_t>(zygote::FrameType::kSetup) ||
+      payload.size() != sizeof(sandbox::SetupReport)) {
+    Destroy();
+    return MakeError("sandbox setup", r == Read::kTimeout ? "timed out" : "no setup report");
+  }
+  sandbox::SetupReport report;
+  memcpy(&report, payload.data(), sizeof(report));
+  for (uint32_t i = 0; i < report.n_timings && i < static_cast<uint32_t>(sandbox::SetupStep::kCount); ++i)
+    stages->emplace_back(sandbox::SetupStepName(static_cast<sandbox::SetupStep>(report.timings[i].step)),
+                         report.timings[i].micros / 1000.0);
+  if (!report.ok) {
+    Destroy();
+    return Error{std::string("sandbox setup step ") +
+                     sandbox::SetupStepName(static_cast<sandbox::SetupStep>(report.failed_step)),
+                 report.err, {}};
+  }
+  r = ReadFrame(deadline, &type, &meta, &payload, init_error);
+  if (r != Read::kFrame) {
+    Outcome why = r == Read::kTimeout ? Outcome::kTimeout : DeathOutcome();
+    Destroy();
+    init_error->outcome = why;
+    init_error->body = nlohmann::json{{"errorMessage", r == Read::kTimeout
+                                                           ? "Function init timed out"
+                                                           : "Runtime exited during init"},
+                                      {"errorType", why == Outcome::kOutOfMemory
+                                                        ? "Runtime.OutOfMemory"
+                                                        : "Runtime.ExitError"}}.dump();
+    return {};
+  }
+  auto m = nlohmann::json::parse(meta, nullptr, false);
+  double init_duration = m.is_object() ? m.value("init_us", 0.0) / 1000.0 : 0.0;
+  *init_ms = init_duration;
+  stages->emplace_back("init", init_duration);
+  if (type == static_cast<uint32_t>(zygote::FrameType::kInitError) && m.is_object()) {
+    m.erase("init_us");
+    init_error->outcome = Outcome::kUnhandled;
+    init_error->body = m.dump();
+    Destroy();
+    return {};
+  }
+  if (type != static_cast<uint32_t>(zygote::FrameType::kReady)) {
+    Destroy();
+    return MakeError("instance start", "protocol violation during init");
+  }
+  if (cgroup_) (void)cgroup_->ResetPeak();
+  return {};
+}
+
+ChannelResult Instance::Invoke(const std::string& request_id, int64_t deadline_epoch_ms,
+                               const std::string& payload, Clock::time_point deadline) {
+  ChannelResult result;
+  DrainLog(nullptr);  // output left over from before this invocation is not its log
+  nlohmann::json meta{{"request_id", request_id}, {"deadline_ms", deadline_epoch_ms}};
+  uint32_t type = 0;
+  std::string rmeta;
+  Read r = Read::kEof;
+  if (WriteFrame(static_cast<uint32_t>(zygote::FrameType::kInvoke), meta.dump(), payload,
+                 deadline))
+    r = ReadFrame(deadline, &type, &rmeta, &result.body, &result);
+  else if (Clock::now() >= deadline)
+    r = Read::kTimeout;
+  if (r == Read::kFrame && type == static_cast<uint32_t>(zygote::FrameType::kResult)) {
+    DrainLog(&result);
+    auto m = nlohmann::json::parse(rmeta, nullptr, false);
+    if (m.is_object()) {
+      result.outcome = m.value("ok", false) ? Outcome::kSuccess : Outcome::kUnhandled;
+      result.handler_ms = m.value("handler_us", 0.0) / 1000.0;
+      last_used = Clock::now();
+      return result;
+    }
+    r = Read::kBad;
+  }
+  DrainLog(&result);
+  result.outcome = r == Read::kTimeout ? Outcome::kTimeout
+                   : r == Read::kEof   ? DeathOutcome()
+                                       : Outcome::kCrashed;
+  result.body.clear();
+  Destroy();
+  return result;
+}
+
+uint64_t Instance::TakePeakMemoryMb() {
+  if (!cgroup_) return 0;
+  auto stats = cgroup_->ReadStats();
+  if (!stats.ok()) return 0;
+  (void)cgroup_->ResetPeak();
+  return (stats->memory_peak_bytes + (1 << 20) - 1) >> 20;
+}
+
+}  // namespace forklet::core

@@ -1,0 +1,82 @@
+// One live instance: a sandboxed process serving one function, one invocation at a time.
+// Its life has one owner (the scheduler's pool); destroying it kills and removes everything.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "runtime/core/invocation.h"
+#include "sandbox/cgroup.h"
+#include "sandbox/error.h"
+
+namespace forklet::core {
+
+using Clock = std::chrono::steady_clock;
+
+// What the daemon got back from an instance's channel for one invocation.
+struct ChannelResult {
+  Outcome outcome = Outcome::kSuccess;
+  std::string body;
+  double handler_ms = 0;  // as the runner timed it
+  std::string output;     // the function's stdout/stderr during the invocation (bounded tail)
+  bool output_truncated = false;
+};
+
+class Instance {
+ public:
+  Instance(std::string function, std::string generation, uint32_t memory_mb, pid_t pid, int channel_fd,
+           int log_fd, std::unique_ptr<sandbox::Cgroup> cgroup);
+  ~Instance();  // Destroy()
+  Instance(const Instance&) = delete;
+  Instance& operator=(const Instance&) = delete;
+
+  // Sends the function's init message, then waits for the sandbox setup report and the runner's
+  // ready. Fills stages with the setup steps and init. On an init error, result holds it.
+  Status Start(const nlohmann::json& init, Clock::time_point deadline, Stages* stages,
+               double* init_ms, ChannelResult* init_error);
+
+  // Runs one invocation; on timeout, OOM or a crash the instance is dead afterwards.
+  ChannelResult Invoke(const std::string& request_id, int64_t deadline_epoch_ms,
+                       const std::string& payload, Clock::time_point deadline);
+
+  // Peak memory since the last reset, in MB (and resets it for the next invocation).
+  uint64_t TakePeakMemoryMb();
+
+  void Destroy();  // SIGKILL, reap, remove the cgroup. Idempotent.
+
+  bool dead() const { return dead_; }
+  const std::string& function() const { return function_; }
+  // Which deployment it runs: changes with every code or configuration change, and across a
+  // delete and re-create of the same name.
+  const std::string& generation() const { return generation_; }
+  uint32_t memory_mb() const { return memory_mb_; }
+  pid_t pid() const { return pid_; }
+  Clock::time_point last_used;
+
+ private:
+  enum class Read { kFrame, kTimeout, kEof, kBad };
+  Read ReadFrame(Clock::time_point deadline, uint32_t* type, std::string* meta, std::string* payload,
+                 ChannelResult* logs);
+  bool WriteFrame(uint32_t type, const std::string& meta, const std::string& payload,
+                  Clock::time_point deadline);
+  void DrainLog(ChannelResult* into);
+  Outcome DeathOutcome();  // why the instance ended: OOM or a crash
+
+  std::string function_;
+  std::string generation_;
+  uint32_t memory_mb_;
+  pid_t pid_;
+  int channel_fd_;
+  int log_fd_;
+  std::unique_ptr<sandbox::Cgroup> cgroup_;
+  bool dead_ = false;
+  bool destroyed_ = false;
+};
+
+}  // namespace forklet::core

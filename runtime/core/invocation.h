@@ -1,0 +1,61 @@
+// What an invocation asks for and what comes back: plain values shared by core and api.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace forklet::core {
+
+enum class StartKind { kCold, kZygote, kWarm };
+inline const char* StartKindName(StartKind k) {
+  switch (k) {
+    case StartKind::kCold: return "cold";
+    case StartKind::kZygote: return "zygote";
+    case StartKind::kWarm: return "warm";
+  }
+  return "?";
+}
+
+enum class Outcome {
+  kSuccess,
+  kUnhandled,    // the function raised (or its init failed): X-Amz-Function-Error: Unhandled
+  kTimeout,
+  kOutOfMemory,
+  kCrashed,      // the instance exited or broke the protocol
+  kThrottled,    // no instance could be had: 429
+  kSetupFailed,  // the sandbox could not be built: a service error, not the function's
+};
+inline const char* OutcomeName(Outcome o) {
+  switch (o) {
+    case Outcome::kSuccess: return "success";
+    case Outcome::kUnhandled: return "unhandled";
+    case Outcome::kTimeout: return "timeout";
+    case Outcome::kOutOfMemory: return "oom";
+    case Outcome::kCrashed: return "crashed";
+    case Outcome::kThrottled: return "throttled";
+    case Outcome::kSetupFailed: return "setup_failed";
+  }
+  return "?";
+}
+
+// Named durations in milliseconds, in the order they happened.
+using Stages = std::vector<std::pair<std::string, double>>;
+
+struct InvokeResult {
+  Outcome outcome = Outcome::kSuccess;
+  StartKind start = StartKind::kWarm;
+  std::string body;          // the response payload, or the error JSON
+  std::string log;           // START .. REPORT lines and the function's output (bounded)
+  std::string report_line;   // the REPORT line alone
+  Stages stages;             // start stages (empty for warm) then handler
+  double duration_ms = 0;    // the handler's run as the daemon saw it (Lambda's Duration)
+  double init_ms = 0;        // function init on a new instance
+  double total_ms = 0;       // request in to response out inside the daemon
+  uint64_t billed_ms = 0;
+  uint64_t max_memory_mb = 0;
+  std::string error_message; // for throttled / setup failures
+};
+
+}  // namespace forklet::core

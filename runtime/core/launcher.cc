@@ -1,0 +1,236 @@
+// New instances: zygote choice (cold or zygote start), sandbox spec, cgroup, fork, ready.
+#include "runtime/core/launcher.h"
+
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+namespace forklet::core {
+namespace fs = std::filesystem;
+namespace {
+
+constexpr uint32_t kFirstSandboxUid = 100000;  // far above host accounts
+constexpr uint32_t kSandboxUids = 50000;
+constexpr uint32_t kSandboxGid = 100000;
+
+double MsSince(Clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+}
+
+void CopyString(char* dst, size_t cap, const std::string& src) {
+  size_t n = std::min(cap - 1, src.size());
+  memcpy(dst, src.data(), n);
+  dst[n] = 0;
+}
+
+Status WriteFile(const std::string& path, const std::string& content) {
+  std::ofstream f(path, std::ios::trunc);
+  f << content;
+  if (!f) return SysError("write " + path);
+  return {};
+}
+
+}  // namespace
+
+std::string Generation(const registry::FunctionConfig& config) {
+  return std::to_string(config.revision) + "|" + config.last_modified + "|" + config.code_sha256;
+}
+
+Result<std::unique_ptr<Launcher>> Launcher::Create(const LauncherOptions& options) {
+  std::unique_ptr<Launcher> l(new Launcher(options));
+  auto seccomp = sandbox::CompileDefaultPolicy();
+  if (!seccomp) return seccomp.error();
+  l->seccomp_ = std::move(seccomp.value());
+  if (auto s = l->PrepareSandboxFiles(); !s) return s.error();
+  auto tree = sandbox::OpenCgroupTree(options.cgroup_tag);
+  if (!tree) return tree.error();
+  l->tree_ = std::move(tree.value());
+  // What a crashed predecessor left behind goes first.
+  if (auto removed = l->tree_->RemoveStale(); !removed)
+    return removed.error();
+  else if (*removed > 0)
+    fprintf(stderr, "forkletd: removed %d stale instance cgroups\n", *removed);
+  l->pool_ = std::make_unique<sandbox::CgroupPool>(l->tree_.get(), options.cgroup_pool_size);
+  return l;
+}
+
+Launcher::~Launcher() {
+  {
+    std::lock_guard lock(zygotes_mu_);
+    zygotes_.clear();
+  }
+  pool_.reset();
+  if (tree_) (void)tree_->RemoveRoot();
+}
+
+Status Launcher::PrepareSandboxFiles() {
+  root_dir_ = options_.state_dir + "/sandbox/root";
+  etc_dir_ = options_.state_dir + "/sandbox/etc";
+  std::error_code ec;
+  fs::create_directories(root_dir_, ec);
+  fs::create_directories(etc_dir_, ec);
+  if (ec) return SysError("create " + etc_dir_, ec.value());
+  chmod((options_.state_dir + "/sandbox").c_str(), 0711);
+  chmod(root_dir_.c_str(), 0755);
+  chmod(etc_dir_.c_str(), 0755);
+  // A minimal /etc: who the sandbox user is, loopback names, and the dynamic linker's cache.
+  std::string passwd = "root:x:0:0:root:/root:/usr/sbin/nologin\n";
+  std::string group = "root:x:0:\nsbx:x:" + std::to_string(kSandboxGid) + ":\n";
+  passwd += "sbx_user:x:" + std::to_string(kFirstSandboxUid) + ":" + std::to_string(kSandboxGid) +
+            "::/tmp:/usr/sbin/nologin\n";
+  if (auto s = WriteFile(etc_dir_ + "/passwd", passwd); !s) return s;
+  if (auto s = WriteFile(etc_dir_ + "/group", group); !s) return s;
+  if (auto s = WriteFile(etc_dir_ + "/hosts", "127.0.0.1 localhost\n::1 localhost\n"); !s) return s;
+  if (auto s = WriteFile(etc_dir_ + "/nsswitch.conf", "passwd: files\ngroup: files\nhosts: files\n"); !s)
+    return s;
+  if (auto s = WriteFile(etc_dir_ + "/resolv.conf", ""); !s) return s;
+  if (auto s = WriteFile(etc_dir_ + "/hostname", "forklet\n"); !s) return s;
+  for (const char* f : {"/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/localtime", "/etc/mime.types"}) {
+    fs::copy_file(f, etc_dir_ + "/" + fs::path(f).filename().string(),
+                  fs::copy_options::overwrite_existing, ec);  // optional: skip what is absent
+  }
+  return {};
+}
+
+Result<zygote::ZygoteProcess*> Launcher::ZygoteFor(const std::string& family, bool* booted,
+                                                   Stages* stages) {
+  std::lock_guard lock(zygotes_mu_);
+  auto& z = zygotes_[family];
+  if (z && z->alive()) return z.get();
+  z.reset();  // a dead one is reaped here; the next start is cold
+  if (family != "python3")
+    return MakeError("InvalidRuntimeException", "runtime family " + family + " is not available");
+  zygote::ZygoteCommand cmd;
+  cmd.argv = {options_.python, "-I", "-S", "-B",
+              options_.runners_dir + "/python/forklet_zygote.py", options_.zygote_library};
+  cmd.env = {"PATH=/usr/bin:/bin", "LANG=C.UTF-8"};
+  auto t0 = Clock::now();
+  auto spawned = zygote::ZygoteProcess::Spawn(cmd, seccomp_);
+  if (!spawned) return spawned.error();
+  z = std::move(spawned.value());
+  *booted = true;
+  stages->emplace_back("zygote_boot", MsSince(t0));
+  return z.get();
+}
+
+Status Launcher::WarmUp() {
+  bool booted = false;
+  Stages stages;
+  auto z = ZygoteFor("python3", &booted, &stages);
+  if (!z) return z.error();
+  return {};
+}
+
+bool Launcher::DropZygote(const std::string& family) {
+  std::lock_guard lock(zygotes_mu_);
+  auto it = zygotes_.find(family);
+  if (it == zygotes_.end() || !it->second) return false;
+  zygotes_.erase(it);
+  return true;
+}
+
+std::vector<ZygoteInfo> Launcher::Zygotes() {
+  std::lock_guard lock(zygotes_mu_);
+  std::vector<ZygoteInfo> out;
+  for (auto& [family, z] : zygotes_) {
+    if (!z || !z->alive()) continue;
+    out.push_back({family, z->pid(), z->boot_us() / 1000.0, forks_[family]});
+  }
+  return out;
+}
+
+Result<Launched> Launcher::Launch(const registry::Deployed& fn) {
+  const auto& cfg = fn.config;
+  Launched out;
+  auto t0 = Clock::now();
+  bool booted = false;
+  auto z = ZygoteFor(registry::RuntimeFamily(cfg.runtime), &booted, &out.stages);
+  if (!z) return z.error();
+  out.start = booted ? StartKind::kCold : StartKind::kZygote;
+
+  auto t_cg = Clock::now();
+  sandbox::CgroupLimits limits;
+  limits.memory_bytes = static_cast<uint64_t>(cfg.memory_mb) << 20;
+  limits.pids_max = options_.pids_max;
+  // CPU share proportional to memory, as Lambda: a full core's weight at 1769 MB.
+  limits.cpu_weight = std::max<uint32_t>(2, static_cast<uint32_t>(1024ull * cfg.memory_mb / 1769));
+  auto cgroup = pool_->Acquire(limits);
+  if (!cgroup) return cgroup.error();
+  auto procs = cgroup.value()->OpenProcsFds();
+  if (!procs) return procs.error();
+  out.stages.emplace_back("cgroup", MsSince(t_cg));
+
+  int channel[2], log[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, channel) != 0) {
+    for (int fd : *procs) close(fd);
+    return SysError("socketpair");
+  }
+  if (pipe2(log, O_CLOEXEC) != 0) {
+    for (int fd : *procs) close(fd);
+    close(channel[0]);
+    close(channel[1]);
+    return SysError("pipe");
+  }
+  fcntl(channel[0], F_SETFL, O_NONBLOCK);
+  fcntl(log[0], F_SETFL, O_NONBLOCK);
+  fcntl(log[0], F_SETPIPE_SZ, 1 << 20);  // room for a burst of output between drains
+
+  sandbox::ChildSpec spec{};
+  CopyString(spec.new_root, sizeof(spec.new_root), root_dir_);
+  CopyString(spec.code_dir, sizeof(spec.code_dir), fn.code_dir);
+  CopyString(spec.etc_dir, sizeof(spec.etc_dir), etc_dir_);
+  CopyString(spec.hostname, sizeof(spec.hostname), "forklet");
+  spec.tmp_size_bytes = options_.tmp_size_bytes;
+  spec.uid = kFirstSandboxUid + static_cast<uint32_t>(next_uid_++ % kSandboxUids);
+  spec.gid = kSandboxGid;
+  spec.nofile_limit = 1024;
+
+  auto forked = (*z)->Fork(spec, channel[1], log[1], *procs);
+  for (int fd : *procs) close(fd);
+  close(channel[1]);
+  close(log[1]);
+  if (!forked) {
+    close(channel[0]);
+    close(log[0]);
+    return forked.error();
+  }
+  {
+    std::lock_guard lock(zygotes_mu_);
+    ++forks_[registry::RuntimeFamily(cfg.runtime)];
+  }
+  out.stages.emplace_back("fork", forked->round_trip_us / 1000.0);
+  auto instance = std::make_unique<Instance>(cfg.name, Generation(cfg), cfg.memory_mb, forked->pid,
+                                             channel[0], log[0], std::move(cgroup.value()));
+  nlohmann::json env = cfg.environment;
+  env["AWS_LAMBDA_FUNCTION_NAME"] = cfg.name;
+  env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] = std::to_string(cfg.memory_mb);
+  env["AWS_LAMBDA_FUNCTION_VERSION"] = "$LATEST";
+  env["AWS_LAMBDA_LOG_GROUP_NAME"] = "/aws/lambda/" + cfg.name;
+  env["AWS_REGION"] = "us-east-1";
+  env["AWS_DEFAULT_REGION"] = "us-east-1";
+  env["AWS_EXECUTION_ENV"] = "AWS_Lambda_" + cfg.runtime;
+  env["LAMBDA_TASK_ROOT"] = "/var/task";
+  env["LAMBDA_RUNTIME_DIR"] = "/var/runtime";
+  env["_HANDLER"] = cfg.handler;
+  env["PATH"] = "/usr/local/bin:/usr/bin:/bin";
+  env["LANG"] = "C.UTF-8";
+  env["TZ"] = ":UTC";
+  env["HOME"] = "/tmp";
+  nlohmann::json init{{"function", cfg.name},       {"handler", cfg.handler},
+                      {"memory_mb", cfg.memory_mb}, {"timeout_s", cfg.timeout_s},
+                      {"arn", registry::FunctionArn(cfg.name)}, {"env", env}};
+  auto deadline = Clock::now() + std::chrono::seconds(10 + cfg.timeout_s);
+  auto started = instance->Start(init, deadline, &out.stages, &out.init_ms, &out.init_error);
+  if (!started) return started.error();
+  if (out.init_error.outcome == Outcome::kSuccess) out.instance = std::move(instance);
+  out.stages.emplace_back("start_total", MsSince(t0));
+  return out;
+}
+
+}  // namespace forklet::core

@@ -1,0 +1,273 @@
+// Picking an instance for an invocation, returning it, retiring it.
+#include "runtime/core/scheduler.h"
+
+#include <nlohmann/json.hpp>
+
+#include "runtime/core/report.h"
+
+namespace forklet::core {
+namespace {
+
+double MsSince(Clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+}
+
+std::string ErrorBody(const std::string& message, const std::string& type) {
+  return nlohmann::json{{"errorMessage", message}, {"errorType", type}}.dump();
+}
+
+int64_t EpochMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+Scheduler::Scheduler(SchedulerOptions options, Launcher* launcher)
+    : options_(options), launcher_(launcher) {
+  teardown_thread_ = std::thread([this] { TeardownLoop(); });
+  keep_alive_thread_ = std::thread([this] { KeepAliveLoop(); });
+}
+
+Scheduler::~Scheduler() {
+  {
+    std::lock_guard lock(mu_);
+    for (auto& [name, pool] : pools_)
+      for (auto& inst : pool.idle) retiring_.push_back(std::move(inst));
+    pools_.clear();
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  teardown_thread_.join();
+  keep_alive_thread_.join();
+}
+
+void Scheduler::Retire(std::unique_ptr<Instance> instance) {
+  live_memory_mb_ -= instance->memory_mb();
+  retiring_.push_back(std::move(instance));
+  cv_.notify_all();
+}
+
+void Scheduler::TeardownLoop() {
+  std::unique_lock lock(mu_);
+  for (;;) {
+    cv_.wait(lock, [&] { return stopping_ || !retiring_.empty(); });
+    while (!retiring_.empty()) {
+      auto inst = std::move(retiring_.front());
+      retiring_.pop_front();
+      lock.unlock();
+      inst.reset();  // kill, reap, remove the cgroup
+      lock.lock();
+    }
+    if (stopping_) return;
+  }
+}
+
+void Scheduler::KeepAliveLoop() {
+  std::unique_lock lock(mu_);
+  while (!stopping_) {
+    cv_.wait_for(lock, std::chrono::milliseconds(500));
+    auto now = Clock::now();
+    for (auto& [name, pool] : pools_) {
+      auto& idle = pool.idle;
+      for (size_t i = 0; i < idle.size();) {
+        if (now - idle[i]->last_used >= options_.keep_alive) {
+          auto inst = std::move(idle[i]);
+          idle.erase(idle.begin() + static_cast<long>(i));
+          Retire(std::move(inst));
+        } else {
+          ++i;
+        }
+      }
+    }
+  }
+}
+
+bool Scheduler::EvictOneIdleLocked() {
+  Pool* victim_pool = nullptr;
+  size_t victim = 0;
+  for (auto& [name, pool] : pools_) {
+    for (size_t i = 0; i < pool.idle.size(); ++i) {
+      if (!victim_pool || pool.idle[i]->last_used < victim_pool->idle[victim]->last_used) {
+        victim_pool = &pool;
+        victim = i;
+      }
+    }
+  }
+  if (!victim_pool) return false;
+  auto inst = std::move(victim_pool->idle[victim]);
+  victim_pool->idle.erase(victim_pool->idle.begin() + static_cast<long>(victim));
+  Retire(std::move(inst));
+  return true;
+}
+
+InvokeResult Scheduler::Invoke(const registry::Deployed& fn, const std::string& request_id,
+                               const std::string& payload) {
+  const auto& cfg = fn.config;
+  const std::string generation = Generation(cfg);
+  auto t0 = Clock::now();
+  InvokeResult result;
+  std::unique_ptr<Instance> instance;
+  {
+    std::lock_guard lock(mu_);
+    Pool& pool = pools_[cfg.name];
+    // Idle instances of an older revision are never used again.
+    for (size_t i = 0; i < pool.idle.size();) {
+      if (pool.idle[i]->generation() != generation) {
+        auto old = std::move(pool.idle[i]);
+        pool.idle.erase(pool.idle.begin() + static_cast<long>(i));
+        Retire(std::move(old));
+      } else {
+        ++i;
+      }
+    }
+    if (!pool.idle.empty()) {
+      instance = std::move(pool.idle.back());
+      pool.idle.pop_back();
+      result.start = StartKind::kWarm;
+    } else {
+      uint32_t limit = pool.reserved.value_or(options_.max_instances_per_function);
+      if (pool.busy >= limit) {
+        result.outcome = Outcome::kThrottled;
+        result.error_message = "Rate Exceeded.";
+        return result;
+      }
+      while (live_memory_mb_ + cfg.memory_mb > options_.memory_budget_mb && EvictOneIdleLocked()) {
+      }
+      if (live_memory_mb_ + cfg.memory_mb > options_.memory_budget_mb) {
+        result.outcome = Outcome::kThrottled;
+        result.error_message = "Rate Exceeded. (no memory left for a new instance on this node)";
+        return result;
+      }
+      live_memory_mb_ += cfg.memory_mb;
+    }
+    pool.busy++;
+  }
+
+  auto release = [&](std::unique_ptr<Instance> inst, bool new_instance_failed) {
+    std::lock_guard lock(mu_);
+    Pool& pool = pools_[cfg.name];
+    pool.busy--;
+    if (new_instance_failed) {
+      live_memory_mb_ -= cfg.memory_mb;
+      return;
+    }
+    if (!inst) return;
+    if (inst->dead() || inst->generation() != generation || stopping_) {
+      Retire(std::move(inst));
+    } else {
+      pool.idle.push_back(std::move(inst));
+    }
+  };
+
+  if (!instance) {
+    auto launched = launcher_->Launch(fn);
+    if (!launched) {
+      release(nullptr, true);
+      result.outcome = Outcome::kSetupFailed;
+      result.start = StartKind::kZygote;
+      result.error_message = launched.error().ToString();
+      result.body = ErrorBody(result.error_message, "ServiceException");
+      result.total_ms = MsSince(t0);
+      return result;
+    }
+    result.start = launched->start;
+    result.stages = std::move(launched->stages);
+    result.init_ms = MsSince(t0);
+    if (!launched->instance) {  // the function's own init failed
+      release(nullptr, true);
+      auto& e = launched->init_error;
+      result.outcome = e.outcome;
+      result.body = e.body;
+      result.log = e.output;
+      result.total_ms = MsSince(t0);
+      return result;
+    }
+    instance = std::move(launched->instance);
+  }
+
+  auto t_invoke = Clock::now();
+  auto deadline = t_invoke + std::chrono::seconds(cfg.timeout_s);
+  int64_t deadline_epoch = EpochMs() + static_cast<int64_t>(cfg.timeout_s) * 1000;
+  ChannelResult ch = instance->Invoke(request_id, deadline_epoch, payload, deadline);
+  result.duration_ms = MsSince(t_invoke);
+  result.outcome = ch.outcome;
+  result.log = std::move(ch.output);
+  result.stages.emplace_back("handler", ch.handler_ms);
+  switch (ch.outcome) {
+    case Outcome::kSuccess:
+    case Outcome::kUnhandled:
+      result.body = std::move(ch.body);
+      result.max_memory_mb = instance->TakePeakMemoryMb();
+      break;
+    case Outcome::kTimeout:
+      result.duration_ms = cfg.timeout_s * 1000.0;  // Lambda bills the whole timeout
+      result.body = ErrorBody(TimeoutMessage(cfg.timeout_s), "Sandbox.Timedout");
+      result.max_memory_mb = instance->TakePeakMemoryMb();
+      break;
+    case Outcome::kOutOfMemory:
+      result.body = ErrorBody("RequestId: " + request_id +
+                                  " Error: Runtime exited with error: signal: killed",
+                              "Runtime.OutOfMemory");
+      result.max_memory_mb = cfg.memory_mb;
+      break;
+    default:
+      result.body = ErrorBody("RequestId: " + request_id +
+                                  " Error: Runtime exited without providing a reason",
+                              "Runtime.ExitError");
+      break;
+  }
+  result.billed_ms = BilledMs(result.duration_ms, options_.billing_granularity_ms);
+  release(std::move(instance), false);
+  result.total_ms = MsSince(t0);
+  return result;
+}
+
+void Scheduler::SetReservedConcurrency(const std::string& function, std::optional<uint32_t> limit) {
+  std::lock_guard lock(mu_);
+  pools_[function].reserved = limit;
+}
+
+std::optional<uint32_t> Scheduler::ReservedConcurrency(const std::string& function) {
+  std::lock_guard lock(mu_);
+  auto it = pools_.find(function);
+  return it == pools_.end() ? std::nullopt : it->second.reserved;
+}
+
+size_t Scheduler::DropIdle(const std::string& function) {
+  std::lock_guard lock(mu_);
+  size_t n = 0;
+  for (auto& [name, pool] : pools_) {
+    if (!function.empty() && name != function) continue;
+    for (auto& inst : pool.idle) {
+      Retire(std::move(inst));
+      ++n;
+    }
+    pool.idle.clear();
+  }
+  return n;
+}
+
+void Scheduler::ForgetFunction(const std::string& function) {
+  std::lock_guard lock(mu_);
+  auto it = pools_.find(function);
+  if (it == pools_.end()) return;
+  for (auto& inst : it->second.idle) Retire(std::move(inst));
+  it->second.idle.clear();
+  it->second.reserved.reset();
+}
+
+InstanceCounts Scheduler::Counts(const std::string& function) {
+  std::lock_guard lock(mu_);
+  InstanceCounts c;
+  for (auto& [name, pool] : pools_) {
+    if (!function.empty() && name != function) continue;
+    c.idle += static_cast<uint32_t>(pool.idle.size());
+    c.busy += pool.busy;
+  }
+  c.memory_mb = live_memory_mb_;
+  return c;
+}
+
+}  // namespace forklet::core

@@ -1,0 +1,87 @@
+// The steps a freshly cloned child applies to become an instance's sandbox, in order.
+// Prepared in the parent (ChildSpec is plain data), applied in the child without allocating.
+#pragma once
+
+#include <linux/filter.h>
+#include <sys/capability.h>
+
+#include <cstdint>
+
+namespace forklet::sandbox {
+
+// Every step has a name; a failure reports {step, errno}; each step's duration is timed.
+enum class SetupStep : uint8_t {
+  kAttachCgroup,    // write "0" to the instance cgroup's procs files
+  kCgroupNs,        // unshare(CLONE_NEWCGROUP) now that the child sits in its cgroup
+  kMountRoot,       // private propagation, tmpfs root, read-only host /usr, /lib*, /etc
+  kMountCode,       // function code read-only at /var/task
+  kMountTmp,        // private size-limited /tmp
+  kMountDev,        // minimal /dev
+  kMountProc,       // fresh /proc with sensitive paths masked
+  kPivotRoot,       // switch to the new root, detach the old one, make / read-only
+  kNetLoopback,     // bring up lo in the empty net namespace
+  kHostname,
+  kFds,             // 0=/dev/null, 1,2=log, 3=channel; everything else closed
+  kRlimits,         // after kFds: a low nofile limit would refuse the fd shuffle
+  kDropBounding,    // empty the capability bounding set (needs CAP_SETPCAP, so before setuid)
+  kSetIds,          // unprivileged uid/gid, no supplementary groups
+  kDropCaps,        // effective, permitted, inheritable and ambient cleared (libcap)
+  kNoNewPrivs,
+  kSeccomp,         // last: the filter may deny what the steps above need
+  kCount
+};
+
+const char* SetupStepName(SetupStep step);
+
+// Namespaces created by clone() itself; the cgroup namespace comes later (kCgroupNs).
+constexpr int kSandboxCloneFlags = 0x20000000 /*CLONE_NEWPID*/ | 0x00020000 /*CLONE_NEWNS*/ |
+                                   0x08000000 /*CLONE_NEWIPC*/ | 0x04000000 /*CLONE_NEWUTS*/ |
+                                   0x40000000 /*CLONE_NEWNET*/;
+
+constexpr int kMaxCgroupFds = 8;
+constexpr int kChannelFd = 3;  // where the runner finds its channel to the daemon
+
+// Plain data, fixed size: travels in the fork request and is read by the child as is.
+struct ChildSpec {
+  char new_root[256];   // an existing empty host directory; the child mounts its root tmpfs there
+  char code_dir[512];   // host directory bind-mounted read-only at /var/task
+  char etc_dir[256];    // prepared minimal /etc, bind-mounted read-only
+  char hostname[64];
+  uint64_t tmp_size_bytes;
+  uint32_t uid;
+  uint32_t gid;
+  uint32_t nofile_limit;
+  uint32_t reserved;
+};
+
+// Filled by the zygote after receiving a request: the fds (valid in the child after clone) and
+// what the zygote prepared once (the seccomp program, an empty capability set).
+struct ChildResources {
+  int channel_fd = -1;
+  int log_fd = -1;
+  int cgroup_fds[kMaxCgroupFds];
+  int n_cgroup_fds = 0;
+  const sock_fprog* seccomp = nullptr;  // nullptr: no filter (tests only)
+  cap_t empty_caps = nullptr;           // from cap_init(), made before fork
+};
+
+struct StepTiming {
+  uint32_t step;
+  uint32_t micros;
+};
+
+// The first frame a child writes on its channel: how setup went.
+struct SetupReport {
+  uint32_t ok;             // 1 or 0
+  uint32_t failed_step;    // SetupStep, when !ok
+  int32_t err;             // errno of the failed step
+  uint32_t n_timings;
+  StepTiming timings[static_cast<int>(SetupStep::kCount)];
+};
+
+// Runs in the child right after clone(). Async-signal-safe; one-way. On success the process is
+// sandboxed, its channel is at kChannelFd, and report holds the step timings. On failure it
+// returns with report.ok == 0 and the caller must _exit after sending the report.
+void ApplyInChild(const ChildSpec& spec, const ChildResources& res, SetupReport* report);
+
+}  // namespace forklet::sandbox

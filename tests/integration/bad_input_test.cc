@@ -1,0 +1,118 @@
+// Bad input gets a clear error and changes nothing.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "tests/integration/daemon.h"
+
+namespace forklet::testing {
+namespace {
+using nlohmann::json;
+
+class BadInputTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    daemon_ = Daemon::Start().release();
+    ASSERT_EQ(Deploy(*daemon_, "good", "hello").exit_code, 0);
+  }
+  static void TearDownTestSuite() { delete daemon_; }
+  void TearDown() override {
+    // Whatever was refused, the existing function is intact and the list unchanged.
+    std::string body;
+    ASSERT_EQ(Invoke(*daemon_, "good", R"({"name": "still"})", &body).exit_code, 0);
+    EXPECT_EQ(json::parse(body)["hello"], "still");
+    auto l = daemon_->Aws({"list-functions"});
+    EXPECT_EQ(json::parse(l.out)["Functions"].size(), 1u) << l.out;
+  }
+  static CmdResult Curl(const std::vector<std::string>& args) {
+    std::vector<std::string> argv = {"/usr/bin/curl", "-s", "-o", "/dev/stdout", "-w", "\n%{http_code}"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return Run(argv);
+  }
+  static Daemon* daemon_;
+};
+Daemon* BadInputTest::daemon_ = nullptr;
+
+void ExpectError(const CmdResult& r, const std::string& type, const std::string& words = "") {
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find(type), std::string::npos) << r.err;
+  if (!words.empty()) EXPECT_NE(r.err.find(words), std::string::npos) << r.err;
+}
+
+TEST_F(BadInputTest, UnknownFunctionIs404) {
+  std::string body;
+  ExpectError(Invoke(*daemon_, "nope", "{}", &body), "ResourceNotFoundException", "nope");
+  ExpectError(daemon_->Aws({"get-function", "--function-name", "nope"}), "ResourceNotFoundException");
+  ExpectError(daemon_->Aws({"delete-function", "--function-name", "nope"}), "ResourceNotFoundException");
+}
+
+TEST_F(BadInputTest, MalformedJsonPayload) {
+  std::string body;
+  ExpectError(Invoke(*daemon_, "good", "{not json", &body), "InvalidRequestContentException");
+}
+
+TEST_F(BadInputTest, PayloadOver6MBIs413) {
+  std::string path = "/tmp/forklet-big-payload.json";
+  {
+    std::ofstream f(path);
+    f << "\"" << std::string(6 * 1024 * 1024 + 10, 'a') << "\"";
+  }
+  auto r = Curl({"-X", "POST", "--data-binary", "@" + path,
+                 daemon_->endpoint() + "/2015-03-31/functions/good/invocations"});
+  unlink(path.c_str());
+  EXPECT_EQ(r.out.substr(r.out.rfind('\n') + 1), "413") << r.out;
+  EXPECT_NE(r.out.find("RequestTooLarge"), std::string::npos);
+}
+
+TEST_F(BadInputTest, BadFunctionName) {
+  ExpectError(Deploy(*daemon_, "bad/name", "hello"), "", "");
+  ExpectError(Deploy(*daemon_, std::string(65, 'a'), "hello"), "InvalidParameterValueException");
+}
+
+TEST_F(BadInputTest, ZipWithDotDotOrAbsolutePath) {
+  for (const std::string entry : {"../evil.py", "/etc/evil.py"}) {
+    std::string zip = ZipWithEntry(entry, "x");
+    auto r = daemon_->Aws({"create-function", "--function-name", "evil", "--runtime", "python3.11",
+                           "--handler", "app.handler", "--zip-file", "fileb://" + zip, "--role",
+                           "arn:aws:iam::000000000000:role/x"});
+    unlink(zip.c_str());
+    ExpectError(r, "InvalidParameterValueException");
+  }
+}
+
+TEST_F(BadInputTest, UnknownRuntime) {
+  ExpectError(Deploy(*daemon_, "rt", "hello", {"--runtime", "cobol85"}), "InvalidParameterValueException",
+              "cobol85");
+}
+
+TEST_F(BadInputTest, MemoryAndTimeoutOutOfRange) {
+  ExpectError(Deploy(*daemon_, "m", "hello", {"--memory-size", "64"}), "InvalidParameterValueException");
+  ExpectError(Deploy(*daemon_, "m", "hello", {"--memory-size", "10241"}), "InvalidParameterValueException");
+  ExpectError(Deploy(*daemon_, "t", "hello", {"--timeout", "901"}), "InvalidParameterValueException");
+  ExpectError(daemon_->Aws({"update-function-configuration", "--function-name", "good",
+                            "--timeout", "0"}),
+              "");
+}
+
+TEST_F(BadInputTest, DuplicateCreateConflicts) {
+  ExpectError(Deploy(*daemon_, "good", "echo"), "ResourceConflictException");
+}
+
+TEST_F(BadInputTest, MalformedRequestBody) {
+  auto r = Curl({"-X", "POST", "--data-binary", "{oops", daemon_->endpoint() + "/2015-03-31/functions"});
+  EXPECT_EQ(r.out.substr(r.out.rfind('\n') + 1), "400") << r.out;
+}
+
+TEST_F(BadInputTest, GarbageZip) {
+  std::string path = "/tmp/forklet-garbage.zip";
+  std::ofstream(path) << "this is not a zip file at all";
+  auto r = daemon_->Aws({"create-function", "--function-name", "garbage", "--runtime", "python3.11",
+                         "--handler", "app.handler", "--zip-file", "fileb://" + path, "--role",
+                         "arn:aws:iam::000000000000:role/x"});
+  unlink(path.c_str());
+  ExpectError(r, "InvalidParameterValueException");
+}
+
+}  // namespace
+}  // namespace forklet::testing

@@ -1,0 +1,74 @@
+// Test harness: a real forkletd on a free loopback port with its own state dir, and real clients
+// (the aws CLI, the forklet CLI) run as subprocesses.
+#pragma once
+
+#include <sys/types.h>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace forklet::testing {
+
+struct CmdResult {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+
+// Runs argv (argv[0] an absolute path) with extra environment, waits up to timeout_s.
+CmdResult Run(const std::vector<std::string>& argv,
+              const std::map<std::string, std::string>& env = {}, int timeout_s = 120);
+
+class Daemon {
+ public:
+  // Starts forkletd and waits for its "ready" line. An empty state_dir makes a fresh temp dir
+  // (removed by the destructor); a given one is kept.
+  static std::unique_ptr<Daemon> Start(const std::vector<std::string>& extra_args = {},
+                                       const std::string& state_dir = "");
+  ~Daemon();  // SIGTERM and wait; SIGKILL after 15 s
+
+  void Kill9();  // kill -9: no cleanup by the daemon itself
+  bool Alive();
+  std::string endpoint() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  std::string unix_endpoint() const { return "unix:" + state_dir_ + "/forkletd.sock"; }
+  const std::string& state_dir() const { return state_dir_; }
+  pid_t pid() const { return pid_; }
+  const std::string& log() const { return log_; }
+
+  // `aws lambda ARGS --endpoint-url ...` with throwaway credentials and no retries.
+  CmdResult Aws(const std::vector<std::string>& args, int timeout_s = 120);
+  // The forklet CLI against this daemon's Unix socket.
+  CmdResult Cli(const std::vector<std::string>& args);
+
+ private:
+  pid_t pid_ = -1;
+  int port_ = 0;
+  int stderr_fd_ = -1;
+  std::string state_dir_;
+  bool own_state_dir_ = false;
+  std::string log_;
+};
+
+// tests/functions/NAME zipped into a temp file; returns its path.
+std::string ZipFunction(const std::string& name);
+// A zip of one file with the given name and content (for hostile archives), via Python's zipfile.
+std::string ZipWithEntry(const std::string& entry_name, const std::string& content);
+
+// Deploys tests/functions/NAME as function FN with the aws CLI; returns the CLI's result.
+CmdResult Deploy(Daemon& d, const std::string& fn, const std::string& name,
+                 const std::vector<std::string>& extra = {});
+
+// Invokes FN with the aws CLI; the function's response body goes to *body, the CLI's JSON
+// output (StatusCode, FunctionError, LogResult, ...) is returned in the CmdResult.
+CmdResult Invoke(Daemon& d, const std::string& fn, const std::string& payload, std::string* body,
+                 const std::vector<std::string>& extra = {});
+
+// Base64 decoding for LogResult.
+std::string Base64Decode(const std::string& s);
+
+// forklet cgroups, processes and mounts still present on the machine.
+std::vector<std::string> Leftovers();
+
+}  // namespace forklet::testing

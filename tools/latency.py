@@ -1,0 +1,115 @@
+#!/usr/bin/python3
+"""Measures cold, zygote and warm start latencies of one deployed function as a client sees
+them (HTTP over loopback, keep-alive), with `python3 -c pass` measured in the same run.
+
+usage: latency.py ENDPOINT FUNCTION [--cold N] [--zygote N] [--warm N] [--json FILE]
+"""
+import argparse
+import http.client
+import json
+import statistics
+import subprocess
+import sys
+import time
+import urllib.parse
+
+
+def percentile(xs, p):
+    xs = sorted(xs)
+    k = (len(xs) - 1) * p / 100
+    f = int(k)
+    c = min(f + 1, len(xs) - 1)
+    return xs[f] + (xs[c] - xs[f]) * (k - f)
+
+
+class Client:
+    def __init__(self, endpoint):
+        u = urllib.parse.urlparse(endpoint)
+        self.conn = http.client.HTTPConnection(u.hostname, u.port)
+
+    def call(self, method, path, body=b""):
+        self.conn.request(method, path, body=body)
+        r = self.conn.getresponse()
+        data = r.read()
+        return r.status, dict((k.lower(), v) for k, v in r.getheaders()), data
+
+
+def progress(label, i, n):
+    if sys.stderr.isatty() or i == n:
+        bar = "#" * int(30 * i / n)
+        sys.stderr.write(f"\r  {label:<8} [{bar:<30}] {i}/{n}")
+        if i == n:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+
+def measure(client, fn, kind, n):
+    lat, stages = [], {}
+    for i in range(n):
+        if kind in ("cold", "zygote"):
+            client.call("POST", f"/forklet/v1/admin/instances/drop?function={fn}")
+        if kind == "cold":
+            client.call("POST", "/forklet/v1/admin/zygotes/python3/drop")
+        t0 = time.perf_counter()
+        status, headers, body = client.call("POST", f"/2015-03-31/functions/{fn}/invocations", b"{}")
+        dt = (time.perf_counter() - t0) * 1000
+        if status != 200 or "x-amz-function-error" in headers:
+            raise SystemExit(f"invocation failed: {status} {body[:300]!r}")
+        got = headers.get("x-forklet-start-kind")
+        if got != kind:
+            raise SystemExit(f"expected a {kind} start, the daemon reports {got}")
+        lat.append(dt)
+        for part in headers.get("x-forklet-stages", "").split():
+            name, _, ms = part.partition("=")
+            stages.setdefault(name, []).append(float(ms))
+        progress(kind, i + 1, n)
+    return lat, {k: statistics.median(v) for k, v in stages.items()}
+
+
+def python_baseline(n):
+    lat = []
+    for i in range(n):
+        t0 = time.perf_counter()
+        subprocess.run(["/usr/bin/python3", "-c", "pass"], check=True)
+        lat.append((time.perf_counter() - t0) * 1000)
+        progress("python", i + 1, n)
+    return lat
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("endpoint")
+    ap.add_argument("function")
+    ap.add_argument("--cold", type=int, default=20)
+    ap.add_argument("--zygote", type=int, default=100)
+    ap.add_argument("--warm", type=int, default=1000)
+    ap.add_argument("--json")
+    a = ap.parse_args()
+    client = Client(a.endpoint)
+    client.call("POST", f"/2015-03-31/functions/{a.function}/invocations", b"{}")  # warm-up
+    results = {}
+    stages = {}
+    print(f"measuring {a.function} at {a.endpoint}", file=sys.stderr)
+    for kind, n in (("cold", a.cold), ("zygote", a.zygote), ("warm", a.warm)):
+        if kind == "warm":
+            client.call("POST", f"/2015-03-31/functions/{a.function}/invocations", b"{}")
+        results[kind], stages[kind] = measure(client, a.function, kind, n)
+    results["python3 -c pass"] = python_baseline(max(a.cold, 20))
+    base = statistics.median(results["python3 -c pass"])
+    print()
+    print(f"{'start':<16} {'n':>5} {'p50 ms':>9} {'p90 ms':>9} {'p99 ms':>9} {'max ms':>9} {'p50 / python3 -c':>17}")
+    for kind, xs in results.items():
+        print(f"{kind:<16} {len(xs):>5} {percentile(xs, 50):>9.3f} {percentile(xs, 90):>9.3f} "
+              f"{percentile(xs, 99):>9.3f} {max(xs):>9.3f} {percentile(xs, 50) / base:>16.3f}x")
+    print()
+    print("where the time goes (daemon's stage breakdown, median ms):")
+    for kind in ("cold", "zygote", "warm"):
+        parts = " ".join(f"{k}={v:.3f}" for k, v in stages[kind].items())
+        print(f"  {kind:<7} {parts}")
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump({"latency_ms": results, "stages_ms": stages}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

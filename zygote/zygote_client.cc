@@ -1,0 +1,176 @@
+// Daemon side of the fork server: spawning a zygote and the request/reply exchange.
+#include "zygote/zygote_client.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+
+#include "zygote/protocol.h"
+
+namespace forklet::zygote {
+namespace {
+
+uint64_t NowMicros() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                   std::chrono::steady_clock::now().time_since_epoch())
+                                   .count());
+}
+
+MsgHeader Header(MsgType type, uint64_t seq) {
+  return MsgHeader{kMagic, kVersion, static_cast<uint16_t>(type), seq};
+}
+
+// Waits for one message of exactly `len` bytes, up to timeout_ms.
+Status ReceiveExact(int fd, void* out, size_t len, int timeout_ms, const char* what) {
+  pollfd p{fd, POLLIN, 0};
+  int rc;
+  do rc = poll(&p, 1, timeout_ms); while (rc < 0 && errno == EINTR);
+  if (rc == 0) return MakeError(what, "the zygote did not answer within " +
+                                          std::to_string(timeout_ms) + " ms");
+  if (rc < 0) return SysError(what);
+  ssize_t n;
+  do n = recv(fd, out, len, 0); while (n < 0 && errno == EINTR);
+  if (n < 0) return SysError(what);
+  if (n == 0) return MakeError(what, "the zygote exited");
+  if (static_cast<size_t>(n) != len) return MakeError(what, "malformed reply from the zygote");
+  return {};
+}
+
+}  // namespace
+
+Result<std::unique_ptr<ZygoteProcess>> ZygoteProcess::Spawn(const ZygoteCommand& command,
+                                                            const sandbox::SeccompProgram& seccomp,
+                                                            int hello_timeout_ms) {
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
+    return SysError("zygote: socketpair");
+  uint64_t t0 = NowMicros();
+
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, sv[1], 3);  // dup2 clears CLOEXEC on fd 3
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  sigset_t none, all;
+  sigemptyset(&none);
+  sigfillset(&all);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setsigdefault(&attr, &all);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSID);
+
+  std::vector<char*> argv, envp;
+  for (const auto& a : command.argv) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  for (const auto& e : command.env) envp.push_back(const_cast<char*>(e.c_str()));
+  envp.push_back(nullptr);
+  pid_t pid = -1;
+  int rc = posix_spawn(&pid, argv[0], &actions, &attr, argv.data(), envp.data());
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
+  close(sv[1]);
+  if (rc != 0) {
+    close(sv[0]);
+    return SysError("zygote: spawn " + command.argv[0], rc);
+  }
+  std::unique_ptr<ZygoteProcess> z(new ZygoteProcess(pid, sv[0]));
+
+  HelloMsg hello;
+  if (auto s = ReceiveExact(z->fd_, &hello, sizeof(hello), hello_timeout_ms, "zygote: hello"); !s)
+    return Error{s.error().op, s.error().err, s.error().message + " (" + command.argv[0] + ")"};
+  if (hello.h.magic != kMagic || hello.h.version != kVersion ||
+      hello.h.type != static_cast<uint16_t>(MsgType::kHello))
+    return MakeError("zygote: hello", "protocol mismatch");
+  z->boot_us_ = hello.boot_us;
+  z->spawn_us_ = NowMicros() - t0;
+
+  std::vector<char> msg(sizeof(ConfigureMsg) + seccomp.instructions.size() * sizeof(sock_filter));
+  ConfigureMsg cfg{Header(MsgType::kConfigure, 0),
+                   static_cast<uint32_t>(seccomp.instructions.size()), 0};
+  memcpy(msg.data(), &cfg, sizeof(cfg));
+  memcpy(msg.data() + sizeof(cfg), seccomp.instructions.data(),
+         seccomp.instructions.size() * sizeof(sock_filter));
+  if (send(z->fd_, msg.data(), msg.size(), MSG_NOSIGNAL) < 0)
+    return SysError("zygote: configure");
+  return z;
+}
+
+ZygoteProcess::~ZygoteProcess() {
+  close(fd_);
+  // Closing the socket makes the zygote exit; don't wait long for it.
+  for (int i = 0; i < 100; ++i) {
+    pid_t r = waitpid(pid_, nullptr, WNOHANG);
+    if (r == pid_ || (r < 0 && errno == ECHILD)) return;
+    if (i == 20) kill(pid_, SIGKILL);
+    usleep(1000);
+  }
+  kill(pid_, SIGKILL);
+  waitpid(pid_, nullptr, 0);
+}
+
+void ZygoteProcess::MarkDead() { dead_ = true; }
+
+bool ZygoteProcess::alive() {
+  std::lock_guard lock(mu_);
+  if (dead_) return false;
+  pollfd p{fd_, 0, 0};  // POLLHUP is always reported
+  if (poll(&p, 1, 0) > 0 && (p.revents & (POLLHUP | POLLERR))) dead_ = true;
+  return !dead_;
+}
+
+Result<ForkedChild> ZygoteProcess::Fork(const sandbox::ChildSpec& spec, int channel_fd,
+                                        int log_fd, const std::vector<int>& cgroup_fds) {
+  if (cgroup_fds.size() > static_cast<size_t>(sandbox::kMaxCgroupFds))
+    return MakeError("zygote: fork", "too many cgroup fds");
+  std::lock_guard lock(mu_);
+  if (dead_) return MakeError("zygote: fork", "the zygote has exited");
+  ForkRequest req{};
+  req.h = Header(MsgType::kFork, ++seq_);
+  req.spec = spec;
+  req.n_cgroup_fds = static_cast<uint32_t>(cgroup_fds.size());
+
+  int fds[2 + sandbox::kMaxCgroupFds];
+  fds[0] = channel_fd;
+  fds[1] = log_fd;
+  for (size_t i = 0; i < cgroup_fds.size(); ++i) fds[2 + i] = cgroup_fds[i];
+  size_t n_fds = 2 + cgroup_fds.size();
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * (2 + sandbox::kMaxCgroupFds))]{};
+  iovec iov{&req, sizeof(req)};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = CMSG_SPACE(sizeof(int) * n_fds);
+  cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int) * n_fds);
+  memcpy(CMSG_DATA(c), fds, sizeof(int) * n_fds);
+
+  uint64_t t0 = NowMicros();
+  if (sendmsg(fd_, &msg, MSG_NOSIGNAL) < 0) {
+    dead_ = true;
+    return SysError("zygote: send fork request");
+  }
+  ForkReply reply;
+  if (auto s = ReceiveExact(fd_, &reply, sizeof(reply), 5000, "zygote: fork reply"); !s) {
+    dead_ = true;
+    return s.error();
+  }
+  if (reply.h.seq != req.h.seq) {
+    dead_ = true;
+    return MakeError("zygote: fork reply", "out-of-order reply");
+  }
+  if (reply.pid <= 0) return SysError("zygote: clone", reply.err ? reply.err : EIO);
+  return ForkedChild{reply.pid, reply.fork_us, NowMicros() - t0};
+}
+
+}  // namespace forklet::zygote

@@ -1,0 +1,61 @@
+// The daemon's end of the fork-server protocol: starts a zygote process and asks it to fork.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "sandbox/child_setup.h"
+#include "sandbox/error.h"
+#include "sandbox/seccomp_policy.h"
+
+namespace forklet::zygote {
+
+struct ZygoteCommand {
+  std::vector<std::string> argv;  // argv[0] is the executable's absolute path
+  std::vector<std::string> env;   // the zygote's whole environment
+};
+
+struct ForkedChild {
+  pid_t pid = -1;
+  uint32_t zygote_fork_us = 0;  // clone() as the zygote timed it
+  uint64_t round_trip_us = 0;   // request sent to reply received, as the daemon saw it
+};
+
+// One zygote process. Thread-safe: requests are serialized (the zygote is single-threaded).
+class ZygoteProcess {
+ public:
+  // posix_spawn (never fork the multithreaded daemon), wait for its hello (bounded by
+  // hello_timeout_ms), then send the seccomp program. Its control socket is its fd 3.
+  static Result<std::unique_ptr<ZygoteProcess>> Spawn(const ZygoteCommand& command,
+                                                      const sandbox::SeccompProgram& seccomp,
+                                                      int hello_timeout_ms = 10000);
+  ~ZygoteProcess();  // closes the socket (the zygote exits), SIGKILLs it if needed, reaps it
+
+  // Sends a fork request with the child's fds; the fds stay owned by the caller.
+  Result<ForkedChild> Fork(const sandbox::ChildSpec& spec, int channel_fd, int log_fd,
+                           const std::vector<int>& cgroup_fds);
+
+  pid_t pid() const { return pid_; }
+  uint32_t boot_us() const { return boot_us_; }      // as the zygote measured its own boot
+  uint64_t spawn_us() const { return spawn_us_; }    // spawn to hello, as the daemon saw it
+  bool alive();  // false once it has exited or stopped answering
+
+ private:
+  ZygoteProcess(pid_t pid, int fd) : pid_(pid), fd_(fd) {}
+  void MarkDead();
+
+  std::mutex mu_;
+  pid_t pid_;
+  int fd_;
+  bool dead_ = false;
+  uint64_t seq_ = 0;
+  uint32_t boot_us_ = 0;
+  uint64_t spawn_us_ = 0;
+};
+
+}  // namespace forklet::zygote

@@ -1,0 +1,166 @@
+// The zygote side of the fork server: receive a request, clone into fresh namespaces, let the
+// child apply its sandbox, answer with the pid. Single-threaded by contract.
+#include "zygote/zygote_server.h"
+
+#include <sched.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
+#include "sandbox/child_setup.h"
+#include "zygote/channel.h"
+#include "zygote/protocol.h"
+
+namespace forklet::zygote {
+namespace {
+
+uint64_t NowMicros() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000u + static_cast<uint64_t>(ts.tv_nsec) / 1000u;
+}
+
+MsgHeader Header(MsgType type, uint64_t seq) {
+  return MsgHeader{kMagic, kVersion, static_cast<uint16_t>(type), seq};
+}
+
+bool WriteAll(int fd, const void* data, size_t len) {
+  const char* p = static_cast<const char*>(data);
+  while (len > 0) {
+    ssize_t n = write(fd, p, len);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    p += n;
+    len -= static_cast<size_t>(n);
+  }
+  return true;
+}
+
+// Child side: the first channel frame, async-signal-safe.
+void SendSetupFrame(int fd, const sandbox::SetupReport& report) {
+  FrameHeader h{static_cast<uint32_t>(FrameType::kSetup), 0, sizeof(report)};
+  WriteAll(fd, &h, sizeof(h));
+  WriteAll(fd, &report, sizeof(report));
+}
+
+struct Server {
+  int control_fd;
+  std::vector<sock_filter> filter;  // from kConfigure, kept for every child
+  sock_fprog fprog{};
+  cap_t empty_caps = cap_init();
+
+  // Returns 0 in a ready child, -1 when the daemon has gone; loops otherwise.
+  int Run(uint32_t boot_us) {
+    HelloMsg hello{Header(MsgType::kHello, 0), static_cast<int32_t>(getpid()), boot_us};
+    if (send(control_fd, &hello, sizeof(hello), MSG_NOSIGNAL) < 0) return -1;
+    std::vector<char> buf(sizeof(ConfigureMsg) + kMaxFilterInstructions * sizeof(sock_filter));
+    for (;;) {
+      int fds[2 + sandbox::kMaxCgroupFds];
+      int n_fds = 0;
+      ssize_t n = Receive(buf.data(), buf.size(), fds, &n_fds);
+      if (n == 0 || (n < 0 && errno != EINTR)) return -1;
+      if (n < 0) continue;
+      if (Handle(buf.data(), static_cast<size_t>(n), fds, n_fds) == 0) return 0;  // the child
+      for (int i = 0; i < n_fds; ++i) close(fds[i]);  // the child has its copies
+    }
+  }
+
+  ssize_t Receive(char* buf, size_t cap, int* fds, int* n_fds) {
+    iovec iov{buf, cap};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * (2 + sandbox::kMaxCgroupFds))];
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof(control);
+    ssize_t n = recvmsg(control_fd, &msg, MSG_CMSG_CLOEXEC);
+    if (n <= 0) return n;
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+      int count = static_cast<int>((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+      memcpy(fds + *n_fds, CMSG_DATA(c), sizeof(int) * count);
+      *n_fds += count;
+    }
+    if (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) return -2;  // malformed: ignored by Handle
+    return n;
+  }
+
+  // 0 in a child that is ready to run; 1 in the zygote.
+  int Handle(const char* buf, size_t len, const int* fds, int n_fds) {
+    if (len < sizeof(MsgHeader)) return 1;
+    MsgHeader h;
+    memcpy(&h, buf, sizeof(h));
+    if (h.magic != kMagic || h.version != kVersion) return 1;
+    switch (static_cast<MsgType>(h.type)) {
+      case MsgType::kConfigure: {
+        if (len < sizeof(ConfigureMsg)) return 1;
+        ConfigureMsg m;
+        memcpy(&m, buf, sizeof(m));
+        if (m.n_instructions > kMaxFilterInstructions ||
+            len != sizeof(m) + m.n_instructions * sizeof(sock_filter))
+          return 1;
+        filter.resize(m.n_instructions);
+        memcpy(filter.data(), buf + sizeof(m), m.n_instructions * sizeof(sock_filter));
+        fprog = sock_fprog{static_cast<unsigned short>(filter.size()), filter.data()};
+        return 1;
+      }
+      case MsgType::kFork: {
+        if (len != sizeof(ForkRequest)) return 1;
+        ForkRequest req;
+        memcpy(&req, buf, sizeof(req));
+        return Fork(req, fds, n_fds);
+      }
+      default:
+        return 1;
+    }
+  }
+
+  int Fork(const ForkRequest& req, const int* fds, int n_fds) {
+    ForkReply reply{Header(MsgType::kForkReply, req.h.seq), -1, 0, 0, 0};
+    if (n_fds != 2 + static_cast<int>(req.n_cgroup_fds) ||
+        req.n_cgroup_fds > sandbox::kMaxCgroupFds) {
+      reply.err = EBADMSG;
+      send(control_fd, &reply, sizeof(reply), MSG_NOSIGNAL);
+      return 1;
+    }
+    sandbox::ChildResources res;
+    res.channel_fd = fds[0];
+    res.log_fd = fds[1];
+    res.n_cgroup_fds = static_cast<int>(req.n_cgroup_fds);
+    for (int i = 0; i < res.n_cgroup_fds; ++i) res.cgroup_fds[i] = fds[2 + i];
+    res.seccomp = filter.empty() ? nullptr : &fprog;
+    res.empty_caps = empty_caps;
+
+    uint64_t t0 = NowMicros();
+    // Fork-like clone (no new stack): the child continues here with a copy of the zygote.
+    // CLONE_PARENT makes the daemon its parent, so the daemon reaps it and sees its exit status.
+    long pid = syscall(SYS_clone, CLONE_PARENT | sandbox::kSandboxCloneFlags | SIGCHLD, 0, 0, 0, 0);
+    if (pid == 0) {
+      sandbox::SetupReport report{};
+      sandbox::ApplyInChild(req.spec, res, &report);
+      bool moved = report.ok || report.failed_step >= static_cast<uint32_t>(sandbox::SetupStep::kFds);
+      SendSetupFrame(moved ? sandbox::kChannelFd : res.channel_fd, report);
+      if (!report.ok) _exit(127);
+      return 0;
+    }
+    reply.pid = static_cast<int32_t>(pid);
+    reply.err = pid < 0 ? errno : 0;
+    reply.fork_us = static_cast<uint32_t>(NowMicros() - t0);
+    send(control_fd, &reply, sizeof(reply), MSG_NOSIGNAL);
+    return 1;
+  }
+};
+
+}  // namespace
+}  // namespace forklet::zygote
+
+extern "C" int forklet_zygote_serve(int control_fd, uint32_t boot_us) {
+  static forklet::zygote::Server server{control_fd};
+  return server.Run(boot_us);
+}

@@ -30,6 +30,8 @@ class Cgroup {
  public:
   virtual ~Cgroup() = default;
   virtual const std::string& name() const = 0;
+  // Its directories, one per hierarchy (v1) or one (v2): for diagnostics and tests.
+  virtual const std::vector<std::string>& paths() const = 0;
   virtual Status SetLimits(const CgroupLimits& limits) = 0;
   // Opens (O_WRONLY|O_CLOEXEC) each hierarchy's cgroup.procs. A forked child writes "0" to every
   // fd to move itself in; the caller owns and closes the fds.
@@ -56,12 +58,17 @@ class CgroupTree {
   virtual Status RemoveRoot() = 0;
 };
 
+enum class CgroupVersion { kAuto, kV1, kV2 };
+
 // Discovers the hierarchies of this process (/proc/self/cgroup, mounts), picks v1 when the memory
 // controller is on a v1 hierarchy, else v2, and creates the root "forklet.<tag>" below this
 // process's own cgroup. Never writes to a cgroup it did not create.
-// On v2 it moves the calling process into "<own>/forklet.<tag>/supervisor" first is NOT done here
-// (left to the systemd integration); v2 requires the controllers enabled in the own cgroup.
-Result<std::unique_ptr<CgroupTree>> OpenCgroupTree(const std::string& tag);
+// Moving the daemon into a leaf (e.g. "<own>/supervisor") so that v2 controllers can be enabled in
+// its own cgroup is NOT done here (left to the systemd integration): v2 limits need memory, pids
+// and cpu enabled in the own cgroup's cgroup.subtree_control, else SetLimits names what is missing.
+// `version` forces a backend (tests; hosts with both mounted); kAuto picks as described above.
+Result<std::unique_ptr<CgroupTree>> OpenCgroupTree(const std::string& tag,
+                                                   CgroupVersion version = CgroupVersion::kAuto);
 
 // Ready-made cgroups created ahead of time in the background (cgroup mkdir is ~40 us per
 // hierarchy), so the invocation path only sets limits. Thread-safe.

@@ -33,7 +33,7 @@ struct HttpResponse {
 using HttpHandler = std::function<HttpResponse(const HttpRequest&)>;
 
 struct HttpServerOptions {
-  std::string listen = "127.0.0.1:9000";  // HOST:PORT; port 0 picks a free port
+  std::string listen = "127.0.0.1:9000";  // HOST:PORT; port 0 picks a free port; empty for none
   std::string unix_socket;                // path; empty for none. Replaced if stale.
   size_t max_body_bytes = 80ull << 20;    // larger bodies get 413 without reaching the handler
 };
@@ -46,9 +46,9 @@ class HttpServer {
   static Result<std::unique_ptr<HttpServer>> Start(const HttpServerOptions& options,
                                                    HttpHandler handler);
   ~HttpServer();  // Stop()
-  int tcp_port() const;  // the bound port (useful with port 0)
+  int tcp_port() const;  // the bound port (useful with port 0); 0 without TCP
   // Closes the listeners, then waits for in-flight requests to finish; idle keep-alive
-  // connections are closed.
+  // connections are closed. Idempotent.
   void Stop();
 
  private:

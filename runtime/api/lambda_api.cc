@@ -163,25 +163,17 @@ HttpResponse LambdaApi::CreateFunction(const HttpRequest& r) {
   auto body = ParseBody(r);
   if (!body) return FromError(body.error());
   const json& b = *body;
-  registry::FunctionConfig cfg;
-  try {
-    cfg.name = FunctionNameFromPath(b.value("FunctionName", ""));
-    cfg.runtime = b.value("Runtime", "");
-    cfg.handler = b.value("Handler", "");
-    cfg.role = b.value("Role", "");
-    cfg.description = b.value("Description", "");
-    cfg.memory_mb = b.value("MemorySize", 128u);
-    cfg.timeout_s = b.value("Timeout", 3u);
-    if (b.contains("Environment") && b["Environment"].contains("Variables"))
-      cfg.environment = b["Environment"]["Variables"].get<std::map<std::string, std::string>>();
-  } catch (const json::exception& e) {
-    return ApiError(400, "InvalidParameterValueException", std::string("malformed field: ") + e.what());
-  }
-  if (b.value("PackageType", "Zip") != "Zip")
+  if (!b.contains("FunctionName") || !b["FunctionName"].is_string())
+    return ApiError(400, "InvalidParameterValueException", "FunctionName is required");
+  registry::FunctionConfig base;
+  base.name = FunctionNameFromPath(b["FunctionName"].get<std::string>());
+  auto cfg = registry::ApplyLambdaChanges(base, b);  // typed, range-checked fields
+  if (!cfg) return FromError(cfg.error());
+  if (b.contains("PackageType") && b["PackageType"] != "Zip")
     return ApiError(400, "InvalidParameterValueException", "only PackageType Zip is supported");
   auto zip = ZipFromCode(b.value("Code", json::object()));
   if (!zip) return FromError(zip.error());
-  auto created = registry_->Create(std::move(cfg), *zip);
+  auto created = registry_->Create(std::move(cfg.value()), *zip);
   if (!created) return FromError(created.error());
   return Json(201, registry::ToLambdaJson(created->config));
 }

@@ -35,6 +35,11 @@ std::string RuntimeFamily(const std::string& runtime);
 Status ValidateName(const std::string& name);
 Status ValidateConfig(const FunctionConfig& config);
 
+// Applies the fields present in an UpdateFunctionConfiguration body (Handler, Runtime, MemorySize,
+// Timeout, Environment.Variables, Description, Role; others are ignored) to a copy of base.
+// Checks JSON types and integer ranges only; call ValidateConfig on the result.
+Result<FunctionConfig> ApplyLambdaChanges(const FunctionConfig& base, const nlohmann::json& changes);
+
 // Lambda's FunctionConfiguration JSON (FunctionName, FunctionArn, Runtime, Handler, MemorySize,
 // Timeout, CodeSha256, CodeSize, LastModified, Version "$LATEST", State "Active", Environment...).
 nlohmann::json ToLambdaJson(const FunctionConfig& config);

@@ -23,6 +23,9 @@ struct Deployed {
 // Layout: <state>/functions/<name>/function.json, <state>/functions/<name>/code/<rev>/...,
 // <state>/functions/<name>/code/<rev>.zip. Every change is written to a temp name and
 // renamed, so a crash leaves the old or the new state, never a mix. Thread-safe.
+// UpdateCode keeps the previous revision's directory (instances still running it see it through
+// a bind mount, and deleting its files would empty their /var/task) and removes older ones;
+// Open keeps only the current one. <state>/registry.lock is flock'ed: one daemon per state dir.
 class Registry {
  public:
   // Loads every function found under <state_dir>/functions; removes half-written leftovers.

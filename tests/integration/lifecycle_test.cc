@@ -193,7 +193,7 @@ TEST_F(LifecycleTest, CliDeploysInvokesListsAndDeletes) {
 }
 
 TEST(CliWithoutDaemon, SaysTheDaemonIsNotRunning) {
-  auto r = Run({FORKLET_CLI_PATH, "--endpoint", "unix:/tmp/forklet-no-such.sock", "list"});
+  auto r = ::forklet::testing::Run({FORKLET_CLI_PATH, "--endpoint", "unix:/tmp/forklet-no-such.sock", "list"});
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.err.find("is the daemon running"), std::string::npos) << r.err;
 }

@@ -3,6 +3,7 @@
 #include <signal.h>
 
 #include <filesystem>
+#include <fstream>
 #include <future>
 #include <nlohmann/json.hpp>
 
@@ -13,7 +14,7 @@ namespace {
 using nlohmann::json;
 namespace fs = std::filesystem;
 
-// Instance cgroups under this daemon's forklet root (any hierarchy).
+// Instance cgroups with processes in them, below any forklet root (pooled empty ones don't count).
 int InstanceCgroups() {
   int n = 0;
   std::error_code ec;
@@ -22,7 +23,10 @@ int InstanceCgroups() {
     if (ec) break;
     if (it.depth() > 6) it.disable_recursion_pending();
     auto parent = it->path().parent_path().filename().string();
-    if (it->is_directory(ec) && parent.rfind("forklet.", 0) == 0) ++n;
+    if (!it->is_directory(ec) || parent.rfind("forklet.", 0) != 0) continue;
+    std::ifstream procs(it->path() / "cgroup.procs");
+    std::string pid;
+    if (procs >> pid) ++n;
   }
   return n;
 }

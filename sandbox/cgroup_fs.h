@@ -1,0 +1,49 @@
+// Plain-file access to cgroupfs shared by the v1 and v2 backends: control files, pids, teardown.
+#pragma once
+
+#include <charconv>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "sandbox/error.h"
+
+namespace forklet::sandbox::cgroupfs {
+
+// A number as control-file text, without allocating.
+class Decimal {
+ public:
+  explicit Decimal(uint64_t v) : len_(std::to_chars(buf_, buf_ + sizeof(buf_), v).ptr - buf_) {}
+  std::string_view view() const { return {buf_, len_}; }
+
+ private:
+  char buf_[24];
+  size_t len_;
+};
+
+// Writes `value` to an existing control file with one write(); returns 0 or the errno.
+int WriteControl(const std::string& path, std::string_view value);
+// The same as a Status whose error names the file and the value.
+Status Write(const std::string& path, std::string_view value);
+Result<std::string> Read(const std::string& path);
+// A file holding one number; "max" reads as UINT64_MAX.
+Result<uint64_t> ReadNumber(const std::string& path);
+// The number after `key` in a flat keyed file (cpu.stat, memory.events, memory.oom_control);
+// 0 when the key is absent (older kernels lack some keys).
+Result<uint64_t> ReadKeyed(const std::string& path, std::string_view key);
+// The pids listed in a cgroup.procs file.
+Result<std::vector<int>> ReadPids(const std::string& procs_path);
+
+Status MakeDir(const std::string& dir);  // mkdir 0755; EEXIST is an error here
+
+// SIGKILLs every process in the directories (first through cgroup.kill when `use_kill_file`),
+// waits until they are gone and removes the directories; gone already counts as done.
+// Bounded: gives up with an error after about two seconds.
+Status KillAndRemove(const std::vector<std::string>& dirs, bool use_kill_file);
+
+// Every cgroup below the roots (one per hierarchy, same layout), deepest first, killed and
+// removed. Returns how many distinct relative paths it removed; tries all before failing.
+Result<int> RemoveDescendants(const std::vector<std::string>& roots, bool use_kill_file);
+
+}  // namespace forklet::sandbox::cgroupfs

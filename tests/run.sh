@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "tests/run.sh: run as root (the tests create namespaces and cgroups)"; exit 1; }
-trap 'tools/cleanup.sh' EXIT INT TERM
+top=$(pwd)
+trap "\"$top/tools/cleanup.sh\"" EXIT INT TERM
 tools/setup.sh
 cd build
 ctest --output-on-failure --timeout 600 "$@"

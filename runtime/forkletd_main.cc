@@ -32,6 +32,7 @@ const char* kUsage = R"(usage: forkletd [options]
   --memory-budget-mb N       memory for instances; idle ones are evicted past it (default: 75% of RAM)
   --cgroup-pool N            cgroups kept ready (default 8)
   --tmp-size-mb N            size of each instance's /tmp (default 512)
+  --max-code-mb N            largest deployment zip accepted (default 50, as Lambda)
   --runners-dir DIR          lang-runners as installed (default: next to this binary)
   --zygote-lib PATH          libforklet_zygote.so (default: next to this binary)
   --no-warmup                do not start zygotes before the first request
@@ -81,6 +82,7 @@ int main(int argc, char** argv) {
   core::SchedulerOptions sched;
   sched.memory_budget_mb = DefaultMemoryBudgetMb();
   uint64_t pool = 8, tmp_mb = 512;
+  registry::ArchiveLimits archive_limits;
   bool warmup = true;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -96,6 +98,7 @@ int main(int argc, char** argv) {
     else if (a == "--memory-budget-mb") sched.memory_budget_mb = ParseNumber(a, next(), 128, 1ull << 30);
     else if (a == "--cgroup-pool") pool = ParseNumber(a, next(), 0, 1024);
     else if (a == "--tmp-size-mb") tmp_mb = ParseNumber(a, next(), 1, 10240);
+    else if (a == "--max-code-mb") archive_limits.max_zip_bytes = ParseNumber(a, next(), 1, 1024) << 20;
     else if (a == "--runners-dir") runners_dir = next();
     else if (a == "--zygote-lib") zygote_lib = next();
     else if (a == "--no-warmup") warmup = false;
@@ -122,7 +125,7 @@ int main(int argc, char** argv) {
   sigaction(SIGTERM, &sa, nullptr);
   sigaction(SIGINT, &sa, nullptr);
 
-  auto registry = registry::Registry::Open(state_dir);
+  auto registry = registry::Registry::Open(state_dir, archive_limits);
   if (!registry) Die("state dir: " + registry.error().ToString());
 
   core::LauncherOptions lo;

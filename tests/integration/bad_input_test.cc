@@ -121,6 +121,25 @@ TEST_F(BadInputTest, MalformedRequestBody) {
   EXPECT_EQ(r.out.substr(r.out.rfind('\n') + 1), "400") << r.out;
 }
 
+TEST(CodeSizeLimit, ZipOverTheLimitIsRefused) {
+  auto d = Daemon::Start({"--max-code-mb", "1"});
+  std::string zip = ZipWithEntry("big.bin", std::string(0, 'x'));
+  // 2 MB of incompressible bytes in the zip: over the daemon's 1 MB limit.
+  auto r = ::forklet::testing::Run(
+      {"/usr/bin/python3", "-c",
+       "import os, sys, zipfile\n"
+       "with zipfile.ZipFile(sys.argv[1], 'a') as z: z.writestr('noise.bin', os.urandom(2 << 20))\n",
+       zip});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto c = d->Aws({"create-function", "--function-name", "big", "--runtime", "python3.11", "--handler",
+                   "app.handler", "--zip-file", "fileb://" + zip, "--role", "arn:aws:iam::0:role/x"});
+  unlink(zip.c_str());
+  EXPECT_NE(c.exit_code, 0);
+  EXPECT_NE(c.err.find("RequestEntityTooLargeException"), std::string::npos) << c.err;
+  EXPECT_NE(c.err.find("Zipped size must be smaller than"), std::string::npos) << c.err;
+  EXPECT_EQ(json::parse(d->Aws({"list-functions"}).out)["Functions"].size(), 0u);
+}
+
 TEST_F(BadInputTest, GarbageZip) {
   // The aws CLI refuses a file that is not a zip before sending it; any other client can send one.
   std::string body = R"({"FunctionName":"garbage","Runtime":"python3.11","Handler":"app.handler",)"

@@ -4,9 +4,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <random>
-#include <sstream>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -20,14 +18,6 @@ namespace {
 using nlohmann::json;
 
 constexpr const char* kFunctionsPrefix = "/2015-03-31/functions";
-
-HttpResponse Json(int status, const json& body) {
-  HttpResponse r;
-  r.status = status;
-  r.headers["Content-Type"] = "application/json";
-  r.body = body.dump();
-  return r;
-}
 
 // Registry errors carry the Lambda exception name in op.
 HttpResponse FromError(const Error& e) {
@@ -107,6 +97,14 @@ std::string ComposeLog(const std::string& request_id, const core::InvokeResult& 
 
 }  // namespace
 
+HttpResponse Json(int status, const nlohmann::json& body) {
+  HttpResponse r;
+  r.status = status;
+  r.headers["Content-Type"] = "application/json";
+  r.body = body.dump();
+  return r;
+}
+
 HttpResponse ApiError(int status, const std::string& type, const std::string& message) {
   HttpResponse r = Json(status, json{{"Type", status >= 500 ? "Service" : "User"},
                                      {"message", message}});
@@ -115,8 +113,16 @@ HttpResponse ApiError(int status, const std::string& type, const std::string& me
 }
 
 LambdaApi::LambdaApi(registry::Registry* registry, core::Scheduler* scheduler,
-                     core::Launcher* launcher, ApiLimits limits)
-    : registry_(registry), scheduler_(scheduler), launcher_(launcher), limits_(limits) {}
+                     core::InvocationObserver* observer, ApiLimits limits)
+    : registry_(registry), scheduler_(scheduler), observer_(observer), limits_(limits) {}
+
+void LambdaApi::Observe(const registry::FunctionConfig& cfg, const std::string& request_id,
+                        core::InvokeResult& result) {
+  if (result.end_epoch_ms == 0)
+    result.end_epoch_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                              std::chrono::system_clock::now().time_since_epoch()).count();
+  if (observer_) observer_->OnInvocation(cfg.name, cfg.runtime, cfg.memory_mb, request_id, result);
+}
 
 LambdaApi::~LambdaApi() {
   while (async_in_flight_.load() > 0) std::this_thread::sleep_for(std::chrono::milliseconds(5));
@@ -124,7 +130,6 @@ LambdaApi::~LambdaApi() {
 
 HttpResponse LambdaApi::Handle(const HttpRequest& r) {
   const std::string& p = r.path;
-  if (p.rfind("/forklet/", 0) == 0) return Extras(r);
   // Concurrency lives under other API versions: /2017-10-31/ (put/delete), /2019-09-30/ (get).
   for (const char* version : {"/2017-10-31/functions/", "/2019-09-30/functions/"}) {
     if (p.rfind(version, 0) == 0) {
@@ -284,6 +289,7 @@ HttpResponse LambdaApi::Invoke(const std::string& name, const HttpRequest& r) {
     }
     std::thread([this, d = *fn, request_id, payload = r.body] {
       auto result = scheduler_->Invoke(d, request_id, payload);
+      Observe(d.config, request_id, result);
       if (result.outcome != core::Outcome::kSuccess)
         fprintf(stderr, "forkletd: event %s of %s: %s\n", request_id.c_str(), d.config.name.c_str(),
                 core::OutcomeName(result.outcome));
@@ -296,6 +302,7 @@ HttpResponse LambdaApi::Invoke(const std::string& name, const HttpRequest& r) {
   }
 
   core::InvokeResult result = scheduler_->Invoke(*fn, request_id, r.body);
+  Observe(fn->config, request_id, result);  // recorded before the client hears of it
   if (result.outcome == core::Outcome::kThrottled) {
     HttpResponse out = ApiError(429, "TooManyRequestsException", result.error_message);
     out.body = json{{"Type", "User"}, {"message", result.error_message},
@@ -326,48 +333,6 @@ HttpResponse LambdaApi::Invoke(const std::string& name, const HttpRequest& r) {
     out.headers["X-Amz-Log-Result"] = registry::Base64Encode(log);
   }
   return out;
-}
-
-HttpResponse LambdaApi::Extras(const HttpRequest& r) {
-  const std::string& p = r.path;
-  if (p == "/forklet/v1/health" && r.method == "GET") {
-    auto c = scheduler_->Counts();
-    json zygotes = json::array();
-    for (const auto& z : launcher_->Zygotes())
-      zygotes.push_back({{"runtime", z.runtime}, {"pid", z.pid}, {"boot_ms", z.boot_ms}, {"forks", z.forks}});
-    return Json(200, json{{"status", "ready"},
-                          {"cgroups", launcher_->cgroups().version()},
-                          {"instances", {{"idle", c.idle}, {"busy", c.busy}, {"memory_mb", c.memory_mb}}},
-                          {"zygotes", zygotes}});
-  }
-  const std::string zyg = "/forklet/v1/admin/zygotes/";
-  if (p.rfind(zyg, 0) == 0 && r.method == "POST" && p.size() > zyg.size() + 5 &&
-      p.substr(p.size() - 5) == "/drop") {
-    std::string runtime = p.substr(zyg.size(), p.size() - zyg.size() - 5);
-    std::string family = registry::RuntimeFamily(runtime);
-    if (family.empty()) return ApiError(404, "ResourceNotFoundException", "unknown runtime " + runtime);
-    bool dropped = launcher_->DropZygote(family);
-    return Json(200, json{{"runtime", family}, {"dropped", dropped}});
-  }
-  if (p == "/forklet/v1/admin/instances/drop" && r.method == "POST") {
-    auto it = r.query.find("function");
-    std::string fn = it == r.query.end() ? "" : it->second;
-    return Json(200, json{{"dropped", scheduler_->DropIdle(fn)}});
-  }
-  const std::string fns = "/forklet/v1/functions/";
-  if (p.rfind(fns, 0) == 0 && r.method == "GET" && p.size() > fns.size() + 9 &&
-      p.substr(p.size() - 9) == "/code.zip") {
-    auto d = registry_->Get(p.substr(fns.size(), p.size() - fns.size() - 9));
-    if (!d) return ApiError(404, "ResourceNotFoundException", "no such function");
-    std::ifstream f(d->zip_path, std::ios::binary);
-    std::stringstream ss;
-    ss << f.rdbuf();
-    HttpResponse out;
-    out.headers["Content-Type"] = "application/zip";
-    out.body = ss.str();
-    return out;
-  }
-  return ApiError(404, "UnknownOperationException", "Unknown operation " + r.method + " " + p);
 }
 
 }  // namespace forklet::api

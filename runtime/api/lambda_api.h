@@ -1,12 +1,13 @@
-// The daemon's HTTP API: the AWS Lambda REST API where it overlaps, forklet's extras under
-// /forklet/v1. Routes requests to the registry and the scheduler; holds no state of its own.
+// The AWS Lambda REST API where forklet overlaps it. Routes requests to the registry and the
+// scheduler; holds no state of its own. forklet's own extras are in admin_api.h.
 #pragma once
 
 #include <atomic>
 #include <memory>
 
+#include <nlohmann/json.hpp>
+
 #include "runtime/api/http_server.h"
-#include "runtime/core/launcher.h"
 #include "runtime/core/scheduler.h"
 #include "runtime/registry/registry.h"
 
@@ -20,8 +21,8 @@ struct ApiLimits {
 
 class LambdaApi {
  public:
-  LambdaApi(registry::Registry* registry, core::Scheduler* scheduler, core::Launcher* launcher,
-            ApiLimits limits = {});
+  LambdaApi(registry::Registry* registry, core::Scheduler* scheduler,
+            core::InvocationObserver* observer, ApiLimits limits = {});
   ~LambdaApi();  // waits for Event invocations still running
   HttpResponse Handle(const HttpRequest& request);
 
@@ -34,15 +35,17 @@ class LambdaApi {
   HttpResponse UpdateConfiguration(const std::string& name, const HttpRequest& r);
   HttpResponse Invoke(const std::string& name, const HttpRequest& r);
   HttpResponse Concurrency(const std::string& name, const HttpRequest& r);
-  HttpResponse Extras(const HttpRequest& r);
+  void Observe(const registry::FunctionConfig& cfg, const std::string& request_id,
+               core::InvokeResult& result);
 
   registry::Registry* registry_;
   core::Scheduler* scheduler_;
-  core::Launcher* launcher_;
+  core::InvocationObserver* observer_;
   ApiLimits limits_;
   std::atomic<uint32_t> async_in_flight_{0};
 };
 
+HttpResponse Json(int status, const nlohmann::json& body);
 // {"Type":"User","message":...} with X-Amzn-ErrorType, as Lambda's API errors look.
 HttpResponse ApiError(int status, const std::string& type, const std::string& message);
 

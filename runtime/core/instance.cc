@@ -219,7 +219,7 @@ Status Instance::Start(const nlohmann::json& init, Clock::time_point deadline, S
     Destroy();
     return MakeError("instance start", "protocol violation during init");
   }
-  if (cgroup_) (void)cgroup_->ResetPeak();
+  (void)TakeUsage();  // init's memory and CPU are not the first invocation's
   return {};
 }
 
@@ -256,12 +256,16 @@ ChannelResult Instance::Invoke(const std::string& request_id, int64_t deadline_e
   return result;
 }
 
-uint64_t Instance::TakePeakMemoryMb() {
-  if (!cgroup_) return 0;
+Instance::Usage Instance::TakeUsage() {
+  Usage u;
+  if (!cgroup_) return u;
   auto stats = cgroup_->ReadStats();
-  if (!stats.ok()) return 0;
+  if (!stats.ok()) return u;
   (void)cgroup_->ResetPeak();
-  return (stats->memory_peak_bytes + (1 << 20) - 1) >> 20;
+  u.peak_memory_mb = (stats->memory_peak_bytes + (1 << 20) - 1) >> 20;
+  u.cpu_ms = static_cast<double>(stats->cpu_usage_ns - std::min(cpu_ns_seen_, stats->cpu_usage_ns)) / 1e6;
+  cpu_ns_seen_ = stats->cpu_usage_ns;
+  return u;
 }
 
 }  // namespace forklet::core

@@ -45,8 +45,13 @@ class Instance {
   ChannelResult Invoke(const std::string& request_id, int64_t deadline_epoch_ms,
                        const std::string& payload, Clock::time_point deadline);
 
-  // Peak memory since the last reset, in MB (and resets it for the next invocation).
-  uint64_t TakePeakMemoryMb();
+  // Peak memory (MB) and CPU time (ms) since the last call; resets the peak for the next
+  // invocation. One read of the cgroup's counters.
+  struct Usage {
+    uint64_t peak_memory_mb = 0;
+    double cpu_ms = 0;
+  };
+  Usage TakeUsage();
 
   void Destroy();  // SIGKILL, reap, remove the cgroup. Idempotent.
 
@@ -77,6 +82,7 @@ class Instance {
   std::unique_ptr<sandbox::Cgroup> cgroup_;
   bool dead_ = false;
   bool destroyed_ = false;
+  uint64_t cpu_ns_seen_ = 0;  // the cgroup's CPU counter at the last TakeUsage
 };
 
 }  // namespace forklet::core

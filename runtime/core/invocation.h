@@ -55,7 +55,20 @@ struct InvokeResult {
   double total_ms = 0;       // request in to response out inside the daemon
   uint64_t billed_ms = 0;
   uint64_t max_memory_mb = 0;
+  double cpu_ms = 0;           // CPU time of the instance's cgroup during the invocation
+  int64_t start_epoch_ms = 0;  // request accepted by the scheduler
+  int64_t end_epoch_ms = 0;    // result in hand
   std::string error_message; // for throttled / setup failures
+};
+
+// Told of every finished invocation (throttled ones included) before the client gets its
+// response: the billing ledger and the metrics hang here. Must be thread-safe and fast.
+class InvocationObserver {
+ public:
+  virtual ~InvocationObserver() = default;
+  virtual void OnInvocation(const std::string& function, const std::string& runtime,
+                            uint32_t memory_mb, const std::string& request_id,
+                            const InvokeResult& result) = 0;
 };
 
 }  // namespace forklet::core

@@ -108,6 +108,7 @@ InvokeResult Scheduler::Invoke(const registry::Deployed& fn, const std::string& 
   const std::string generation = Generation(cfg);
   auto t0 = Clock::now();
   InvokeResult result;
+  result.start_epoch_ms = EpochMs();
   std::unique_ptr<Instance> instance;
   {
     std::lock_guard lock(mu_);
@@ -197,14 +198,16 @@ InvokeResult Scheduler::Invoke(const registry::Deployed& fn, const std::string& 
   result.stages.emplace_back("handler", ch.handler_ms);
   switch (ch.outcome) {
     case Outcome::kSuccess:
-    case Outcome::kUnhandled:
+    case Outcome::kUnhandled: {
       result.body = std::move(ch.body);
-      result.max_memory_mb = instance->TakePeakMemoryMb();
+      auto usage = instance->TakeUsage();
+      result.max_memory_mb = usage.peak_memory_mb;
+      result.cpu_ms = usage.cpu_ms;
       break;
+    }
     case Outcome::kTimeout:
       result.duration_ms = cfg.timeout_s * 1000.0;  // Lambda bills the whole timeout
       result.body = ErrorBody(TimeoutMessage(cfg.timeout_s), "Sandbox.Timedout");
-      result.max_memory_mb = instance->TakePeakMemoryMb();
       break;
     case Outcome::kOutOfMemory:
       result.body = ErrorBody("RequestId: " + request_id +
@@ -221,6 +224,7 @@ InvokeResult Scheduler::Invoke(const registry::Deployed& fn, const std::string& 
   result.billed_ms = BilledMs(result.duration_ms, options_.billing_granularity_ms);
   release(std::move(instance), false);
   result.total_ms = MsSince(t0);
+  result.end_epoch_ms = EpochMs();
   return result;
 }
 

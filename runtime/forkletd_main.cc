@@ -1,5 +1,5 @@
-// forkletd: the node daemon. Opens the state, starts the zygotes and serves the API until
-// SIGTERM or SIGINT.
+// forkletd: the node daemon. Opens the state, starts the zygotes and serves the API; SIGHUP
+// reloads the configuration, SIGTERM (or SIGINT) drains and stops.
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -7,32 +7,46 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <string>
 
 #include "runtime/api/admin_api.h"
 #include "runtime/api/http_server.h"
 #include "runtime/api/lambda_api.h"
+#include "runtime/api/reporting_api.h"
+#include "runtime/billing/ledger.h"
 #include "runtime/core/launcher.h"
 #include "runtime/core/scheduler.h"
+#include "runtime/log/log.h"
+#include "runtime/daemon/notify.h"
 #include "runtime/daemon/options.h"
+#include "runtime/daemon/reload.h"
+#include "runtime/daemon/signals.h"
+#include "runtime/metrics/invocation_recorder.h"
+#include "runtime/metrics/latency_stats.h"
 #include "runtime/registry/registry.h"
+#include "sandbox/cgroup_delegation.h"
 
 namespace fs = std::filesystem;
 using namespace forklet;
 
 namespace {
 
-int g_signal_pipe = -1;  // written by the signal handler, read by main
-
-void OnSignal(int) {
-  static const char c = 1;
-  (void)!write(g_signal_pipe, &c, 1);  // async-signal-safe: just wake main
+[[noreturn]] void Die(const std::string& message) {
+  log::Error(message);
+  exit(1);
 }
 
-[[noreturn]] void Die(const std::string& message) {
-  fprintf(stderr, "forkletd: %s\n", message.c_str());
-  exit(1);
+// STATUS= for systemd: what `systemctl status forkletd` shows.
+std::string StatusLine(core::Scheduler* scheduler, core::Launcher* launcher) {
+  auto c = scheduler->Counts();
+  auto budget = scheduler->options().memory_budget_mb;
+  return std::string(scheduler->draining() ? "draining" : "ready") + ": instances " +
+         std::to_string(c.idle) + " idle, " + std::to_string(c.busy - c.starting) + " running, " +
+         std::to_string(c.starting) + " starting; " + std::to_string(scheduler->InFlight()) +
+         " invocations in flight; " + std::to_string(launcher->Zygotes().size()) + " zygotes; " +
+         std::to_string(c.memory_mb) + " of " + std::to_string(budget) + " MB reserved";
 }
 
 }  // namespace
@@ -46,7 +60,7 @@ int main(int argc, char** argv) {
       fputs(message.c_str(), stdout);
       return 0;
     }
-    Die(message + "\n" + daemon::Usage());
+    Die(message + " (forkletd --help lists the options)");
   }
   if (geteuid() != 0) Die("must run as root (it creates namespaces, mounts and cgroups)");
   std::error_code ec;
@@ -60,14 +74,19 @@ int main(int argc, char** argv) {
   if (!fs::exists(options.launcher.runners_dir + "/python/forklet_zygote.py"))
     Die("python runner not found in " + options.launcher.runners_dir + " (use --runners-dir)");
 
-  int pipefd[2];
-  if (pipe2(pipefd, O_CLOEXEC) != 0) Die("pipe failed");
-  g_signal_pipe = pipefd[1];
-  signal(SIGPIPE, SIG_IGN);
-  struct sigaction sa {};
-  sa.sa_handler = OnSignal;
-  sigaction(SIGTERM, &sa, nullptr);
-  sigaction(SIGINT, &sa, nullptr);
+  if (auto s = daemon::InstallSignalEvents(); !s) Die(s.error().ToString());
+  daemon::ServiceNotifier notifier;  // first: the watchdog is pinged while zygotes start
+  notifier.Status("starting");
+  // systemd's Delegate=yes on cgroup v2: into the supervisor leaf before any child process exists.
+  if (auto delegated = sandbox::DelegatedV2CgroupDir(); !delegated) {
+    Die(delegated.error().ToString());
+  } else if (!delegated->empty()) {
+    auto d = sandbox::EnterSupervisorCgroup(*delegated);
+    if (!d) Die("cgroup delegation: " + d.error().ToString());
+    log::Info("cgroup v2 delegation: in " + d->delegated_dir + "/" + sandbox::kSupervisorCgroup +
+              "; enabled below it: " + (d->enabled.empty() ? "none" : d->enabled) +
+              (d->missing.empty() ? "" : "; not offered: " + d->missing));
+  }
 
   auto registry = registry::Registry::Open(options.state_dir, options.archive);
   if (!registry) Die("state dir: " + registry.error().ToString());
@@ -77,28 +96,100 @@ int main(int argc, char** argv) {
     if (auto s = (*launcher)->WarmUp(); !s) Die("python zygote: " + s.error().ToString());
   }
   auto scheduler = std::make_unique<core::Scheduler>(options.scheduler, launcher->get());
-  api::LambdaApi lambda(registry->get(), scheduler.get(), /*observer=*/nullptr);
+  // Every finished invocation is priced, recorded in the ledger (safe from kill -9) and counted
+  // before its response goes out. Declared before the APIs: the ledger outlives the Event
+  // invocations they wait for.
+  std::unique_ptr<billing::Ledger> ledger;
+  if (options.ledger) {
+    auto opened = billing::Ledger::Open(options.state_dir + "/ledger.db");
+    if (!opened) Die(opened.error().ToString());
+    ledger = std::move(opened.value());
+  }
+  metrics::LatencyStats stats;
+  metrics::InvocationRecorder recorder(options.pricing, ledger.get(), &stats);
+  api::LambdaApi lambda(registry->get(), scheduler.get(), &recorder);
+  api::ReportingApi reporting(&stats, ledger.get(), [&] {
+    metrics::NodeGauges g;
+    auto c = scheduler->Counts();
+    g.instances_idle = c.idle;
+    g.instances_busy = c.busy;
+    g.memory_reserved_mb = c.memory_mb;
+    g.memory_budget_mb = scheduler->options().memory_budget_mb;
+    for (const auto& z : (*launcher)->Zygotes()) g.zygotes.push_back({z.runtime, z.boot_ms, z.forks});
+    return g;
+  });
   api::AdminApi admin(registry->get(), scheduler.get(), launcher->get());
 
+  // The socket's directory: systemd makes /run/forklet (RuntimeDirectory=); by hand, we do.
+  fs::create_directories(fs::path(options.socket_path).parent_path(), ec);
   api::HttpServerOptions ho;
   ho.listen = options.listen;
   ho.unix_socket = options.socket_path;
   auto server = api::HttpServer::Start(ho, [&](const api::HttpRequest& r) {
+    if (api::ReportingApi::Serves(r.path)) return reporting.Handle(r);
     return r.path.rfind("/forklet/", 0) == 0 ? admin.Handle(r) : lambda.Handle(r);
   });
   if (!server) Die(server.error().ToString());
+  // Ready means answering: one request through the Unix socket before systemd hears READY=1.
+  if (auto h = api::HttpCall("unix:" + options.socket_path, "GET", "/forklet/v1/health");
+      !h || h->status != 200)
+    Die("the API does not answer on " + options.socket_path +
+        (h ? ": HTTP " + std::to_string(h->status) : ": " + h.error().ToString()));
   std::string host = options.listen.substr(0, options.listen.rfind(':'));
-  fprintf(stderr, "forkletd: ready on http://%s:%d and unix:%s (state %s, cgroups %s %s, %zu functions)\n",
-          host.c_str(), (*server)->tcp_port(), options.socket_path.c_str(), options.state_dir.c_str(),
-          (*launcher)->cgroups().version(), (*launcher)->cgroups().root_description().c_str(),
-          (*registry)->List().size());
+  log::Notice("ready on http://" + host + ":" + std::to_string((*server)->tcp_port()) +
+              " and unix:" + options.socket_path + " (state " + options.state_dir + ", config " +
+              (options.config_path.empty() ? "none" : options.config_path) + ", cgroups " +
+              (*launcher)->cgroups().version() + " " + (*launcher)->cgroups().root_description() +
+              ", " + std::to_string((*registry)->List().size()) + " functions)");
+  notifier.SetStatusSource([&] { return StatusLine(scheduler.get(), launcher->get()); });
+  notifier.Ready();
 
-  char c;
-  while (read(pipefd[0], &c, 1) < 0 && errno == EINTR) {
+  int signo;
+  while ((signo = daemon::WaitForSignal()) == SIGHUP) {
+    notifier.Reloading();
+    if (daemon::Reload(argc, argv, &options, scheduler.get())) {
+      // Prices change live; the billing granularity and bill-init are the scheduler's and wait
+      // for a restart (a bill must not mix roundings silently).
+      daemon::Options fresh;
+      std::string why;
+      bool help_asked = false;
+      if (daemon::ParseOptions(argc, argv, &fresh, &why, &help_asked)) {
+        billing::PricingConfig p = options.pricing;
+        p.request_price_pd = fresh.pricing.request_price_pd;
+        p.gb_second_price_pd = fresh.pricing.gb_second_price_pd;
+        recorder.SetPricing(p);
+        options.pricing = p;
+        if (fresh.pricing.granularity_ms != p.granularity_ms || fresh.pricing.bill_init != p.bill_init)
+          log::Warning("reload: billing-granularity-ms and bill-init apply at the next restart");
+      }
+    }
+    notifier.Ready();
   }
-  fprintf(stderr, "forkletd: stopping\n");
+
+  // Drain: no new invocations (503), those in flight finish within the grace period (each one
+  // committed to the ledger before its response), and only then the API closes and every
+  // instance is torn down.
+  scheduler->BeginDrain();
+  log::Notice(std::string(strsignal(signo)) + ": draining " +
+              std::to_string(scheduler->InFlight()) + " invocations in flight (grace " +
+              std::to_string(options.drain_grace.count()) + " s)");
+  notifier.Stopping("draining");
+  if (uint32_t left = scheduler->WaitForInFlight(options.drain_grace); left > 0) {
+    log::Warning("drain: " + std::to_string(left) +
+                 " invocations still running after the grace period; stopping their instances");
+    // Killing ends a running invocation at once; one still starting runs after it, hence rounds.
+    for (int round = 0; round < 10 && scheduler->InFlight() > 0; ++round) {
+      scheduler->KillRunning();
+      scheduler->WaitForInFlight(std::chrono::seconds(1));
+    }
+  }
   (*server)->Stop();
+  lambda.WaitForEvents();  // Event invocations use the scheduler until their very end
+  // The ledger closes last, at the end of main (after the Lambda API's Event invocations).
+  notifier.SetStatusSource(nullptr);
+  notifier.Status("tearing down instances and zygotes");
   scheduler.reset();
   launcher->reset();
+  log::Notice("stopped");
   return 0;
 }

@@ -37,6 +37,9 @@ class Cgroup {
   // fd to move itself in; the caller owns and closes the fds.
   virtual Result<std::vector<int>> OpenProcsFds() = 0;
   virtual Result<CgroupStats> ReadStats() = 0;
+  // The invocation path's read: memory_peak_bytes and cpu_usage_ns only, through control files
+  // kept open (pread), then the peak reset. A few microseconds instead of tens.
+  virtual Result<CgroupStats> TakeUsage() = 0;
   virtual Status ResetPeak() = 0;  // between warm invocations (v1: max_usage_in_bytes; v2: memory.peak if writable)
   virtual Result<std::vector<int>> Pids() = 0;
   // SIGKILL every task (v2: cgroup.kill when present), wait until empty, remove the directories.
@@ -63,9 +66,9 @@ enum class CgroupVersion { kAuto, kV1, kV2 };
 // Discovers the hierarchies of this process (/proc/self/cgroup, mounts), picks v1 when the memory
 // controller is on a v1 hierarchy, else v2, and creates the root "forklet.<tag>" below this
 // process's own cgroup. Never writes to a cgroup it did not create.
-// Moving the daemon into a leaf (e.g. "<own>/supervisor") so that v2 controllers can be enabled in
-// its own cgroup is NOT done here (left to the systemd integration): v2 limits need memory, pids
-// and cpu enabled in the own cgroup's cgroup.subtree_control, else SetLimits names what is missing.
+// v2 limits need memory, pids and cpu enabled in the own cgroup's cgroup.subtree_control, else
+// SetLimits names what is missing; under systemd's delegation the daemon first moves itself into
+// "<own>/supervisor" (cgroup_delegation.h), and the root then goes beside that leaf.
 // `version` forces a backend (tests; hosts with both mounted); kAuto picks as described above.
 Result<std::unique_ptr<CgroupTree>> OpenCgroupTree(const std::string& tag,
                                                    CgroupVersion version = CgroupVersion::kAuto);

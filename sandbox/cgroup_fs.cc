@@ -173,6 +173,60 @@ Result<uint64_t> ReadKeyed(const std::string& path, std::string_view key) {
   return uint64_t{0};
 }
 
+Status ControlFile::Open() {
+  if (fd_ >= 0) return {};
+  fd_ = open(path_.c_str(), O_RDWR | O_CLOEXEC);
+  if (fd_ < 0) fd_ = open(path_.c_str(), O_RDONLY | O_CLOEXEC);  // read-only counters
+  if (fd_ < 0) return SysError("open " + path_);
+  return {};
+}
+
+void ControlFile::Close() {
+  if (fd_ >= 0) close(fd_);
+  fd_ = -1;
+}
+
+Result<std::string_view> ControlFile::ReadAll() {
+  if (auto s = Open(); !s) return s.error();
+  ssize_t n = pread(fd_, buf_, sizeof(buf_) - 1, 0);
+  if (n < 0) return SysError("read " + path_);
+  return std::string_view(buf_, static_cast<size_t>(n));
+}
+
+Result<uint64_t> ControlFile::ReadNumber() {
+  auto text = ReadAll();
+  if (!text) return text.error();
+  std::string_view v = Trim(*text);
+  if (v == "max") return std::numeric_limits<uint64_t>::max();
+  uint64_t n = 0;
+  if (!ParseU64(v, &n)) return MakeError("read " + path_, "not a number");
+  return n;
+}
+
+Result<uint64_t> ControlFile::ReadKeyed(std::string_view key) {
+  auto text = ReadAll();
+  if (!text) return text.error();
+  std::string_view rest = *text;
+  while (!rest.empty()) {
+    size_t eol = rest.find('\n');
+    std::string_view line = rest.substr(0, eol);
+    rest = eol == std::string_view::npos ? std::string_view() : rest.substr(eol + 1);
+    if (line.size() <= key.size() || line.substr(0, key.size()) != key || line[key.size()] != ' ')
+      continue;
+    uint64_t n = 0;
+    if (!ParseU64(Trim(line.substr(key.size() + 1)), &n)) return MakeError("read " + path_, "bad line");
+    return n;
+  }
+  return uint64_t{0};
+}
+
+Status ControlFile::Write(std::string_view value) {
+  if (auto s = Open(); !s) return s;
+  if (pwrite(fd_, value.data(), value.size(), 0) != static_cast<ssize_t>(value.size()))
+    return SysError("write " + path_);
+  return {};
+}
+
 Result<std::vector<int>> ReadPids(const std::string& procs_path) {
   auto text = Read(procs_path);
   if (!text) return text.error();

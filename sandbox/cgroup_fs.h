@@ -35,6 +35,29 @@ Result<uint64_t> ReadKeyed(const std::string& path, std::string_view key);
 // The pids listed in a cgroup.procs file.
 Result<std::vector<int>> ReadPids(const std::string& procs_path);
 
+// A control file opened once and re-read with pread (cgroupfs regenerates it at offset 0):
+// for counters read on every invocation. Opened lazily; closed by Close() or the destructor.
+class ControlFile {
+ public:
+  ControlFile() = default;
+  explicit ControlFile(std::string path) : path_(std::move(path)) {}
+  ~ControlFile() { Close(); }
+  ControlFile(const ControlFile&) = delete;
+  ControlFile& operator=(const ControlFile&) = delete;
+  Result<uint64_t> ReadNumber();
+  // The number after `key` (as ReadKeyed).
+  Result<uint64_t> ReadKeyed(std::string_view key);
+  Status Write(std::string_view value);
+  void Close();
+
+ private:
+  Status Open();
+  Result<std::string_view> ReadAll();
+  std::string path_;
+  int fd_ = -1;
+  char buf_[512];
+};
+
 Status MakeDir(const std::string& dir);  // mkdir 0755; EEXIST is an error here
 
 // SIGKILLs every process in the directories (first through cgroup.kill when `use_kill_file`),

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "sandbox/cgroup.h"
+#include "sandbox/cgroup_delegation.h"
 #include "sandbox/cgroup_fs.h"
 #include "sandbox/cgroup_internal.h"
 
@@ -156,7 +157,9 @@ Result<std::unique_ptr<CgroupTree>> OpenCgroupTree(const std::string& tag, Cgrou
     return MakeError(
         "open cgroup tree",
         "no cgroup v2 hierarchy is mounted for this process (and no v1 memory controller)");
-  return OpenCgroupTreeV2(*unified, tag);
+  CgroupHierarchy owner = *unified;  // below the delegated cgroup, when we entered its leaf
+  ApplyDelegation(&owner.cgroup_path, &owner.own_dir);
+  return OpenCgroupTreeV2(owner, tag);
 }
 
 }  // namespace forklet::sandbox

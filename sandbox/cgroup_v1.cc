@@ -89,6 +89,18 @@ class CgroupV1 final : public Cgroup {
 
   Status ResetPeak() override { return cgroupfs::Write(memory_peak_, "0"); }
 
+  Result<CgroupStats> TakeUsage() override {
+    CgroupStats st;
+    auto peak = peak_file_.ReadNumber();
+    if (!peak) return peak.error();
+    auto cpu = cpu_file_.ReadNumber();
+    if (!cpu) return cpu.error();
+    st.memory_peak_bytes = *peak;
+    st.cpu_usage_ns = *cpu;
+    if (auto s = peak_file_.Write("0"); !s) return s.error();
+    return st;
+  }
+
   Result<std::vector<int>> Pids() override {
     // A task may sit in some hierarchies only (a half-done attach): report the union.
     std::vector<int> all;
@@ -104,6 +116,8 @@ class CgroupV1 final : public Cgroup {
 
   Status Destroy() override {
     if (destroyed_) return {};
+    peak_file_.Close();
+    cpu_file_.Close();
     if (auto s = cgroupfs::KillAndRemove(dirs_, /*use_kill_file=*/false); !s) return s;
     destroyed_ = true;
     return {};
@@ -134,6 +148,7 @@ class CgroupV1 final : public Cgroup {
   const std::vector<std::string> dirs_;
   const std::string memory_limit_, memsw_limit_, memory_peak_, memory_usage_, oom_control_;
   const std::string pids_max_, cpu_shares_, cpu_usage_;
+  cgroupfs::ControlFile peak_file_{memory_peak_}, cpu_file_{cpu_usage_};  // kept open: hot path
   std::vector<std::string> procs_;
   bool destroyed_ = false;
 };

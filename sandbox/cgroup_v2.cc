@@ -112,11 +112,22 @@ class CgroupV2 final : public Cgroup {
     return {};
   }
 
+  Result<CgroupStats> TakeUsage() override {
+    CgroupStats st;
+    if (!facts_->MemoryMissing()) st.memory_peak_bytes = ReadPeak();
+    auto usage_us = cpu_file_.ReadKeyed("usage_usec");
+    if (!usage_us) return usage_us.error();
+    st.cpu_usage_ns = *usage_us * 1000;
+    if (auto s = ResetPeak(); !s) return s.error();
+    return st;
+  }
+
   Result<std::vector<int>> Pids() override { return cgroupfs::ReadPids(procs_); }
 
   Status Destroy() override {
     if (destroyed_) return {};
     ClosePeak();
+    cpu_file_.Close();
     if (auto s = cgroupfs::KillAndRemove(dirs_, facts_->has_kill_file); !s) return s;
     destroyed_ = true;
     return {};
@@ -155,6 +166,7 @@ class CgroupV2 final : public Cgroup {
   const std::shared_ptr<const V2Facts> facts_;  // shared: an instance may outlive the tree
   const std::string memory_max_, swap_max_, pids_max_, cpu_weight_;
   const std::string memory_current_, memory_events_, cpu_stat_, procs_;
+  cgroupfs::ControlFile cpu_file_{cpu_stat_};  // kept open: read on every invocation
   int peak_fd_ = -1;
   bool peak_writable_ = true;
   bool peak_absent_ = false;

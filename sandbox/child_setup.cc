@@ -26,9 +26,9 @@ namespace forklet::sandbox {
 
 const char* SetupStepName(SetupStep step) {
   static constexpr const char* kNames[] = {
-      "attach_cgroup", "cgroup_ns",  "mount_root", "mount_code",    "mount_tmp", "mount_dev",
-      "mount_proc",    "pivot_root", "net_lo",     "hostname",      "fds",       "rlimits",
-      "drop_bounding", "set_ids",    "drop_caps",  "no_new_privs",  "seccomp"};
+      "attach_cgroup", "cgroup_ns", "mount_code", "mount_tmp",    "mount_proc",
+      "network",        "hostname",  "fds",        "rlimits",      "drop_bounding",
+      "set_ids",       "drop_caps", "no_new_privs", "seccomp"};
   static_assert(sizeof(kNames) / sizeof(kNames[0]) == static_cast<size_t>(SetupStep::kCount));
   auto i = static_cast<size_t>(step);
   return i < static_cast<size_t>(SetupStep::kCount) ? kNames[i] : "unknown";
@@ -36,41 +36,8 @@ const char* SetupStepName(SetupStep step) {
 
 namespace {
 
-// A small fixed buffer path joiner: no allocation after fork.
-struct Path {
-  char buf[768];
-  Path(const char* a, const char* b) {
-    size_t n = 0;
-    for (const char* s : {a, b})
-      while (*s && n + 1 < sizeof(buf)) buf[n++] = *s++;
-    buf[n] = 0;
-  }
-  operator const char*() const { return buf; }
-};
-
 // Each returns 0 or errno.
 int Errno(int rc) { return rc == 0 ? 0 : errno; }
-
-int MkdirP(const char* path) {
-  return (mkdir(path, 0755) == 0 || errno == EEXIST) ? 0 : errno;
-}
-
-int TouchFile(const char* path) {
-  int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
-  if (fd < 0) return errno;
-  close(fd);
-  return 0;
-}
-
-// Bind src onto dst (created as a dir or file), then remount it read-only: a plain bind
-// ignores MS_RDONLY, so the flags only take effect on the remount.
-int BindReadOnly(const char* src, const char* dst, bool is_dir, unsigned long extra = 0) {
-  int rc = is_dir ? MkdirP(dst) : TouchFile(dst);
-  if (rc) return rc;
-  if (mount(src, dst, nullptr, MS_BIND | MS_REC, nullptr) != 0) return errno;
-  return Errno(mount(nullptr, dst, nullptr,
-                     MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | extra, nullptr));
-}
 
 int AttachCgroup(const ChildResources& res) {
   for (int i = 0; i < res.n_cgroup_fds; ++i) {
@@ -80,34 +47,13 @@ int AttachCgroup(const ChildResources& res) {
   return 0;
 }
 
-int MountRoot(const ChildSpec& spec) {
-  // Nothing we mount may propagate back to the host.
-  if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) return errno;
-  const char* root = spec.new_root;
-  if (mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=0755") != 0) return errno;
-  // Host directories, read-only. On merged-/usr systems /bin, /sbin, /lib* are symlinks
-  // into /usr: mirror them as symlinks, bind the real directories.
-  static constexpr const char* kHostDirs[] = {"/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32"};
-  for (const char* dir : kHostDirs) {
-    struct stat st;
-    if (lstat(dir, &st) != 0) continue;  // absent on this host
-    Path dst(root, dir);
-    if (S_ISLNK(st.st_mode)) {
-      char target[256];
-      ssize_t n = readlink(dir, target, sizeof(target) - 1);
-      if (n < 0) return errno;
-      target[n] = 0;
-      if (symlink(target, dst) != 0) return errno;
-    } else if (int rc = BindReadOnly(dir, dst, true)) {
-      return rc;
-    }
-  }
-  return BindReadOnly(spec.etc_dir, Path(root, "/etc"), true);
+// The code arrives as a detached read-only mount (the zygote's root does not contain it).
+int MountCode(const ChildResources& res) {
+  if (move_mount(res.code_fd, "", AT_FDCWD, "/var/task", MOVE_MOUNT_F_EMPTY_PATH) != 0) return errno;
+  return Errno(chdir("/var/task"));
 }
 
 int MountTmp(const ChildSpec& spec) {
-  Path dst(spec.new_root, "/tmp");
-  if (int rc = MkdirP(dst)) return rc;
   // size=<bytes> with a hand-rolled integer format (no snprintf after fork).
   char opts[64] = "mode=1777,size=";
   char digits[24];
@@ -117,61 +63,22 @@ int MountTmp(const ChildSpec& spec) {
   size_t at = strlen(opts);
   while (n) opts[at++] = digits[--n];
   opts[at] = 0;
-  return Errno(mount("tmpfs", dst, "tmpfs", MS_NOSUID | MS_NODEV, opts));
+  return Errno(mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, opts));
 }
 
-int MountDev(const ChildSpec& spec) {
-  Path dev(spec.new_root, "/dev");
-  if (int rc = MkdirP(dev)) return rc;
-  if (mount("tmpfs", dev, "tmpfs", MS_NOSUID | MS_NOEXEC, "size=64k,mode=0755") != 0) return errno;
-  static constexpr const char* kNodes[] = {"/dev/null", "/dev/zero", "/dev/full", "/dev/random",
-                                           "/dev/urandom"};
-  for (const char* node : kNodes) {
-    Path dst(spec.new_root, node);
-    if (int rc = TouchFile(dst)) return rc;
-    if (mount(node, dst, nullptr, MS_BIND, nullptr) != 0) return errno;
-  }
-  // Python's multiprocessing wants /dev/shm; the private /tmp serves, with its size limit.
-  static constexpr const char* kLinks[][2] = {{"/proc/self/fd", "/dev/fd"},
-                                              {"/proc/self/fd/0", "/dev/stdin"},
-                                              {"/proc/self/fd/1", "/dev/stdout"},
-                                              {"/proc/self/fd/2", "/dev/stderr"},
-                                              {"/tmp", "/dev/shm"}};
-  for (const auto& link : kLinks) {
-    if (symlink(link[0], Path(spec.new_root, link[1])) != 0) return errno;
-  }
-  return Errno(mount(nullptr, dev, nullptr, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NOEXEC,
-                     "size=64k,mode=0755"));
-}
-
-int MountProc(const ChildSpec& spec) {
-  Path proc(spec.new_root, "/proc");
-  if (int rc = MkdirP(proc)) return rc;
-  if (mount("proc", proc, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0) return errno;
+int MountProc() {
+  // Over the zygote's /proc, which stays hidden below it: the instance has no way to unmount.
+  if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0) return errno;
   // Masked like Docker does: kernel memory, keys, timers, the sysrq trigger.
   static constexpr const char* kMasked[] = {"/proc/kcore", "/proc/keys", "/proc/timer_list",
                                             "/proc/sysrq-trigger", "/proc/latency_stats"};
-  Path null_dev(spec.new_root, "/dev/null");
   for (const char* p : kMasked) {
-    Path dst(spec.new_root, p);
-    if (access(dst, F_OK) != 0) continue;
-    if (mount(null_dev, dst, nullptr, MS_BIND, nullptr) != 0) return errno;
+    if (access(p, F_OK) != 0) continue;
+    if (mount("/dev/null", p, nullptr, MS_BIND, nullptr) != 0) return errno;
   }
-  Path sys(spec.new_root, "/proc/sys");
-  if (mount(sys, sys, nullptr, MS_BIND | MS_REC, nullptr) != 0) return errno;
-  return Errno(mount(nullptr, sys, nullptr,
+  if (mount("/proc/sys", "/proc/sys", nullptr, MS_BIND | MS_REC, nullptr) != 0) return errno;
+  return Errno(mount(nullptr, "/proc/sys", nullptr,
                      MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr));
-}
-
-int PivotRoot(const ChildSpec& spec) {
-  if (chdir(spec.new_root) != 0) return errno;
-  // pivot_root(".", ".") stacks the old root under the new one; detaching "." then drops it.
-  if (syscall(SYS_pivot_root, ".", ".") != 0) return errno;
-  if (umount2(".", MNT_DETACH) != 0) return errno;
-  if (chdir("/") != 0) return errno;
-  if (mount(nullptr, "/", nullptr, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, nullptr) != 0)
-    return errno;
-  return Errno(chdir("/var/task"));
 }
 
 int NetLoopback() {
@@ -257,17 +164,16 @@ void ApplyInChild(const ChildSpec& spec, const ChildResources& res, SetupReport*
   // The order is the design: see child_setup.h. Each line is one named step.
   if (!run(S::kAttachCgroup, [&] { return AttachCgroup(res); })) return;
   if (!run(S::kCgroupNs, [&] { return Errno(unshare(CLONE_NEWCGROUP)); })) return;
-  if (!run(S::kMountRoot, [&] { return MountRoot(spec); })) return;
-  if (!run(S::kMountCode, [&] {
-        int rc = MkdirP(Path(spec.new_root, "/var"));
-        return rc ? rc : BindReadOnly(spec.code_dir, Path(spec.new_root, "/var/task"), true);
+  if (!run(S::kMountCode, [&] { return MountCode(res); })) return;
+  if (!run(S::kMountTmp, [&] { return MountTmp(spec); })) return;
+  if (!run(S::kMountProc, [&] { return MountProc(); })) return;
+  if (!run(S::kNetwork, [&] {
+        if (res.net_fd < 0) return NetLoopback();  // clone made the namespace
+        int rc = Errno(setns(res.net_fd, CLONE_NEWNET));
+        close(res.net_fd);
+        return rc;
       }))
     return;
-  if (!run(S::kMountTmp, [&] { return MountTmp(spec); })) return;
-  if (!run(S::kMountDev, [&] { return MountDev(spec); })) return;
-  if (!run(S::kMountProc, [&] { return MountProc(spec); })) return;
-  if (!run(S::kPivotRoot, [&] { return PivotRoot(spec); })) return;
-  if (!run(S::kNetLoopback, [&] { return NetLoopback(); })) return;
   if (!run(S::kHostname, [&] {
         return Errno(sethostname(spec.hostname, strnlen(spec.hostname, sizeof(spec.hostname))));
       }))

@@ -1,5 +1,10 @@
 // The steps a freshly cloned child applies to become an instance's sandbox, in order.
 // Prepared in the parent (ChildSpec is plain data), applied in the child without allocating.
+//
+// The zygote prepares once, before any fork (template_root.h): it moves into a private mount
+// namespace whose root is a read-only template (host /usr, /lib*, a minimal /etc, /dev). A child
+// cloned with CLONE_NEWNS copies only that small tree, so its own steps are few: code, /tmp,
+// /proc. No per-instance pivot_root, and no host mount is ever in an instance's namespace.
 #pragma once
 
 #include <linux/filter.h>
@@ -13,13 +18,10 @@ namespace forklet::sandbox {
 enum class SetupStep : uint8_t {
   kAttachCgroup,    // write "0" to the instance cgroup's procs files
   kCgroupNs,        // unshare(CLONE_NEWCGROUP) now that the child sits in its cgroup
-  kMountRoot,       // private propagation, tmpfs root, read-only host /usr, /lib*, /etc
-  kMountCode,       // function code read-only at /var/task
+  kMountCode,       // function code read-only at /var/task (from an fd: the zygote cannot see it)
   kMountTmp,        // private size-limited /tmp
-  kMountDev,        // minimal /dev
-  kMountProc,       // fresh /proc with sensitive paths masked
-  kPivotRoot,       // switch to the new root, detach the old one, make / read-only
-  kNetLoopback,     // bring up lo in the empty net namespace
+  kMountProc,       // fresh /proc for the new pid namespace, sensitive paths masked
+  kNetwork,         // join the pooled net namespace (lo already up), or make one and bring lo up
   kHostname,
   kFds,             // 0=/dev/null, 1,2=log, 3=channel; everything else closed
   kRlimits,         // after kFds: a low nofile limit would refuse the fd shuffle
@@ -33,19 +35,18 @@ enum class SetupStep : uint8_t {
 
 const char* SetupStepName(SetupStep step);
 
-// Namespaces created by clone() itself; the cgroup namespace comes later (kCgroupNs).
+// Namespaces created by clone() itself; the cgroup namespace comes later (kCgroupNs), and the
+// net namespace is usually a pooled one joined in kNetwork (then clone leaves out CLONE_NEWNET).
 constexpr int kSandboxCloneFlags = 0x20000000 /*CLONE_NEWPID*/ | 0x00020000 /*CLONE_NEWNS*/ |
                                    0x08000000 /*CLONE_NEWIPC*/ | 0x04000000 /*CLONE_NEWUTS*/ |
                                    0x40000000 /*CLONE_NEWNET*/;
 
+constexpr int kCloneNewNet = 0x40000000;
 constexpr int kMaxCgroupFds = 8;
 constexpr int kChannelFd = 3;  // where the runner finds its channel to the daemon
 
 // Plain data, fixed size: travels in the fork request and is read by the child as is.
 struct ChildSpec {
-  char new_root[256];   // an existing empty host directory; the child mounts its root tmpfs there
-  char code_dir[512];   // host directory bind-mounted read-only at /var/task
-  char etc_dir[256];    // prepared minimal /etc, bind-mounted read-only
   char hostname[64];
   uint64_t tmp_size_bytes;
   uint32_t uid;
@@ -59,6 +60,8 @@ struct ChildSpec {
 struct ChildResources {
   int channel_fd = -1;
   int log_fd = -1;
+  int code_fd = -1;  // the function's code as a detached read-only mount (DetachedReadOnlyTree)
+  int net_fd = -1;   // a fresh net namespace from the daemon's pool; -1: clone made one
   int cgroup_fds[kMaxCgroupFds];
   int n_cgroup_fds = 0;
   const sock_fprog* seccomp = nullptr;  // nullptr: no filter (tests only)
@@ -79,9 +82,10 @@ struct SetupReport {
   StepTiming timings[static_cast<int>(SetupStep::kCount)];
 };
 
-// Runs in the child right after clone(). Async-signal-safe; one-way. On success the process is
-// sandboxed, its channel is at kChannelFd, and report holds the step timings. On failure it
-// returns with report.ok == 0 and the caller must _exit after sending the report.
+// Runs in the child right after clone(), inside the template root. Async-signal-safe; one-way.
+// On success the process is sandboxed, its channel is at kChannelFd, and report holds the step
+// timings. On failure it returns with report.ok == 0 and the caller must _exit after sending the
+// report.
 void ApplyInChild(const ChildSpec& spec, const ChildResources& res, SetupReport* report);
 
 }  // namespace forklet::sandbox

@@ -13,6 +13,7 @@
 
 #include "runtime/api/http_server.h"
 #include "runtime/registry/code_archive.h"
+#include "tools/report_commands.h"
 #include "tools/zip_dir.h"
 
 using nlohmann::json;
@@ -30,7 +31,12 @@ commands:
   drop-instances [NAME]                    tear down idle instances (next start: zygote)
   drop-zygote RUNTIME                      stop a runtime's zygote (next start: cold)
   health
-The endpoint defaults to $FORKLET_ENDPOINT, else unix:/var/lib/forklet/forkletd.sock.
+  bill [--from T] [--to T] [--function F] [--json|--csv]
+                      usage and cost per function; T: epoch ms, 2024-05-01[T12:00:00Z], now, -2h, -7d
+  stats [--function F] [--json] [--watch [SECONDS]] [--plot FILE.svg|FILE.png]
+                      latency per function, runtime and start kind, with the stage breakdown
+The endpoint defaults to $FORKLET_ENDPOINT, else unix:/run/forklet/forkletd.sock (the systemd
+service's) when it exists, else unix:/var/lib/forklet/forkletd.sock.
 )";
 
 std::string endpoint;
@@ -156,7 +162,10 @@ int Invoke(std::vector<std::string> args) {
 
 int main(int argc, char** argv) {
   const char* env_ep = getenv("FORKLET_ENDPOINT");
-  endpoint = env_ep && *env_ep ? env_ep : "unix:/var/lib/forklet/forkletd.sock";
+  // The systemd unit puts the socket in /run/forklet; a daemon started by hand in its state dir.
+  endpoint = env_ep && *env_ep ? env_ep
+             : access("/run/forklet/forkletd.sock", F_OK) == 0 ? "unix:/run/forklet/forkletd.sock"
+                                                                : "unix:/var/lib/forklet/forkletd.sock";
   std::vector<std::string> args(argv + 1, argv + argc);
   if (args.size() >= 2 && args[0] == "--endpoint") {
     endpoint = args[1];
@@ -170,6 +179,8 @@ int main(int argc, char** argv) {
   args.erase(args.begin());
   if (cmd == "deploy") return Deploy(args);
   if (cmd == "invoke") return Invoke(args);
+  if (cmd == "bill") return tools::BillCommand(endpoint, args);
+  if (cmd == "stats") return tools::StatsCommand(endpoint, args);
   if (cmd == "list") {
     auto r = Call("GET", "/2015-03-31/functions/");
     if (r.status != 200) FailWith(r);

@@ -9,8 +9,10 @@ PACKAGES=(
   libseccomp-dev libcap-dev libcgroup-dev libzip-dev libssl-dev libsqlite3-dev
   libboost-dev libboost-system-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev libsystemd-dev
+  systemd dpkg-dev  # systemd-analyze verify on the unit; dpkg-shlibdeps for cpack -G DEB
   python3 awscli python3-boto3 bubblewrap zip unzip iproute2 procps curl
-  python3-matplotlib python3-prometheus-client
+  python3-matplotlib python3-numpy python3-prometheus-client
+  clang libclang-rt-dev  # libFuzzer and the sanitizers: tests/fuzz
 )
 
 missing=()

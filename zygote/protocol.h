@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "sandbox/child_setup.h"
+#include "sandbox/template_root.h"
 
 namespace forklet::zygote {
 
@@ -14,10 +15,11 @@ constexpr uint32_t kMagic = 0x544c4b46;  // "FKLT"
 constexpr uint16_t kVersion = 1;
 
 enum class MsgType : uint16_t {
-  kHello = 1,      // zygote -> daemon once booted: {pid, boot_us}
-  kConfigure = 2,  // daemon -> zygote: the compiled seccomp program (body: sock_filter[])
-  kFork = 3,       // daemon -> zygote: ForkRequest; fds: channel, log, cgroup procs...
-  kForkReply = 4,  // zygote -> daemon: ForkReply
+  kHello = 1,       // zygote -> daemon once booted: {pid, boot_us}
+  kConfigure = 2,   // daemon -> zygote: template root + the compiled seccomp program
+  kFork = 3,        // daemon -> zygote: ForkRequest; fds: channel, log, code dir, cgroup procs...
+  kForkReply = 4,   // zygote -> daemon: ForkReply
+  kConfigured = 5,  // zygote -> daemon: ConfiguredMsg (the template root is entered, or why not)
 };
 
 struct MsgHeader {
@@ -36,17 +38,27 @@ struct HelloMsg {
 constexpr uint32_t kMaxFilterInstructions = 4096;
 struct ConfigureMsg {
   MsgHeader h;
+  sandbox::TemplateSpec root;
   uint32_t n_instructions;
   uint32_t reserved;
   // followed by n_instructions sock_filter
 };
 
+struct ConfiguredMsg {
+  MsgHeader h;
+  int32_t err;         // 0 when ready to fork
+  uint32_t reserved;
+  char message[256];   // what failed, for the daemon's error
+};
+
 struct ForkRequest {
   MsgHeader h;
   sandbox::ChildSpec spec;
-  uint32_t n_cgroup_fds;  // fds arrive as [channel, log, cgroup procs x n]
-  uint32_t reserved;
+  uint32_t n_cgroup_fds;  // fds arrive as [channel, log, code dir, (net ns), cgroup procs x n]
+  uint32_t flags;         // kForkWithNetNs: a net namespace fd follows the code dir
 };
+
+constexpr uint32_t kForkWithNetNs = 1;
 
 struct ForkReply {
   MsgHeader h;

@@ -46,9 +46,10 @@ Status ReceiveExact(int fd, void* out, size_t len, int timeout_ms, const char* w
 
 }  // namespace
 
-Result<std::unique_ptr<ZygoteProcess>> ZygoteProcess::Spawn(const ZygoteCommand& command,
-                                                            const sandbox::SeccompProgram& seccomp,
-                                                            int hello_timeout_ms) {
+Result<std::unique_ptr<ZygoteProcess>> ZygoteProcess::Spawn(
+    const ZygoteCommand& command, const sandbox::TemplateSpec& root,
+    const sandbox::SeccompProgram& seccomp,
+    const std::function<void(pid_t)>& on_spawned, int hello_timeout_ms) {
   int sv[2];
   if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
     return SysError("zygote: socketpair");
@@ -82,6 +83,7 @@ Result<std::unique_ptr<ZygoteProcess>> ZygoteProcess::Spawn(const ZygoteCommand&
     return SysError("zygote: spawn " + command.argv[0], rc);
   }
   std::unique_ptr<ZygoteProcess> z(new ZygoteProcess(pid, sv[0]));
+  if (on_spawned) on_spawned(pid);
 
   HelloMsg hello;
   if (auto s = ReceiveExact(z->fd_, &hello, sizeof(hello), hello_timeout_ms, "zygote: hello"); !s)
@@ -93,13 +95,22 @@ Result<std::unique_ptr<ZygoteProcess>> ZygoteProcess::Spawn(const ZygoteCommand&
   z->spawn_us_ = NowMicros() - t0;
 
   std::vector<char> msg(sizeof(ConfigureMsg) + seccomp.instructions.size() * sizeof(sock_filter));
-  ConfigureMsg cfg{Header(MsgType::kConfigure, 0),
+  ConfigureMsg cfg{Header(MsgType::kConfigure, 0), root,
                    static_cast<uint32_t>(seccomp.instructions.size()), 0};
   memcpy(msg.data(), &cfg, sizeof(cfg));
   memcpy(msg.data() + sizeof(cfg), seccomp.instructions.data(),
          seccomp.instructions.size() * sizeof(sock_filter));
   if (send(z->fd_, msg.data(), msg.size(), MSG_NOSIGNAL) < 0)
     return SysError("zygote: configure");
+  ConfiguredMsg configured;
+  if (auto s = ReceiveExact(z->fd_, &configured, sizeof(configured), hello_timeout_ms,
+                            "zygote: configure");
+      !s)
+    return s.error();
+  if (configured.err != 0) {
+    configured.message[sizeof(configured.message) - 1] = 0;
+    return Error{"zygote: configure", 0, configured.message};
+  }
   return z;
 }
 
@@ -127,7 +138,8 @@ bool ZygoteProcess::alive() {
 }
 
 Result<ForkedChild> ZygoteProcess::Fork(const sandbox::ChildSpec& spec, int channel_fd,
-                                        int log_fd, const std::vector<int>& cgroup_fds) {
+                                        int log_fd, int code_fd, int net_fd,
+                                        const std::vector<int>& cgroup_fds) {
   if (cgroup_fds.size() > static_cast<size_t>(sandbox::kMaxCgroupFds))
     return MakeError("zygote: fork", "too many cgroup fds");
   std::lock_guard lock(mu_);
@@ -136,13 +148,14 @@ Result<ForkedChild> ZygoteProcess::Fork(const sandbox::ChildSpec& spec, int chan
   req.h = Header(MsgType::kFork, ++seq_);
   req.spec = spec;
   req.n_cgroup_fds = static_cast<uint32_t>(cgroup_fds.size());
+  req.flags = net_fd >= 0 ? kForkWithNetNs : 0;
 
-  int fds[2 + sandbox::kMaxCgroupFds];
-  fds[0] = channel_fd;
-  fds[1] = log_fd;
-  for (size_t i = 0; i < cgroup_fds.size(); ++i) fds[2 + i] = cgroup_fds[i];
-  size_t n_fds = 2 + cgroup_fds.size();
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * (2 + sandbox::kMaxCgroupFds))]{};
+  int fds[4 + sandbox::kMaxCgroupFds];
+  size_t n_fds = 0;
+  for (int fd : {channel_fd, log_fd, code_fd}) fds[n_fds++] = fd;
+  if (net_fd >= 0) fds[n_fds++] = net_fd;
+  for (int fd : cgroup_fds) fds[n_fds++] = fd;
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * (4 + sandbox::kMaxCgroupFds))]{};
   iovec iov{&req, sizeof(req)};
   msghdr msg{};
   msg.msg_iov = &iov;

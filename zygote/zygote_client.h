@@ -4,6 +4,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -12,6 +13,7 @@
 #include "sandbox/child_setup.h"
 #include "sandbox/error.h"
 #include "sandbox/seccomp_policy.h"
+#include "sandbox/template_root.h"
 
 namespace forklet::zygote {
 
@@ -30,15 +32,21 @@ struct ForkedChild {
 class ZygoteProcess {
  public:
   // posix_spawn (never fork the multithreaded daemon), wait for its hello (bounded by
-  // hello_timeout_ms), then send the seccomp program. Its control socket is its fd 3.
-  static Result<std::unique_ptr<ZygoteProcess>> Spawn(const ZygoteCommand& command,
-                                                      const sandbox::SeccompProgram& seccomp,
-                                                      int hello_timeout_ms = 10000);
+  // hello_timeout_ms), then have it enter the template root and keep the seccomp program. Its
+  // control socket is its fd 3.
+  // on_spawned runs right after the process exists, while it boots (e.g. to move it into its
+  // cgroup in parallel with the boot).
+  static Result<std::unique_ptr<ZygoteProcess>> Spawn(
+      const ZygoteCommand& command, const sandbox::TemplateSpec& root,
+      const sandbox::SeccompProgram& seccomp,
+      const std::function<void(pid_t)>& on_spawned = {}, int hello_timeout_ms = 10000);
   ~ZygoteProcess();  // closes the socket (the zygote exits), SIGKILLs it if needed, reaps it
 
-  // Sends a fork request with the child's fds; the fds stay owned by the caller.
-  Result<ForkedChild> Fork(const sandbox::ChildSpec& spec, int channel_fd, int log_fd,
-                           const std::vector<int>& cgroup_fds);
+  // Sends a fork request with the child's fds (code_fd: O_PATH directory of the function's
+  // code); the fds stay owned by the caller.
+  // net_fd: a pooled net namespace, or -1 to have clone make one.
+  Result<ForkedChild> Fork(const sandbox::ChildSpec& spec, int channel_fd, int log_fd, int code_fd,
+                           int net_fd, const std::vector<int>& cgroup_fds);
 
   pid_t pid() const { return pid_; }
   uint32_t boot_us() const { return boot_us_; }      // as the zygote measured its own boot

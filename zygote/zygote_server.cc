@@ -2,6 +2,7 @@
 // child apply its sandbox, answer with the pid. Single-threaded by contract.
 #include "zygote/zygote_server.h"
 
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -10,6 +11,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <vector>
 
@@ -54,6 +56,8 @@ struct Server {
   std::vector<sock_filter> filter;  // from kConfigure, kept for every child
   sock_fprog fprog{};
   cap_t empty_caps = cap_init();
+  int (*idle_hook)(void) = nullptr;
+  bool configured = false;  // in the template root; forks are refused before
 
   // Returns 0 in a ready child, -1 when the daemon has gone; loops otherwise.
   int Run(uint32_t boot_us) {
@@ -61,7 +65,14 @@ struct Server {
     if (send(control_fd, &hello, sizeof(hello), MSG_NOSIGNAL) < 0) return -1;
     std::vector<char> buf(sizeof(ConfigureMsg) + kMaxFilterInstructions * sizeof(sock_filter));
     for (;;) {
-      int fds[2 + sandbox::kMaxCgroupFds];
+      if (idle_hook) {
+        pollfd p{control_fd, POLLIN, 0};
+        if (poll(&p, 1, 0) == 0) {  // nothing waiting: a slice of idle work
+          if (idle_hook() == 0) idle_hook = nullptr;
+          continue;
+        }
+      }
+      int fds[4 + sandbox::kMaxCgroupFds];
       int n_fds = 0;
       ssize_t n = Receive(buf.data(), buf.size(), fds, &n_fds);
       if (n == 0 || (n < 0 && errno != EINTR)) return -1;
@@ -73,7 +84,7 @@ struct Server {
 
   ssize_t Receive(char* buf, size_t cap, int* fds, int* n_fds) {
     iovec iov{buf, cap};
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * (2 + sandbox::kMaxCgroupFds))];
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * (4 + sandbox::kMaxCgroupFds))];
     msghdr msg{};
     msg.msg_iov = &iov;
     msg.msg_iovlen = 1;
@@ -108,6 +119,19 @@ struct Server {
         filter.resize(m.n_instructions);
         memcpy(filter.data(), buf + sizeof(m), m.n_instructions * sizeof(sock_filter));
         fprog = sock_fprog{static_cast<unsigned short>(filter.size()), filter.data()};
+        ConfiguredMsg reply{Header(MsgType::kConfigured, h.seq), 0, 0, {}};
+        m.root.root[sizeof(m.root.root) - 1] = 0;
+        m.root.etc_dir[sizeof(m.root.etc_dir) - 1] = 0;
+        if (configured) {
+          reply.err = EALREADY;
+          snprintf(reply.message, sizeof(reply.message), "the zygote is configured already");
+        } else if (auto s = sandbox::EnterTemplateRoot(m.root); !s) {
+          reply.err = s.error().err ? s.error().err : EINVAL;
+          snprintf(reply.message, sizeof(reply.message), "%s", s.error().ToString().c_str());
+        } else {
+          configured = true;
+        }
+        send(control_fd, &reply, sizeof(reply), MSG_NOSIGNAL);
         return 1;
       }
       case MsgType::kFork: {
@@ -123,7 +147,8 @@ struct Server {
 
   int Fork(const ForkRequest& req, const int* fds, int n_fds) {
     ForkReply reply{Header(MsgType::kForkReply, req.h.seq), -1, 0, 0, 0};
-    if (n_fds != 2 + static_cast<int>(req.n_cgroup_fds) ||
+    const int fixed = (req.flags & kForkWithNetNs) ? 4 : 3;
+    if (!configured || n_fds != fixed + static_cast<int>(req.n_cgroup_fds) ||
         req.n_cgroup_fds > sandbox::kMaxCgroupFds) {
       reply.err = EBADMSG;
       send(control_fd, &reply, sizeof(reply), MSG_NOSIGNAL);
@@ -132,15 +157,19 @@ struct Server {
     sandbox::ChildResources res;
     res.channel_fd = fds[0];
     res.log_fd = fds[1];
+    res.code_fd = fds[2];
+    res.net_fd = fixed == 4 ? fds[3] : -1;
     res.n_cgroup_fds = static_cast<int>(req.n_cgroup_fds);
-    for (int i = 0; i < res.n_cgroup_fds; ++i) res.cgroup_fds[i] = fds[2 + i];
+    for (int i = 0; i < res.n_cgroup_fds; ++i) res.cgroup_fds[i] = fds[fixed + i];
+    const int ns_flags = res.net_fd >= 0 ? sandbox::kSandboxCloneFlags & ~sandbox::kCloneNewNet
+                                         : sandbox::kSandboxCloneFlags;
     res.seccomp = filter.empty() ? nullptr : &fprog;
     res.empty_caps = empty_caps;
 
     uint64_t t0 = NowMicros();
     // Fork-like clone (no new stack): the child continues here with a copy of the zygote.
     // CLONE_PARENT makes the daemon its parent, so the daemon reaps it and sees its exit status.
-    long pid = syscall(SYS_clone, CLONE_PARENT | sandbox::kSandboxCloneFlags | SIGCHLD, 0, 0, 0, 0);
+    long pid = syscall(SYS_clone, CLONE_PARENT | ns_flags | SIGCHLD, 0, 0, 0, 0);
     if (pid == 0) {
       sandbox::SetupReport report{};
       sandbox::ApplyInChild(req.spec, res, &report);
@@ -160,7 +189,16 @@ struct Server {
 }  // namespace
 }  // namespace forklet::zygote
 
+namespace {
+forklet::zygote::Server& TheServer() {
+  static forklet::zygote::Server server{-1};
+  return server;
+}
+}  // namespace
+
+extern "C" void forklet_zygote_set_idle_hook(int (*hook)(void)) { TheServer().idle_hook = hook; }
+
 extern "C" int forklet_zygote_serve(int control_fd, uint32_t boot_us) {
-  static forklet::zygote::Server server{control_fd};
-  return server.Run(boot_us);
+  TheServer().control_fd = control_fd;
+  return TheServer().Run(boot_us);
 }

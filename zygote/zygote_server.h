@@ -12,4 +12,9 @@ extern "C" {
 // The caller must be single-threaded.
 int forklet_zygote_serve(int control_fd, uint32_t boot_us);
 
+// Optional: called in the zygote whenever no request is waiting, until it returns 0. Lets a
+// runtime answer its first fork right after a minimal boot (a cold start) and preload the rest
+// while idle. Set before forklet_zygote_serve.
+void forklet_zygote_set_idle_hook(int (*hook)(void));
+
 }

@@ -9,7 +9,6 @@ import os
 import struct
 import sys
 import time
-import traceback
 
 CHANNEL_FD = 3
 _HEADER = struct.Struct("<III")
@@ -62,6 +61,7 @@ class LambdaContext:
 
 
 def _error(exc: BaseException, error_type: str = "") -> dict:
+    import traceback  # preloaded by the zygote when idle; errors are not the fast path
     return {
         "errorMessage": str(exc),
         "errorType": error_type or type(exc).__name__,
@@ -99,7 +99,10 @@ def _flush_logs() -> None:
             pass
 
 
-def serve() -> int:
+def serve(after_fork_us: int = 0) -> int:
+    # The runner's own start-up costs come back in READY, so the daemon can show where a start's
+    # time goes (after_fork: Python's post-fork reset; env: reading init and setting it up).
+    t_env = time.perf_counter()
     try:
         ftype, init, _ = _read_frame()
     except EOFError:
@@ -110,6 +113,7 @@ def serve() -> int:
     os.environ.update(init.get("env", {}))
     sys.path.insert(0, "/var/task")
     t0 = time.perf_counter()
+    env_us = int((t0 - t_env) * 1e6)
     try:
         handler = _load_handler(init["handler"])
     except InitError as e:
@@ -119,7 +123,8 @@ def serve() -> int:
         _write_frame(INIT_ERROR, e.body)
         return 1
     _flush_logs()
-    _write_frame(READY, {"init_us": int((time.perf_counter() - t0) * 1e6)})
+    _write_frame(READY, {"init_us": int((time.perf_counter() - t0) * 1e6),
+                         "after_fork_us": after_fork_us, "env_us": env_us})
 
     while True:
         try:
@@ -141,7 +146,7 @@ def serve() -> int:
                 err = _error(e, "Runtime.MarshalError")
                 err["errorMessage"] = f"Unable to marshal response: {e}"
             print(f"[ERROR] {err['errorType']}: {err['errorMessage']}", file=sys.stderr)
-            traceback.print_exc()
+            sys.stderr.write("".join(err["stackTrace"]))
             body = json.dumps(err).encode()
         handler_us = int((time.perf_counter() - t0) * 1e6)
         _flush_logs()

@@ -1,26 +1,19 @@
-"""forklet's Python zygote: boots the interpreter once, preloads modules, then forks instances.
+"""forklet's Python zygote: boots the interpreter once, then forks instances.
 
-Started by forkletd as `/usr/bin/python3 -I -S forklet_zygote.py LIBFORKLET_ZYGOTE.so` with the
-control socket at fd 3. Everything an instance needs after its sandbox is up is imported here,
-before the first fork: the sandbox has no view of this file or of the library.
+Started by forkletd as `/usr/bin/python3 -I -S -B forklet_zygote.py LIBFORKLET_ZYGOTE.so` with
+the control socket at fd 3. It imports only what an instance needs to run before saying hello,
+so a cold start waits for little; the modules handlers commonly import are preloaded while the
+zygote is idle. Everything an instance needs after its sandbox is up is imported before its
+fork: the sandbox has no view of this file or of the library.
 """
 import ctypes
+import gc
+import importlib
+import os
 import sys
 import time
 
 _T0 = time.perf_counter()
-
-# Preloaded for every instance (the Lambda Python runtime's usual imports).
-import base64  # noqa: E402,F401
-import datetime  # noqa: E402,F401
-import decimal  # noqa: E402,F401
-import importlib  # noqa: E402
-import io  # noqa: E402,F401
-import json  # noqa: E402
-import os  # noqa: E402
-import struct  # noqa: E402
-import traceback  # noqa: E402
-import uuid  # noqa: E402,F401
 
 # -I leaves the script's folder off sys.path; forklet_instance lives beside this file.
 _RUNNER_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -31,19 +24,43 @@ sys.path.remove(_RUNNER_DIR)  # instances cannot see it anyway
 
 CONTROL_FD = 3
 
+# Preloaded in idle time, one per slice, so a waiting fork request is never delayed long.
+_LAZY_PRELOADS = [
+    "traceback", "base64", "datetime", "decimal", "uuid", "io", "collections", "typing",
+    "logging", "urllib.parse", "hashlib", "math", "random", "copy", "dataclasses",
+]
+
+
+def _idle() -> int:
+    try:
+        if _LAZY_PRELOADS:
+            importlib.import_module(_LAZY_PRELOADS.pop(0))
+            return 1
+    except Exception:  # noqa: BLE001 - a missing optional module is not the zygote's failure
+        return 1
+    # Objects that exist now stay shared with every instance: keep the collector (and its
+    # writes to every object header) off them, so forks copy fewer pages.
+    gc.collect()
+    gc.freeze()
+    return 0
+
 
 def main() -> int:
     lib = ctypes.CDLL(sys.argv[1])
     lib.forklet_zygote_serve.argtypes = [ctypes.c_int, ctypes.c_uint32]
     lib.forklet_zygote_serve.restype = ctypes.c_int
+    idle_hook = ctypes.CFUNCTYPE(ctypes.c_int)(_idle)
+    lib.forklet_zygote_set_idle_hook(idle_hook)
+    gc.freeze()
     boot_us = int((time.perf_counter() - _T0) * 1e6)
     # Returns only in a forked, sandboxed child (0), or when the daemon has gone (-1).
     if lib.forklet_zygote_serve(CONTROL_FD, boot_us) != 0:
         return 0
     # Let Python reset its post-fork state (locks, thread state, at-fork hooks such as random's
     # reseed) as os.fork would have.
+    t_child = time.perf_counter()
     ctypes.pythonapi.PyOS_AfterFork_Child()
-    return forklet_instance.serve()
+    return forklet_instance.serve(after_fork_us=int((time.perf_counter() - t_child) * 1e6))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
-// forklet's extras: health, admin drops, code download.
+// forklet's extras: health, capacity, drain, admin drops, code download.
 #include "runtime/api/admin_api.h"
 
+#include <chrono>
 #include <fstream>
 #include <sstream>
 
@@ -11,6 +12,46 @@
 namespace forklet::api {
 using nlohmann::json;
 
+namespace {
+
+// MemAvailable of /proc/meminfo in MB: what the host could still give, whatever the budget says.
+uint64_t HostAvailableMb() {
+  std::ifstream f("/proc/meminfo");
+  std::string key;
+  uint64_t kb = 0;
+  std::string unit;
+  while (f >> key >> kb) {
+    std::getline(f, unit);
+    if (key == "MemAvailable:") return kb / 1024;
+  }
+  return 0;
+}
+
+}  // namespace
+
+// What a control plane places work by: memory left for new instances, instances by state,
+// ready zygotes (a new instance is a zygote start, not a cold one), invocations in flight.
+json AdminApi::Capacity() {
+  auto c = scheduler_->Counts();
+  auto o = scheduler_->options();
+  json runtimes = json::array();
+  for (const auto& z : launcher_->Zygotes()) runtimes.push_back(z.runtime);
+  uint64_t budget = o.memory_budget_mb;
+  return json{
+      {"status", scheduler_->draining() ? "draining" : "ready"},
+      {"in_flight", scheduler_->InFlight()},
+      {"memory_mb",
+       {{"budget", budget},
+        {"reserved", c.memory_mb},
+        {"free", budget > c.memory_mb ? budget - c.memory_mb : 0},
+        {"idle", c.idle_memory_mb},  // reserved by idle instances, evicted when memory is needed
+        {"host_available", HostAvailableMb()}}},
+      {"instances", {{"idle", c.idle}, {"running", c.busy - c.starting}, {"starting", c.starting}}},
+      {"zygotes", {{"ready", runtimes.size()}, {"runtimes", runtimes}}},
+      {"max_concurrency", o.max_instances_per_function},
+      {"keep_alive_s", std::chrono::duration_cast<std::chrono::seconds>(o.keep_alive).count()}};
+}
+
 HttpResponse AdminApi::Handle(const HttpRequest& r) {
   const std::string& p = r.path;
   if (p == "/forklet/v1/health" && r.method == "GET") {
@@ -18,10 +59,16 @@ HttpResponse AdminApi::Handle(const HttpRequest& r) {
     json zygotes = json::array();
     for (const auto& z : launcher_->Zygotes())
       zygotes.push_back({{"runtime", z.runtime}, {"pid", z.pid}, {"boot_ms", z.boot_ms}, {"forks", z.forks}});
-    return Json(200, json{{"status", "ready"},
+    return Json(200, json{{"status", scheduler_->draining() ? "draining" : "ready"},
                           {"cgroups", launcher_->cgroups().version()},
-                          {"instances", {{"idle", c.idle}, {"busy", c.busy}, {"memory_mb", c.memory_mb}}},
+                          {"instances", {{"idle", c.idle}, {"busy", c.busy}, {"memory_mb", c.memory_mb},
+                                         {"idle_pids", scheduler_->IdlePids()}}},
                           {"zygotes", zygotes}});
+  }
+  if (p == "/forklet/v1/capacity" && r.method == "GET") return Json(200, Capacity());
+  if (p == "/forklet/v1/admin/drain" && r.method == "POST") {
+    scheduler_->BeginDrain();
+    return Json(200, Capacity());
   }
   const std::string zyg = "/forklet/v1/admin/zygotes/";
   if (p.rfind(zyg, 0) == 0 && r.method == "POST" && p.size() > zyg.size() + 5 &&

@@ -32,6 +32,8 @@
 #include <boost/beast/http.hpp>
 #include <nlohmann/json.hpp>
 
+#include "runtime/log/log.h"
+
 namespace forklet::api {
 namespace {
 
@@ -414,7 +416,7 @@ void HttpServer::Impl::AcceptLoop(int listen_fd, bool tcp) {
   for (;;) {
     if (poll(fds, 2, -1) < 0) {
       if (errno == EINTR) continue;
-      fprintf(stderr, "forkletd: http accept loop: poll: %s\n", strerror(errno));
+      log::Error(std::string("http accept loop: poll: ") + strerror(errno));
       return;
     }
     if (fds[1].revents != 0) return;
@@ -436,7 +438,7 @@ void HttpServer::Impl::AcceptLoop(int listen_fd, bool tcp) {
     try {
       std::thread(&Impl::ServeConnection, this, fd).detach();
     } catch (const std::system_error& e) {
-      fprintf(stderr, "forkletd: http: cannot start a connection thread: %s\n", e.what());
+      log::Error(std::string("http: cannot start a connection thread: ") + e.what());
       std::lock_guard lock(mu);
       connections.erase(fd);
       ::close(fd);
@@ -492,7 +494,7 @@ void HttpServer::Impl::ServeConnection(int fd) {
       if (ec || !keep_alive) break;
     }
   } catch (const std::exception& e) {
-    fprintf(stderr, "forkletd: http connection: %s\n", e.what());
+    log::Warning(std::string("http connection: ") + e.what());
   }
   // Close under the lock so Stop never shuts down a descriptor number already reused.
   std::lock_guard lock(mu);
@@ -506,7 +508,8 @@ void HttpServer::Impl::Stop() {
   if (stopped) return;
   stopped = true;
   uint64_t one = 1;
-  if (write(wake_fd, &one, sizeof(one)) < 0) perror("forkletd: http: eventfd");
+  if (write(wake_fd, &one, sizeof(one)) < 0)
+    log::Error(std::string("http: eventfd: ") + strerror(errno));
   for (auto& t : accept_threads) t.join();
   accept_threads.clear();
   CloseListeners();

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "runtime/core/report.h"
+#include "runtime/log/log.h"
 #include "runtime/registry/code_archive.h"
 
 namespace forklet::api {
@@ -101,7 +102,8 @@ HttpResponse Json(int status, const nlohmann::json& body) {
   HttpResponse r;
   r.status = status;
   r.headers["Content-Type"] = "application/json";
-  r.body = body.dump();
+  // Messages may quote client bytes (a zip entry's name): invalid UTF-8 becomes U+FFFD, not a throw.
+  r.body = body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   return r;
 }
 
@@ -124,7 +126,9 @@ void LambdaApi::Observe(const registry::FunctionConfig& cfg, const std::string& 
   if (observer_) observer_->OnInvocation(cfg.name, cfg.runtime, cfg.memory_mb, request_id, result);
 }
 
-LambdaApi::~LambdaApi() {
+LambdaApi::~LambdaApi() { WaitForEvents(); }
+
+void LambdaApi::WaitForEvents() {
   while (async_in_flight_.load() > 0) std::this_thread::sleep_for(std::chrono::milliseconds(5));
 }
 
@@ -281,18 +285,26 @@ HttpResponse LambdaApi::Invoke(const std::string& name, const HttpRequest& r) {
     out.status = 204;
     return out;
   }
+  // Held until the result is in hand, so that a drain waits for this invocation.
+  auto admission = scheduler_->Admit();
+  if (!admission)
+    return ApiError(503, "ServiceUnavailableException",
+                    "forkletd is draining on this node: it accepts no new invocations "
+                    "(send them to another node)");
   std::string request_id = NewRequestId();
   if (type == "Event") {
     if (async_in_flight_.fetch_add(1) >= limits_.max_async_in_flight) {
       async_in_flight_--;
       return ApiError(429, "TooManyRequestsException", "Rate Exceeded. (asynchronous queue is full)");
     }
-    std::thread([this, d = *fn, request_id, payload = r.body] {
+    std::thread([this, d = *fn, request_id, payload = r.body,
+                 admission = std::move(admission)]() mutable {
       auto result = scheduler_->Invoke(d, request_id, payload);
       Observe(d.config, request_id, result);
       if (result.outcome != core::Outcome::kSuccess)
-        fprintf(stderr, "forkletd: event %s of %s: %s\n", request_id.c_str(), d.config.name.c_str(),
-                core::OutcomeName(result.outcome));
+        log::Warning("event " + request_id + " of " + d.config.name + ": " +
+                     core::OutcomeName(result.outcome));
+      admission = {};  // released before the count the destructor waits for
       async_in_flight_--;
     }).detach();
     HttpResponse out;
@@ -301,7 +313,8 @@ HttpResponse LambdaApi::Invoke(const std::string& name, const HttpRequest& r) {
     return out;
   }
 
-  core::InvokeResult result = scheduler_->Invoke(*fn, request_id, r.body);
+  core::InvokeResult result =
+      scheduler_->Invoke(*fn, request_id, r.body, r.Header("x-forklet-fresh-instance") == "1");
   Observe(fn->config, request_id, result);  // recorded before the client hears of it
   if (result.outcome == core::Outcome::kThrottled) {
     HttpResponse out = ApiError(429, "TooManyRequestsException", result.error_message);

@@ -24,6 +24,8 @@ class LambdaApi {
   LambdaApi(registry::Registry* registry, core::Scheduler* scheduler,
             core::InvocationObserver* observer, ApiLimits limits = {});
   ~LambdaApi();  // waits for Event invocations still running
+  // Waits until no Event invocation is running (call before the scheduler goes away).
+  void WaitForEvents();
   HttpResponse Handle(const HttpRequest& request);
 
  private:

@@ -8,8 +8,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 
+#include "runtime/log/log.h"
 #include "sandbox/child_setup.h"
 #include "zygote/channel.h"
 
@@ -58,7 +61,7 @@ void Instance::Destroy() {
   close(log_fd_);
   if (cgroup_) {
     if (auto s = cgroup_->Destroy(); !s)
-      fprintf(stderr, "forkletd: instance %d: %s\n", pid_, s.error().ToString().c_str());
+      log::Warning("instance " + std::to_string(pid_) + ": " + s.error().ToString());
   }
 }
 
@@ -134,9 +137,7 @@ Instance::Read Instance::ReadFrame(Clock::time_point deadline, uint32_t* type, s
     if (n <= 0) return Read::kEof;
     have += static_cast<size_t>(n);
     if (phase == 0 && have == sizeof(h)) {
-      if (h.meta_len > zygote::kMaxMetaBytes || h.payload_len > zygote::kMaxPayloadBytes ||
-          h.type < static_cast<uint32_t>(zygote::FrameType::kSetup) ||
-          h.type > static_cast<uint32_t>(zygote::FrameType::kResult))
+      if (!ValidFrameFromInstance(h))
         return Read::kBad;
       meta->clear();
       payload->clear();
@@ -174,7 +175,9 @@ Status Instance::Start(const nlohmann::json& init, Clock::time_point deadline, S
   uint32_t type = 0;
   std::string meta, payload;
   ChannelResult logs;
+  auto t_wait = Clock::now();
   Read r = ReadFrame(deadline, &type, &meta, &payload, &logs);
+  auto t_setup = Clock::now();
   if (r != Read::kFrame || type != static_cast<uint32_t>(zygote::FrameType::kSetup) ||
       payload.size() != sizeof(sandbox::SetupReport)) {
     Destroy();
@@ -191,7 +194,14 @@ Status Instance::Start(const nlohmann::json& init, Clock::time_point deadline, S
                      sandbox::SetupStepName(static_cast<sandbox::SetupStep>(report.failed_step)),
                  report.err, {}};
   }
+  // The wait beyond the child's own step times: scheduling and copy-on-write faults after fork.
+  double steps_ms = 0;
+  for (uint32_t i = 0; i < report.n_timings && i < static_cast<uint32_t>(sandbox::SetupStep::kCount); ++i)
+    steps_ms += report.timings[i].micros / 1000.0;
+  stages->emplace_back("setup_other",
+                       std::max(0.0, std::chrono::duration<double, std::milli>(t_setup - t_wait).count() - steps_ms));
   r = ReadFrame(deadline, &type, &meta, &payload, init_error);
+  double ready_ms = std::chrono::duration<double, std::milli>(Clock::now() - t_setup).count();
   if (r != Read::kFrame) {
     Outcome why = r == Read::kTimeout ? Outcome::kTimeout : DeathOutcome();
     Destroy();
@@ -204,20 +214,43 @@ Status Instance::Start(const nlohmann::json& init, Clock::time_point deadline, S
                                                         : "Runtime.ExitError"}}.dump();
     return {};
   }
-  auto m = nlohmann::json::parse(meta, nullptr, false);
-  double init_duration = m.is_object() ? m.value("init_us", 0.0) / 1000.0 : 0.0;
-  *init_ms = init_duration;
-  stages->emplace_back("init", init_duration);
-  if (type == static_cast<uint32_t>(zygote::FrameType::kInitError) && m.is_object()) {
-    m.erase("init_us");
-    init_error->outcome = Outcome::kUnhandled;
-    init_error->body = m.dump();
+  // Only a well-formed ready or init error counts; anything else is the function breaking the
+  // protocol: its init fails (a function error, not the service's).
+  std::optional<InitErrorMeta> init_failed;
+  std::optional<double> ready_us;
+  if (type == static_cast<uint32_t>(zygote::FrameType::kInitError)) init_failed = ParseInitErrorMeta(meta);
+  if (type == static_cast<uint32_t>(zygote::FrameType::kReady)) ready_us = ParseReadyMeta(meta);
+  if (!init_failed && !ready_us) {
     Destroy();
+    init_error->outcome = Outcome::kCrashed;
+    init_error->body = nlohmann::json{{"errorMessage", "Runtime broke the channel protocol during init"},
+                                      {"errorType", "Runtime.ExitError"}}.dump();
     return {};
   }
-  if (type != static_cast<uint32_t>(zygote::FrameType::kReady)) {
+  double init_duration = (init_failed ? init_failed->init_us : *ready_us) / 1000.0;
+  *init_ms = init_duration;
+  stages->emplace_back("init", init_duration);
+  // The runner's own start-up parts (optional; a runner may not report them).
+  double after_fork = 0, env = 0;
+  if (ready_us) {
+    auto m = nlohmann::json::parse(meta, nullptr, false);
+    if (m.is_object()) {
+      auto number = [&](const char* key) {
+        auto it = m.find(key);
+        return it != m.end() && it->is_number() ? std::max(0.0, it->get<double>()) / 1000.0 : 0.0;
+      };
+      after_fork = number("after_fork_us");
+      env = number("env_us");
+    }
+  }
+  stages->emplace_back("runner_after_fork", after_fork);
+  stages->emplace_back("runner_env", env);
+  stages->emplace_back("runner_other", std::max(0.0, ready_ms - init_duration - after_fork - env));
+  if (init_failed) {
+    init_error->outcome = Outcome::kUnhandled;
+    init_error->body = std::move(init_failed->body);
     Destroy();
-    return MakeError("instance start", "protocol violation during init");
+    return {};
   }
   (void)TakeUsage();  // init's memory and CPU are not the first invocation's
   return {};
@@ -238,10 +271,9 @@ ChannelResult Instance::Invoke(const std::string& request_id, int64_t deadline_e
     r = Read::kTimeout;
   if (r == Read::kFrame && type == static_cast<uint32_t>(zygote::FrameType::kResult)) {
     DrainLog(&result);
-    auto m = nlohmann::json::parse(rmeta, nullptr, false);
-    if (m.is_object()) {
-      result.outcome = m.value("ok", false) ? Outcome::kSuccess : Outcome::kUnhandled;
-      result.handler_ms = m.value("handler_us", 0.0) / 1000.0;
+    if (auto m = ParseResultMeta(rmeta)) {
+      result.outcome = m->ok ? Outcome::kSuccess : Outcome::kUnhandled;
+      result.handler_ms = m->handler_us / 1000.0;
       last_used = Clock::now();
       return result;
     }
@@ -259,13 +291,70 @@ ChannelResult Instance::Invoke(const std::string& request_id, int64_t deadline_e
 Instance::Usage Instance::TakeUsage() {
   Usage u;
   if (!cgroup_) return u;
-  auto stats = cgroup_->ReadStats();
+  auto stats = cgroup_->TakeUsage();
   if (!stats.ok()) return u;
-  (void)cgroup_->ResetPeak();
   u.peak_memory_mb = (stats->memory_peak_bytes + (1 << 20) - 1) >> 20;
   u.cpu_ms = static_cast<double>(stats->cpu_usage_ns - std::min(cpu_ns_seen_, stats->cpu_usage_ns)) / 1e6;
   cpu_ns_seen_ = stats->cpu_usage_ns;
   return u;
+}
+
+bool ValidFrameFromInstance(const zygote::FrameHeader& h) {
+  return h.meta_len <= zygote::kMaxMetaBytes && h.payload_len <= zygote::kMaxPayloadBytes &&
+         h.type >= static_cast<uint32_t>(zygote::FrameType::kSetup) &&
+         h.type <= static_cast<uint32_t>(zygote::FrameType::kResult);
+}
+
+namespace {
+// A JSON object, or nothing; never throws.
+std::optional<nlohmann::json> ParseObject(std::string_view meta) {
+  auto m = nlohmann::json::parse(meta, nullptr, false);
+  if (!m.is_object()) return std::nullopt;
+  return m;
+}
+// A present field of the wrong type, or a negative duration, is a broken instance.
+bool Micros(const nlohmann::json& m, const char* key, double* out) {
+  auto it = m.find(key);
+  if (it == m.end()) return true;
+  if (!it->is_number() || !std::isfinite(it->get<double>()) || it->get<double>() < 0) return false;
+  *out = it->get<double>();
+  return true;
+}
+}  // namespace
+
+std::optional<ResultMeta> ParseResultMeta(std::string_view meta) {
+  auto m = ParseObject(meta);
+  if (!m) return std::nullopt;
+  ResultMeta out;
+  auto ok = m->find("ok");
+  if (ok == m->end() || !ok->is_boolean() || !Micros(*m, "handler_us", &out.handler_us))
+    return std::nullopt;
+  out.ok = ok->get<bool>();
+  return out;
+}
+
+std::optional<double> ParseReadyMeta(std::string_view meta) {
+  auto m = ParseObject(meta);
+  double init_us = 0;
+  if (!m || !Micros(*m, "init_us", &init_us)) return std::nullopt;
+  return init_us;
+}
+
+std::optional<InitErrorMeta> ParseInitErrorMeta(std::string_view meta) {
+  auto m = ParseObject(meta);
+  InitErrorMeta out;
+  if (!m || !Micros(*m, "init_us", &out.init_us)) return std::nullopt;
+  auto message = m->find("errorMessage"), type = m->find("errorType");
+  if (message == m->end() || !message->is_string() || type == m->end() || !type->is_string())
+    return std::nullopt;
+  // Lambda's shape and nothing else: no forged fields, no depth for the encoder to recurse into.
+  nlohmann::json body{{"errorMessage", *message}, {"errorType", *type}};
+  auto trace = m->find("stackTrace");
+  if (trace != m->end() && trace->is_array() &&
+      std::all_of(trace->begin(), trace->end(), [](const auto& line) { return line.is_string(); }))
+    body["stackTrace"] = *trace;
+  out.body = body.dump();
+  return out;
 }
 
 }  // namespace forklet::core

@@ -7,13 +7,16 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include <nlohmann/json.hpp>
 
 #include "runtime/core/invocation.h"
 #include "sandbox/cgroup.h"
 #include "sandbox/error.h"
+#include "zygote/channel.h"
 
 namespace forklet::core {
 
@@ -84,5 +87,20 @@ class Instance {
   bool destroyed_ = false;
   uint64_t cpu_ns_seen_ = 0;  // the cgroup's CPU counter at the last TakeUsage
 };
+
+// The instance's side of its channel, checked without trusting a byte. Pure, so that
+// tests/fuzz/channel_frame_fuzz.cc drives them. nullopt: the instance broke the protocol.
+bool ValidFrameFromInstance(const zygote::FrameHeader& h);  // a known type, sizes in bounds
+struct ResultMeta {
+  bool ok = false;
+  double handler_us = 0;
+};
+std::optional<ResultMeta> ParseResultMeta(std::string_view meta);  // kResult: {ok, handler_us}
+std::optional<double> ParseReadyMeta(std::string_view meta);       // kReady: init_us
+struct InitErrorMeta {
+  std::string body;  // {errorMessage, errorType[, stackTrace]}: Lambda's shape, nothing more
+  double init_us = 0;
+};
+std::optional<InitErrorMeta> ParseInitErrorMeta(std::string_view meta);  // kInitError
 
 }  // namespace forklet::core

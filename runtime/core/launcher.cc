@@ -1,6 +1,8 @@
 // New instances: zygote choice (cold or zygote start), sandbox spec, cgroup, fork, ready.
 #include "runtime/core/launcher.h"
 
+#include "sandbox/template_root.h"
+
 #include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -10,6 +12,8 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+
+#include "runtime/log/log.h"
 
 namespace forklet::core {
 namespace fs = std::filesystem;
@@ -55,18 +59,53 @@ Result<std::unique_ptr<Launcher>> Launcher::Create(const LauncherOptions& option
   if (auto removed = l->tree_->RemoveStale(); !removed)
     return removed.error();
   else if (*removed > 0)
-    fprintf(stderr, "forkletd: removed %d stale instance cgroups\n", *removed);
+    log::Notice("removed " + std::to_string(*removed) + " stale instance cgroups");
   l->pool_ = std::make_unique<sandbox::CgroupPool>(l->tree_.get(), options.cgroup_pool_size);
+  if (options.netns_pool_size > 0) l->netns_ = std::make_unique<NetnsPool>(options.netns_pool_size);
+  auto zcg = l->tree_->Create("zygotes");
+  if (!zcg) return zcg.error();
+  l->zygote_cgroup_ = std::move(zcg.value());
+  auto fds = l->zygote_cgroup_->OpenProcsFds();
+  if (!fds) return fds.error();
+  l->zygote_procs_fds_ = std::move(fds.value());
+  if (options.cgroup_warmer) l->warmer_ = std::thread([raw = l.get()] { raw->WarmerLoop(); });
+  l->supervisor_ = std::make_unique<ZygoteSupervisor>([raw = l.get()] { return raw->RebootDeadZygotes(); },
+                                                      std::chrono::milliseconds(200));
   return l;
 }
 
 Launcher::~Launcher() {
+  supervisor_.reset();  // before the zygotes go: it must not reboot them
+  stopping_ = true;
+  if (warmer_.joinable()) warmer_.join();
+  SetWarmPid(0);
   {
     std::lock_guard lock(zygotes_mu_);
     zygotes_.clear();
   }
+  for (int fd : zygote_procs_fds_) close(fd);
+  if (zygote_cgroup_) (void)zygote_cgroup_->Destroy();
+  netns_.reset();
   pool_.reset();
   if (tree_) (void)tree_->RemoveRoot();
+}
+
+void Launcher::SetWarmPid(pid_t pid) {
+  std::lock_guard lock(warm_mu_);
+  warm_pid_ = pid;
+}
+
+void Launcher::WarmerLoop() {
+  while (!stopping_) {
+    {
+      std::lock_guard lock(warm_mu_);
+      if (warm_pid_ > 0 && !zygote_procs_fds_.empty()) {
+        auto text = std::to_string(warm_pid_);
+        (void)!write(zygote_procs_fds_[0], text.data(), text.size());  // no-op: already there
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(4));
+  }
 }
 
 Status Launcher::PrepareSandboxFiles() {
@@ -103,6 +142,7 @@ Result<zygote::ZygoteProcess*> Launcher::ZygoteFor(const std::string& family, bo
   std::lock_guard lock(zygotes_mu_);
   auto& z = zygotes_[family];
   if (z && z->alive()) return z.get();
+  if (z) SetWarmPid(0);
   z.reset();  // a dead one is reaped here; the next start is cold
   if (family != "python3")
     return MakeError("InvalidRuntimeException", "runtime family " + family + " is not available");
@@ -111,8 +151,22 @@ Result<zygote::ZygoteProcess*> Launcher::ZygoteFor(const std::string& family, bo
               options_.runners_dir + "/python/forklet_zygote.py", options_.zygote_library};
   cmd.env = {"PATH=/usr/bin:/bin", "LANG=C.UTF-8"};
   auto t0 = Clock::now();
-  auto spawned = zygote::ZygoteProcess::Spawn(cmd, seccomp_);
-  if (!spawned) return spawned.error();
+  // Into the zygotes' cgroup while it boots; the attach's own wait overlaps the boot.
+  // The warmer starts at once too, so the lock is still warm when the first instance attaches.
+  auto attach = [this](pid_t pid) {
+    auto text = std::to_string(pid);
+    for (int fd : zygote_procs_fds_) (void)!write(fd, text.data(), text.size());
+    SetWarmPid(pid);
+  };
+  sandbox::TemplateSpec root{};
+  CopyString(root.root, sizeof(root.root), root_dir_);
+  CopyString(root.etc_dir, sizeof(root.etc_dir), etc_dir_);
+  auto spawned = zygote::ZygoteProcess::Spawn(cmd, root, seccomp_, attach);
+  if (!spawned) {
+    // Spawn reaped the failed zygote microseconds ago; pids are not reused that fast.
+    SetWarmPid(0);
+    return spawned.error();
+  }
   z = std::move(spawned.value());
   *booted = true;
   stages->emplace_back("zygote_boot", MsSince(t0));
@@ -131,8 +185,31 @@ bool Launcher::DropZygote(const std::string& family) {
   std::lock_guard lock(zygotes_mu_);
   auto it = zygotes_.find(family);
   if (it == zygotes_.end() || !it->second) return false;
+  SetWarmPid(0);
   zygotes_.erase(it);
   return true;
+}
+
+size_t Launcher::RebootDeadZygotes() {
+  std::vector<std::string> dead;
+  {
+    std::lock_guard lock(zygotes_mu_);
+    for (auto& [family, z] : zygotes_)
+      if (z && !z->alive()) dead.push_back(family);
+  }
+  size_t rebooted = 0;
+  for (const auto& family : dead) {
+    bool booted = false;
+    Stages stages;
+    auto z = ZygoteFor(family, &booted, &stages);  // reaps the dead one, boots its successor
+    if (!z) {
+      log::Warning("zygote " + family + " died and could not be rebooted: " + z.error().ToString());
+    } else if (booted) {
+      log::Notice("zygote " + family + " died; rebooted as pid " + std::to_string((*z)->pid()));
+      ++rebooted;
+    }
+  }
+  return rebooted;
 }
 
 std::vector<ZygoteInfo> Launcher::Zygotes() {
@@ -182,16 +259,31 @@ Result<Launched> Launcher::Launch(const registry::Deployed& fn) {
   fcntl(log[0], F_SETPIPE_SZ, 1 << 20);  // room for a burst of output between drains
 
   sandbox::ChildSpec spec{};
-  CopyString(spec.new_root, sizeof(spec.new_root), root_dir_);
-  CopyString(spec.code_dir, sizeof(spec.code_dir), fn.code_dir);
-  CopyString(spec.etc_dir, sizeof(spec.etc_dir), etc_dir_);
   CopyString(spec.hostname, sizeof(spec.hostname), "forklet");
   spec.tmp_size_bytes = options_.tmp_size_bytes;
   spec.uid = kFirstSandboxUid + static_cast<uint32_t>(next_uid_++ % kSandboxUids);
   spec.gid = kSandboxGid;
   spec.nofile_limit = 1024;
 
-  auto forked = (*z)->Fork(spec, channel[1], log[1], *procs);
+  auto code = sandbox::DetachedReadOnlyTree(fn.code_dir);
+  if (!code) {
+    for (int fd : *procs) close(fd);
+    for (int fd : {channel[0], channel[1], log[0], log[1]}) close(fd);
+    return code.error();
+  }
+  int code_fd = *code;
+  int net_fd = netns_ ? netns_->Take() : -1;
+  auto forked = (*z)->Fork(spec, channel[1], log[1], code_fd, net_fd, *procs);
+  if (!forked && !(*z)->alive()) {
+    // The zygote died under this request (killed, crashed): its successor forks it, cold.
+    z = ZygoteFor(registry::RuntimeFamily(cfg.runtime), &booted, &out.stages);
+    if (z) {
+      out.start = booted ? StartKind::kCold : StartKind::kZygote;
+      forked = (*z)->Fork(spec, channel[1], log[1], code_fd, net_fd, *procs);
+    }
+  }
+  close(code_fd);
+  if (net_fd >= 0) close(net_fd);
   for (int fd : *procs) close(fd);
   close(channel[1]);
   close(log[1]);

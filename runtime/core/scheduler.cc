@@ -1,6 +1,10 @@
 // Picking an instance for an invocation, returning it, retiring it.
 #include "runtime/core/scheduler.h"
 
+#include <signal.h>
+
+#include <algorithm>
+
 #include <nlohmann/json.hpp>
 
 #include "runtime/core/report.h"
@@ -103,7 +107,7 @@ bool Scheduler::EvictOneIdleLocked() {
 }
 
 InvokeResult Scheduler::Invoke(const registry::Deployed& fn, const std::string& request_id,
-                               const std::string& payload) {
+                               const std::string& payload, bool fresh_instance) {
   const auto& cfg = fn.config;
   const std::string generation = Generation(cfg);
   auto t0 = Clock::now();
@@ -123,7 +127,7 @@ InvokeResult Scheduler::Invoke(const registry::Deployed& fn, const std::string& 
         ++i;
       }
     }
-    if (!pool.idle.empty()) {
+    if (!pool.idle.empty() && !fresh_instance) {
       instance = std::move(pool.idle.back());
       pool.idle.pop_back();
       result.start = StartKind::kWarm;
@@ -150,12 +154,13 @@ InvokeResult Scheduler::Invoke(const registry::Deployed& fn, const std::string& 
     std::lock_guard lock(mu_);
     Pool& pool = pools_[cfg.name];
     pool.busy--;
+    if (inst) running_.erase(inst->pid());
     if (new_instance_failed) {
       live_memory_mb_ -= cfg.memory_mb;
       return;
     }
     if (!inst) return;
-    if (inst->dead() || inst->generation() != generation || stopping_) {
+    if (inst->dead() || inst->generation() != generation || stopping_ || fresh_instance) {
       Retire(std::move(inst));
     } else {
       pool.idle.push_back(std::move(inst));
@@ -163,7 +168,9 @@ InvokeResult Scheduler::Invoke(const registry::Deployed& fn, const std::string& 
   };
 
   if (!instance) {
+    starting_++;
     auto launched = launcher_->Launch(fn);
+    starting_--;
     if (!launched) {
       release(nullptr, true);
       result.outcome = Outcome::kSetupFailed;
@@ -182,12 +189,18 @@ InvokeResult Scheduler::Invoke(const registry::Deployed& fn, const std::string& 
       result.outcome = e.outcome;
       result.body = e.body;
       result.log = e.output;
+      // Lambda bills a failed init: it runs again inside the invocation, whose time is billed.
+      result.billed_ms = BilledMs(result.init_ms, options_.billing_granularity_ms);
       result.total_ms = MsSince(t0);
       return result;
     }
     instance = std::move(launched->instance);
   }
 
+  {
+    std::lock_guard lock(mu_);
+    running_.insert(instance->pid());  // until release: KillRunning's target
+  }
   auto t_invoke = Clock::now();
   auto deadline = t_invoke + std::chrono::seconds(cfg.timeout_s);
   int64_t deadline_epoch = EpochMs() + static_cast<int64_t>(cfg.timeout_s) * 1000;
@@ -221,7 +234,8 @@ InvokeResult Scheduler::Invoke(const registry::Deployed& fn, const std::string& 
                               "Runtime.ExitError");
       break;
   }
-  result.billed_ms = BilledMs(result.duration_ms, options_.billing_granularity_ms);
+  double billed_init = options_.bill_init && result.start != StartKind::kWarm ? result.init_ms : 0;
+  result.billed_ms = BilledMs(result.duration_ms + billed_init, options_.billing_granularity_ms);
   release(std::move(instance), false);
   result.total_ms = MsSince(t0);
   result.end_epoch_ms = EpochMs();
@@ -262,6 +276,14 @@ void Scheduler::ForgetFunction(const std::string& function) {
   it->second.reserved.reset();
 }
 
+std::vector<pid_t> Scheduler::IdlePids() {
+  std::lock_guard lock(mu_);
+  std::vector<pid_t> pids;
+  for (auto& [name, pool] : pools_)
+    for (auto& inst : pool.idle) pids.push_back(inst->pid());
+  return pids;
+}
+
 InstanceCounts Scheduler::Counts(const std::string& function) {
   std::lock_guard lock(mu_);
   InstanceCounts c;
@@ -269,9 +291,75 @@ InstanceCounts Scheduler::Counts(const std::string& function) {
     if (!function.empty() && name != function) continue;
     c.idle += static_cast<uint32_t>(pool.idle.size());
     c.busy += pool.busy;
+    for (auto& inst : pool.idle) c.idle_memory_mb += inst->memory_mb();
   }
   c.memory_mb = live_memory_mb_;
+  c.starting = std::min(starting_.load(), c.busy);
   return c;
+}
+
+void Scheduler::SetLiveOptions(std::chrono::milliseconds keep_alive,
+                               uint32_t max_instances_per_function, uint64_t memory_budget_mb) {
+  std::lock_guard lock(mu_);
+  options_.keep_alive = keep_alive;  // the keep-alive thread applies it within half a second
+  options_.max_instances_per_function = max_instances_per_function;
+  options_.memory_budget_mb = memory_budget_mb;
+  while (live_memory_mb_ > options_.memory_budget_mb && EvictOneIdleLocked()) {
+  }
+}
+
+SchedulerOptions Scheduler::options() {
+  std::lock_guard lock(mu_);
+  return options_;
+}
+
+Scheduler::Admission::~Admission() {
+  if (!scheduler_) return;
+  std::lock_guard lock(scheduler_->mu_);
+  if (--scheduler_->in_flight_ == 0) scheduler_->drained_cv_.notify_all();
+}
+
+Scheduler::Admission& Scheduler::Admission::operator=(Admission&& other) noexcept {
+  if (this != &other) {
+    Admission released(std::move(*this));
+    scheduler_ = std::exchange(other.scheduler_, nullptr);
+  }
+  return *this;
+}
+
+Scheduler::Admission Scheduler::Admit() {
+  std::lock_guard lock(mu_);
+  if (draining_) return Admission();
+  ++in_flight_;
+  return Admission(this);
+}
+
+void Scheduler::BeginDrain() {
+  std::lock_guard lock(mu_);
+  draining_ = true;
+}
+
+bool Scheduler::draining() {
+  std::lock_guard lock(mu_);
+  return draining_;
+}
+
+uint32_t Scheduler::InFlight() {
+  std::lock_guard lock(mu_);
+  return in_flight_;
+}
+
+uint32_t Scheduler::WaitForInFlight(std::chrono::milliseconds grace) {
+  std::unique_lock lock(mu_);
+  drained_cv_.wait_for(lock, grace, [&] { return in_flight_ == 0; });
+  return in_flight_;
+}
+
+size_t Scheduler::KillRunning() {
+  std::lock_guard lock(mu_);
+  // Safe: a pid leaves running_ (under mu_) before its instance is reaped, so it is never reused.
+  for (pid_t pid : running_) kill(pid, SIGKILL);
+  return running_.size();
 }
 
 }  // namespace forklet::core

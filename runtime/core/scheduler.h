@@ -2,6 +2,7 @@
 // and asynchronous teardown. The one owner of every instance.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -10,8 +11,10 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "runtime/core/invocation.h"
@@ -25,12 +28,15 @@ struct SchedulerOptions {
   uint32_t max_instances_per_function = 10;  // concurrency limit unless reserved concurrency says
   uint64_t memory_budget_mb = 8192;          // sum of MemorySize over live instances
   uint32_t billing_granularity_ms = 100;
+  bool bill_init = false;  // billed duration includes a new instance's init (forkletd --bill-init)
 };
 
 struct InstanceCounts {
   uint32_t idle = 0;
   uint32_t busy = 0;
   uint64_t memory_mb = 0;  // reserved by live instances
+  uint32_t starting = 0;        // of busy: a new instance is being made for the invocation
+  uint64_t idle_memory_mb = 0;  // of memory_mb: held by idle instances, which can be evicted
 };
 
 class Scheduler {
@@ -40,8 +46,10 @@ class Scheduler {
 
   // Runs one invocation on an idle instance of the function's current revision (warm) or a new
   // one (zygote or cold); 429 (kThrottled) past the concurrency limit or the memory budget.
+  // fresh_instance (X-Forklet-Fresh-Instance, for benchmarks): always a new instance, retired
+  // after the invocation; the idle pool is left as it is.
   InvokeResult Invoke(const registry::Deployed& fn, const std::string& request_id,
-                      const std::string& payload);
+                      const std::string& payload, bool fresh_instance = false);
 
   // Reserved concurrency (PutFunctionConcurrency); nullopt removes it.
   void SetReservedConcurrency(const std::string& function, std::optional<uint32_t> limit);
@@ -52,6 +60,39 @@ class Scheduler {
   void ForgetFunction(const std::string& function);
 
   InstanceCounts Counts(const std::string& function = {});
+
+  // Live changes (SIGHUP): keep-alive, default concurrency, memory budget. Warm instances stay,
+  // except idle ones past a smaller budget (least recently used first).
+  void SetLiveOptions(std::chrono::milliseconds keep_alive, uint32_t max_instances_per_function,
+                      uint64_t memory_budget_mb);
+  SchedulerOptions options();
+
+  // Draining (SIGTERM, POST admin/drain). An invocation holds an Admission from its acceptance
+  // until its result is in hand (an Event one too, while it waits for its thread); a drain refuses
+  // new ones and waits for those admitted.
+  class Admission {
+   public:
+    Admission() = default;
+    Admission(Admission&& other) noexcept : scheduler_(std::exchange(other.scheduler_, nullptr)) {}
+    Admission& operator=(Admission&& other) noexcept;  // releases the one held before
+    ~Admission();
+    explicit operator bool() const { return scheduler_ != nullptr; }
+
+   private:
+    friend class Scheduler;
+    explicit Admission(Scheduler* scheduler) : scheduler_(scheduler) {}
+    Scheduler* scheduler_ = nullptr;
+  };
+  Admission Admit();  // empty while draining
+  void BeginDrain();  // one-way: a draining node accepts no invocation until it restarts
+  bool draining();
+  uint32_t InFlight();  // admitted invocations not finished
+  // Waits until no admitted invocation is left or `grace` has passed; returns how many are left.
+  uint32_t WaitForInFlight(std::chrono::milliseconds grace);
+  // After the grace period: kills the instances still running an invocation (the invocation ends
+  // as Runtime.ExitError) so that shutdown does not wait for the functions' timeouts.
+  size_t KillRunning();
+  std::vector<pid_t> IdlePids();  // of every idle instance (health; memory measurements)
 
  private:
   struct Pool {
@@ -71,6 +112,12 @@ class Scheduler {
   uint64_t live_memory_mb_ = 0;
 
   std::condition_variable cv_;
+  // Draining: admissions, the instances running an invocation (pids: KillRunning), starts.
+  bool draining_ = false;
+  uint32_t in_flight_ = 0;
+  std::condition_variable drained_cv_;
+  std::set<pid_t> running_;
+  std::atomic<uint32_t> starting_{0};
   std::deque<std::unique_ptr<Instance>> retiring_;
   bool stopping_ = false;
   std::thread teardown_thread_;

@@ -6,12 +6,18 @@
 #include <cstdlib>
 #include <filesystem>
 #include <functional>
+#include <initializer_list>
+#include <vector>
+
+#include "runtime/daemon/config_file.h"
 
 namespace forklet::daemon {
 namespace fs = std::filesystem;
 namespace {
 
 const char* kUsage = R"(usage: forkletd [options]
+  --config FILE              JSON settings: these options without their dashes (default
+                             /etc/forklet/forkletd.json if present; "" for none); flags win
   --listen HOST:PORT         loopback TCP address of the API (default 127.0.0.1:9000; port 0: any)
   --state-dir DIR            functions, code and sockets (default /var/lib/forklet)
   --socket PATH              Unix socket of the API (default STATE_DIR/forkletd.sock)
@@ -24,6 +30,14 @@ const char* kUsage = R"(usage: forkletd [options]
   --runners-dir DIR          lang-runners as installed (default: next to this binary)
   --zygote-lib PATH          libforklet_zygote.so (default: next to this binary)
   --no-warmup                do not start zygotes before the first request
+  --drain-grace SECONDS      on SIGTERM, how long in-flight invocations may finish (default 30)
+  --billing-granularity-ms N billed duration rounds up to N ms (default 100, Lambda 2017; 1 works)
+  --price-per-request USD    per invocation (default 0.0000002: $0.20 per million)
+  --price-per-gb-second USD  per GB-second of memory size x billed duration (default 0.0000166667)
+  --bill-init                bill the init of new instances too (default: not, as Lambda 2017)
+  --no-ledger                keep no billing ledger (STATE_DIR/ledger.db); for measuring its cost
+SIGHUP re-reads the configuration: keep-alive, max-concurrency, memory-budget-mb and the prices
+change live.
 )";
 
 bool ParseNumber(const std::string& flag, const std::string& v, uint64_t min, uint64_t max,
@@ -45,14 +59,33 @@ uint64_t DefaultMemoryBudgetMb() {
   return static_cast<uint64_t>(pages) * static_cast<uint64_t>(page) / (1 << 20) * 3 / 4;
 }
 
-// A file installed next to the binary: build tree (bin/, lib/, share/) or the /usr layout.
-std::string NextToBinary(const std::string& relative) {
+#ifndef FORKLET_INSTALL_LIBDIR
+#define FORKLET_INSTALL_LIBDIR "lib/forklet"
+#endif
+
+// A file installed next to the binary: build tree (bin/, lib/, share/) or the installed layout
+// (PREFIX/bin, PREFIX/<libdir>/forklet, PREFIX/share/forklet); the first candidate that exists.
+std::string NextToBinary(std::initializer_list<std::string> candidates) {
   std::error_code ec;
   fs::path exe = fs::read_symlink("/proc/self/exe", ec).parent_path();
-  for (fs::path base : {exe.parent_path(), exe.parent_path().parent_path()}) {
-    if (fs::exists(base / relative, ec)) return (base / relative).string();
+  for (const auto& relative : candidates)
+    for (fs::path base : {exe.parent_path(), exe.parent_path().parent_path()}) {
+      if (fs::exists(base / relative, ec)) return (base / relative).string();
+    }
+  return (exe.parent_path() / *candidates.begin()).string();
+}
+
+// The configuration file's path: --config's value, else the default.
+std::string ConfigPath(const std::vector<std::string>& args, bool* given) {
+  *given = false;
+  std::string path = kDefaultConfigPath;
+  for (size_t i = 0; i + 1 < args.size(); ++i) {
+    if (args[i] == "--config") {
+      path = args[++i];
+      *given = true;
+    }
   }
-  return (exe.parent_path() / relative).string();
+  return path;
 }
 
 }  // namespace
@@ -62,19 +95,59 @@ const char* Usage() { return kUsage; }
 bool ParseOptions(int argc, char** argv, Options* o, std::string* message, bool* help) {
   *help = false;
   o->scheduler.memory_budget_mb = DefaultMemoryBudgetMb();
-  o->launcher.runners_dir = NextToBinary("share/forklet/lang-runners");
-  o->launcher.zygote_library = NextToBinary("lib/libforklet_zygote.so");
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
+  o->launcher.runners_dir = NextToBinary({"share/forklet/lang-runners"});
+  o->launcher.zygote_library = NextToBinary(
+      {"lib/libforklet_zygote.so", FORKLET_INSTALL_LIBDIR "/libforklet_zygote.so"});
+  std::vector<std::string> args(argv + 1, argv + argc);
+  for (const auto& a : args) {
+    if (a == "--help" || a == "-h") {
+      *help = true;
+      *message = kUsage;
+      return false;
+    }
+  }
+  // The file's settings go first, as if given before the flags: the flags win.
+  bool given = false;
+  std::string config = ConfigPath(args, &given);
+  size_t from_file = 0;
+  std::error_code ec;
+  if (!config.empty() && (given || fs::exists(config, ec))) {
+    auto file = ReadConfigFile(config);
+    if (!file) {
+      *message = file.error().ToString();
+      return false;
+    }
+    o->config_path = config;
+    o->prices = file->prices;
+    auto pricing = billing::ApplyPricingSettings(o->pricing, o->prices);
+    if (!pricing) {
+      *message = "configuration " + config + ": " + pricing.error().ToString();
+      return false;
+    }
+    o->pricing = *pricing;
+    from_file = file->flags.size();
+    args.insert(args.begin(), file->flags.begin(), file->flags.end());
+  }
+  for (size_t i = 0; i < args.size(); ++i) {
+    std::string a = args[i];
     std::string v;
     auto value = [&]() {
-      if (i + 1 >= argc) {
+      if (i + 1 >= args.size()) {
         *message = a + " needs a value";
         return false;
       }
-      v = argv[++i];
+      v = args[++i];
       return true;
     };
+    // A bad setting from the file is named with the file.
+    struct FromFile {
+      size_t i, n;
+      const std::string& path;
+      std::string* message;
+      ~FromFile() {
+        if (i < n && !message->empty()) *message = "configuration " + path + ": " + *message;
+      }
+    } from_file_guard{i, from_file, config, message};
     uint64_t n = 0;
     auto number = [&](uint64_t min, uint64_t max) {
       return value() && ParseNumber(a, v, min, max, &n, message);
@@ -114,6 +187,28 @@ bool ParseOptions(int argc, char** argv, Options* o, std::string* message, bool*
       o->launcher.zygote_library = v;
     } else if (a == "--no-warmup") {
       o->warmup = false;
+    } else if (a == "--warmup") {
+      o->warmup = true;
+    } else if (a == "--config") {
+      if (!value()) return false;  // read above
+    } else if (a == "--billing-granularity-ms") {
+      if (!number(1, 60000)) return false;
+      o->pricing.granularity_ms = static_cast<uint32_t>(n);
+    } else if (a == "--price-per-request" || a == "--price-per-gb-second") {
+      if (!value()) return false;
+      auto pd = billing::ParseDollars(v);
+      if (!pd) {
+        *message = a + ": " + pd.error().ToString();
+        return false;
+      }
+      (a == "--price-per-request" ? o->pricing.request_price_pd : o->pricing.gb_second_price_pd) = *pd;
+    } else if (a == "--bill-init" || a == "--no-bill-init") {
+      o->pricing.bill_init = a == "--bill-init";
+    } else if (a == "--ledger" || a == "--no-ledger") {
+      o->ledger = a == "--ledger";
+    } else if (a == "--drain-grace") {
+      if (!number(0, 3600)) return false;
+      o->drain_grace = std::chrono::seconds(n);
     } else if (a == "--help" || a == "-h") {
       *help = true;
       *message = kUsage;
@@ -128,6 +223,9 @@ bool ParseOptions(int argc, char** argv, Options* o, std::string* message, bool*
 
 void FinishOptions(Options* o) {
   if (o->socket_path.empty()) o->socket_path = o->state_dir + "/forkletd.sock";
+  // The scheduler decides each billed duration (it is in REPORT), by the billing configuration.
+  o->scheduler.billing_granularity_ms = o->pricing.granularity_ms;
+  o->scheduler.bill_init = o->pricing.bill_init;
   o->launcher.state_dir = o->state_dir;
   // One daemon per state dir; its cgroups are named after it so a restart finds its leftovers.
   o->launcher.cgroup_tag = std::to_string(std::hash<std::string>{}(o->state_dir) % 0xffffffffu);

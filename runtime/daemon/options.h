@@ -1,9 +1,14 @@
-// forkletd's configuration: built-in defaults, then command-line flags.
+// forkletd's configuration: built-in defaults, then the configuration file, then command-line
+// flags.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 
+#include <nlohmann/json.hpp>
+
+#include "runtime/billing/pricing.h"
 #include "runtime/core/launcher.h"
 #include "runtime/core/scheduler.h"
 #include "runtime/registry/code_archive.h"
@@ -18,10 +23,16 @@ struct Options {
   core::SchedulerOptions scheduler;
   core::LauncherOptions launcher;  // state_dir and cgroup_tag are derived in Finish()
   registry::ArchiveLimits archive;
+  std::string config_path;  // the configuration file read; empty when none
+  std::chrono::seconds drain_grace{30};  // SIGTERM: how long in-flight invocations may finish
+  nlohmann::json prices;    // the file's "prices", for the billing ledger
+  billing::PricingConfig pricing;  // Lambda 2017 by default; the file's "prices", then flags
+  bool ledger = true;              // --no-ledger: nothing is billed (to measure its cost)
 };
 
-// Parses argv over the defaults. Returns false with a message on bad input (or --help, with the
-// usage as the message and *help set).
+// Reads the configuration file (--config FILE, else the default path when it exists) and parses
+// argv over the defaults and the file: flags win. Returns false with a message on bad input (or
+// --help, with the usage as the message and *help set).
 bool ParseOptions(int argc, char** argv, Options* out, std::string* message, bool* help);
 
 // Fills what follows from the rest (socket path, cgroup tag) once the state dir is canonical.

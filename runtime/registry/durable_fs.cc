@@ -10,6 +10,8 @@
 #include <filesystem>
 #include <system_error>
 
+#include "runtime/log/log.h"
+
 namespace forklet::registry {
 
 UniqueFd& UniqueFd::operator=(UniqueFd&& o) noexcept {
@@ -121,7 +123,7 @@ Result<std::string> ReadSmallFile(const std::string& path, size_t max_bytes) {
 void RemoveTree(const std::string& path) {
   std::error_code ec;
   std::filesystem::remove_all(path, ec);  // removes symlinks themselves, never their targets
-  if (ec) fprintf(stderr, "forklet registry: cannot remove %s: %s\n", path.c_str(), ec.message().c_str());
+  if (ec) log::Warning("registry: cannot remove " + path + ": " + ec.message());
 }
 
 }  // namespace forklet::registry

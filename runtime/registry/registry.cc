@@ -18,6 +18,7 @@
 #include <filesystem>
 #include <map>
 
+#include "runtime/log/log.h"
 #include "runtime/registry/durable_fs.h"
 
 namespace forklet::registry {
@@ -221,13 +222,12 @@ Result<std::unique_ptr<Registry>> Registry::Open(const std::string& state_dir,
       continue;
     }
     if (!IsDir(path) || !ValidateName(n)) {
-      fprintf(stderr, "forklet registry: skipping %s: not a function directory\n", path.c_str());
+      log::Warning("registry: skipping " + path + ": not a function directory");
       continue;
     }
     auto e = impl->Load(n);
     if (!e) {
-      fprintf(stderr, "forklet registry: skipping function %s: %s\n", n.c_str(),
-              e.error().ToString().c_str());
+      log::Warning("registry: skipping function " + n + ": " + e.error().ToString());
       continue;
     }
     impl->entries.emplace(n, std::move(e.value()));
@@ -266,7 +266,7 @@ Result<Deployed> Registry::Create(FunctionConfig config, std::string_view zip) {
   if (::rename(st.c_str(), dir.c_str()) != 0) {
     if (errno != EEXIST && errno != ENOTEMPTY) return StorageError("rename " + st, errno);
     // A directory Open could not load (it logged why) is in the way; the new function replaces it.
-    fprintf(stderr, "forklet registry: replacing unloadable %s\n", dir.c_str());
+    log::Warning("registry: replacing unloadable " + dir);
     std::string trash = impl_->functions_dir + "/" + kTmpPrefix + "-broken-" + name;
     RemoveTree(trash);
     if (::rename(dir.c_str(), trash.c_str()) != 0) return StorageError("rename " + dir, errno);
@@ -275,7 +275,7 @@ Result<Deployed> Registry::Create(FunctionConfig config, std::string_view zip) {
   }
   staging->Published();
   if (auto s = FsyncPath(impl_->functions_dir); !s)
-    fprintf(stderr, "forklet registry: %s\n", s.error().ToString().c_str());
+    log::Warning("registry: " + s.error().ToString());
 
   Impl::Entry e = impl_->MakeEntry(config, code_rev);
   std::lock_guard<std::mutex> lock(impl_->mu);
@@ -364,7 +364,7 @@ Status Registry::Delete(const std::string& name) {
     if (::rename(dir.c_str(), (staging->path() + "/" + name).c_str()) != 0)
       return StorageError("rename " + dir, errno);
     if (auto s = FsyncPath(impl_->functions_dir); !s)
-      fprintf(stderr, "forklet registry: %s\n", s.error().ToString().c_str());
+      log::Warning("registry: " + s.error().ToString());
     {
       std::lock_guard<std::mutex> lock(impl_->mu);
       impl_->entries.erase(name);

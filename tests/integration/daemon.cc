@@ -117,8 +117,9 @@ std::unique_ptr<Daemon> Daemon::Start(const std::vector<std::string>& extra_args
   d->own_state_dir_ = state_dir.empty();
   d->state_dir_ = state_dir.empty() ? TempPath("forklet-test-state") : state_dir;
   fs::create_directories(d->state_dir_);
-  std::vector<std::string> argv = {FORKLETD_PATH, "--listen", "127.0.0.1:0", "--state-dir",
-                                   d->state_dir_, "--cgroup-pool", "2"};
+  // --config "": never the host's /etc/forklet/forkletd.json, should forklet be installed here.
+  std::vector<std::string> argv = {FORKLETD_PATH, "--config", "", "--listen", "127.0.0.1:0",
+                                   "--state-dir", d->state_dir_, "--cgroup-pool", "2"};
   argv.insert(argv.end(), extra_args.begin(), extra_args.end());
   int err_pipe[2];
   if (pipe2(err_pipe, O_CLOEXEC) != 0) throw std::runtime_error("pipe");
@@ -153,6 +154,14 @@ std::unique_ptr<Daemon> Daemon::Start(const std::vector<std::string>& extra_args
     }
   }
   throw std::runtime_error("forkletd did not become ready; its output:\n" + d->log_);
+}
+
+const std::string& Daemon::ReadLog() {
+  char buf[65536];
+  ssize_t n;
+  while (stderr_fd_ >= 0 && (n = read(stderr_fd_, buf, sizeof(buf))) > 0)
+    log_.append(buf, static_cast<size_t>(n));
+  return log_;
 }
 
 bool Daemon::Alive() { return pid_ > 0 && waitpid(pid_, nullptr, WNOHANG) == 0; }
@@ -205,6 +214,10 @@ CmdResult Daemon::Cli(const std::vector<std::string>& args) {
 }
 
 std::string ZipFunction(const std::string& name) {
+  return ZipDirectory(std::string(TEST_FUNCTIONS_DIR) + "/" + name);
+}
+
+std::string ZipDirectory(const std::string& dir) {
   std::string zip = TempPath("forklet-fn") + ".zip";
   auto r = Run({"/usr/bin/python3", "-c",
                 "import sys, zipfile, pathlib\n"
@@ -213,8 +226,8 @@ std::string ZipFunction(const std::string& name) {
                 "    for p in sorted(src.rglob('*')):\n"
                 "        if p.is_file() and '__pycache__' not in p.parts:\n"
                 "            z.write(p, p.relative_to(src))\n",
-                std::string(TEST_FUNCTIONS_DIR) + "/" + name, zip});
-  if (r.exit_code != 0) throw std::runtime_error("zip " + name + ": " + r.err);
+                dir, zip});
+  if (r.exit_code != 0) throw std::runtime_error("zip " + dir + ": " + r.err);
   return zip;
 }
 
@@ -232,7 +245,12 @@ std::string ZipWithEntry(const std::string& entry_name, const std::string& conte
 
 CmdResult Deploy(Daemon& d, const std::string& fn, const std::string& name,
                  const std::vector<std::string>& extra) {
-  std::string zip = ZipFunction(name);
+  return DeployDir(d, fn, std::string(TEST_FUNCTIONS_DIR) + "/" + name, extra);
+}
+
+CmdResult DeployDir(Daemon& d, const std::string& fn, const std::string& dir,
+                    const std::vector<std::string>& extra) {
+  std::string zip = ZipDirectory(dir);
   std::vector<std::string> args = {"create-function", "--function-name", fn, "--runtime",
                                    "python3.11", "--handler", "app.handler", "--zip-file",
                                    "fileb://" + zip, "--role", "arn:aws:iam::000000000000:role/x"};

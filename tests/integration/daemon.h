@@ -36,6 +36,9 @@ class Daemon {
   const std::string& state_dir() const { return state_dir_; }
   pid_t pid() const { return pid_; }
   const std::string& log() const { return log_; }
+  // Reads what it wrote to stderr since (without blocking) into log() and returns log(). Call it
+  // now and then in long tests: a full pipe would block the daemon's next log line.
+  const std::string& ReadLog();
 
   // `aws lambda ARGS --endpoint-url ...` with throwaway credentials and no retries.
   CmdResult Aws(const std::vector<std::string>& args, int timeout_s = 120);
@@ -53,12 +56,18 @@ class Daemon {
 
 // tests/functions/NAME zipped into a temp file; returns its path.
 std::string ZipFunction(const std::string& name);
+// Any function directory (an absolute path) zipped into a temp file; returns its path.
+std::string ZipDirectory(const std::string& dir);
 // A zip of one file with the given name and content (for hostile archives), via Python's zipfile.
 std::string ZipWithEntry(const std::string& entry_name, const std::string& content);
 
 // Deploys tests/functions/NAME as function FN with the aws CLI; returns the CLI's result.
 CmdResult Deploy(Daemon& d, const std::string& fn, const std::string& name,
                  const std::vector<std::string>& extra = {});
+
+// Deploys the function directory DIR (an absolute path, e.g. one of tests/attacks/) as FN.
+CmdResult DeployDir(Daemon& d, const std::string& fn, const std::string& dir,
+                    const std::vector<std::string>& extra = {});
 
 // Invokes FN with the aws CLI; the function's response body goes to *body, the CLI's JSON
 // output (StatusCode, FunctionError, LogResult, ...) is returned in the CmdResult.

@@ -14,7 +14,8 @@ namespace {
 using nlohmann::json;
 namespace fs = std::filesystem;
 
-// Instance cgroups with processes in them, below any forklet root (pooled empty ones don't count).
+// Instance cgroups with processes in them, below any forklet root (pooled empty ones and the
+// zygotes' cgroup don't count).
 int InstanceCgroups() {
   int n = 0;
   std::error_code ec;
@@ -24,6 +25,7 @@ int InstanceCgroups() {
     if (it.depth() > 6) it.disable_recursion_pending();
     auto parent = it->path().parent_path().filename().string();
     if (!it->is_directory(ec) || parent.rfind("forklet.", 0) != 0) continue;
+    if (it->path().filename() == "zygotes") continue;  // where the zygotes live, not instances
     std::ifstream procs(it->path() / "cgroup.procs");
     std::string pid;
     if (procs >> pid) ++n;

@@ -1,0 +1,193 @@
+// Starting and stopping the daemon under test; deploying and dropping through its API.
+#include "bench/forklet_bench/daemon.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "runtime/registry/code_archive.h"
+#include "tools/zip_dir.h"
+
+extern char** environ;
+
+namespace forklet::bench {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+const std::vector<EmptyFunction>& EmptyFunctions() {
+  static const std::vector<EmptyFunction> kAll = [] {
+    const std::string handler = "def handler(event, context):\n    return None\n";
+    EmptyFunction py{"python3", "python3.11", "app.handler", "app.py", handler, {}};
+    py.baseline_argv = {"/usr/bin/python3", "-c", handler + "handler({}, None)\n"};
+    return std::vector<EmptyFunction>{py};
+  }();
+  return kAll;
+}
+
+Result<std::unique_ptr<DaemonUnderTest>> DaemonUnderTest::Start(
+    const std::string& forkletd, const std::vector<std::string>& extra_args) {
+  char tmpl[] = "/tmp/forklet-bench-XXXXXX";
+  if (!mkdtemp(tmpl)) return SysError("mkdtemp");
+  std::string state = tmpl;
+  std::string log = state + "/forkletd.log";
+  std::vector<std::string> args = {forkletd, "--listen", "127.0.0.1:0", "--state-dir", state + "/state"};
+  args.insert(args.end(), extra_args.begin(), extra_args.end());
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_adddup2(&actions, 1, 2);
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  sigset_t none;
+  sigemptyset(&none);
+  posix_spawnattr_setsigmask(&attr, &none);  // the bench blocks SIGINT/SIGTERM for its waiter
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
+  pid_t pid = 0;
+  int rc = posix_spawn(&pid, args[0].c_str(), &actions, &attr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
+  if (rc != 0) {
+    fs::remove_all(state);
+    return SysError("spawn " + forkletd, rc);
+  }
+  std::unique_ptr<DaemonUnderTest> d;
+  for (int i = 0; i < 300; ++i) {  // 30 s: the first start boots the zygote
+    std::ifstream f(log);
+    std::stringstream ss;
+    ss << f.rdbuf();
+    std::string text = ss.str();
+    auto at = text.find("ready on http://");
+    if (at != std::string::npos) {
+      std::string endpoint = text.substr(at + 9, text.find(' ', at + 9) - (at + 9));
+      d.reset(new DaemonUnderTest(endpoint));
+      break;
+    }
+    if (waitpid(pid, nullptr, WNOHANG) == pid) {
+      fs::remove_all(state);
+      return MakeError("forkletd exited during start-up", text);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  if (!d) {
+    kill(pid, SIGTERM);
+    waitpid(pid, nullptr, 0);
+    fs::remove_all(state);
+    return MakeError("forkletd", "not ready after 30 s (log: " + log + ")");
+  }
+  d->pid_ = pid;
+  d->state_dir_ = state;
+  return d;
+}
+
+std::unique_ptr<DaemonUnderTest> DaemonUnderTest::Attach(const std::string& endpoint) {
+  return std::unique_ptr<DaemonUnderTest>(new DaemonUnderTest(endpoint));
+}
+
+void DaemonUnderTest::Stop() {
+  if (pid_ > 0) {
+    kill(pid_, SIGTERM);
+    bool gone = false;
+    for (int i = 0; i < 300 && !gone; ++i) {  // it tears down instances, zygotes and cgroups
+      gone = waitpid(pid_, nullptr, WNOHANG) == pid_;
+      if (!gone) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    if (!gone) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+    pid_ = 0;
+  }
+  if (!state_dir_.empty()) {
+    std::error_code ec;
+    fs::remove_all(state_dir_, ec);
+    state_dir_.clear();
+  }
+}
+
+DaemonUnderTest::~DaemonUnderTest() { Stop(); }
+
+Result<HttpReply> DaemonUnderTest::Admin(const std::string& method, const std::string& target,
+                                         const std::string& body) {
+  auto r = api_.Call(method, target, body, body.empty() ? "" : "Content-Type: application/json\r\n");
+  if (!r) return r.error();
+  if (r->status >= 300 && r->status != 404)
+    return MakeError(method + " " + target, "HTTP " + std::to_string(r->status) + ": " + r->body);
+  return r;
+}
+
+Status DaemonUnderTest::Deploy(const std::string& name, const EmptyFunction& fn) {
+  char tmpl[] = "/tmp/forklet-bench-code-XXXXXX";
+  if (!mkdtemp(tmpl)) return SysError("mkdtemp");
+  {
+    std::ofstream f(std::string(tmpl) + "/" + fn.file);
+    f << fn.code;
+  }
+  auto zip = tools::ZipDirectory(tmpl);
+  std::error_code ec;
+  fs::remove_all(tmpl, ec);
+  if (!zip) return zip.error();
+  if (auto s = Delete(name); !s) return s;  // a running daemon may hold an older one
+  json req{{"FunctionName", name},
+           {"Runtime", fn.lambda_runtime},
+           {"Handler", fn.handler},
+           {"Role", "arn:aws:iam::000000000000:role/forklet-bench"},
+           {"MemorySize", 128},
+           {"Timeout", 3},
+           {"Code", {{"ZipFile", registry::Base64Encode(*zip)}}}};
+  auto r = Admin("POST", "/2015-03-31/functions", req.dump());
+  if (!r) return r.error();
+  if (r->status != 201) return MakeError("deploy " + name, "HTTP " + std::to_string(r->status) + ": " + r->body);
+  return {};
+}
+
+Status DaemonUnderTest::Delete(const std::string& name) {
+  auto r = Admin("DELETE", "/2015-03-31/functions/" + name);
+  if (!r) return r.error();
+  return {};
+}
+
+Status DaemonUnderTest::DropIdleInstances(const std::string& function) {
+  auto r = Admin("POST", "/forklet/v1/admin/instances/drop" +
+                             (function.empty() ? std::string() : "?function=" + function));
+  if (!r) return r.error();
+  return {};
+}
+
+Status DaemonUnderTest::DropZygote(const std::string& family) {
+  auto r = Admin("POST", "/forklet/v1/admin/zygotes/" + family + "/drop");
+  if (!r) return r.error();
+  return {};
+}
+
+Result<Health> DaemonUnderTest::GetHealth() {
+  auto r = Admin("GET", "/forklet/v1/health");
+  if (!r) return r.error();
+  auto j = json::parse(r->body, nullptr, false);
+  if (!j.is_object()) return MakeError("health", "not JSON: " + r->body);
+  Health h;
+  for (const auto& z : j.value("zygotes", json::array()))
+    h.zygotes.push_back({z.value("runtime", ""), z.value("pid", 0)});
+  const json inst = j.value("instances", json::object());
+  h.idle = inst.value("idle", 0u);
+  h.busy = inst.value("busy", 0u);
+  for (const auto& p : inst.value("idle_pids", json::array())) h.idle_instance_pids.push_back(p.get<pid_t>());
+  return h;
+}
+
+}  // namespace forklet::bench

@@ -1,0 +1,72 @@
+// The daemon under test: a forkletd the bench starts (temp state dir, free port) or one already
+// running (--endpoint), and the API calls the bench makes on it besides invoking.
+#pragma once
+
+#include <sys/types.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "bench/forklet_bench/http_client.h"
+#include "sandbox/error.h"
+
+namespace forklet::bench {
+
+// An empty function of one runtime: the same handler forklet runs and the baselines run.
+struct EmptyFunction {
+  std::string family;          // "python3": zygote and admin paths
+  std::string lambda_runtime;  // "python3.11"
+  std::string handler;         // "app.handler"
+  std::string file;            // "app.py"
+  std::string code;            // the handler's source
+  std::vector<std::string> baseline_argv;  // the handler called once by the bare interpreter
+};
+
+// The runtimes forklet serves, each with its empty function.
+const std::vector<EmptyFunction>& EmptyFunctions();
+
+struct ZygoteHealth {
+  std::string runtime;
+  pid_t pid = 0;
+};
+
+struct Health {
+  std::vector<ZygoteHealth> zygotes;
+  std::vector<pid_t> idle_instance_pids;
+  uint32_t idle = 0, busy = 0;
+};
+
+class DaemonUnderTest {
+ public:
+  // Starts `forkletd` with a temp state dir on 127.0.0.1:0; waits for its ready line.
+  static Result<std::unique_ptr<DaemonUnderTest>> Start(const std::string& forkletd,
+                                                        const std::vector<std::string>& extra_args);
+  static std::unique_ptr<DaemonUnderTest> Attach(const std::string& endpoint);
+  ~DaemonUnderTest();  // Stop()
+
+  // Stops a daemon it started (SIGTERM, wait) and removes its state dir. Idempotent.
+  void Stop();
+
+  const std::string& endpoint() const { return endpoint_; }
+  pid_t pid() const { return pid_; }  // 0 when attached
+
+  // Creates (or replaces) function `name` running `fn`'s empty handler.
+  Status Deploy(const std::string& name, const EmptyFunction& fn);
+  Status Delete(const std::string& name);
+  Status DropIdleInstances(const std::string& function = {});
+  Status DropZygote(const std::string& family);
+  Result<Health> GetHealth();
+
+ private:
+  explicit DaemonUnderTest(std::string endpoint) : api_(endpoint), endpoint_(std::move(endpoint)) {}
+  Result<HttpReply> Admin(const std::string& method, const std::string& target,
+                          const std::string& body = {});
+
+  HttpConnection api_;  // the bench's control connection (not used for timed requests)
+  std::string endpoint_;
+  pid_t pid_ = 0;
+  std::string state_dir_;
+};
+
+}  // namespace forklet::bench

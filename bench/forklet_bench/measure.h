@@ -1,0 +1,47 @@
+// The measurements through the daemon: response time per start kind as one client sees it, and
+// the concurrency sweep (throughput and latency with N clients).
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "bench/forklet_bench/daemon.h"
+#include "bench/forklet_bench/stats.h"
+#include "sandbox/error.h"
+
+namespace forklet::bench {
+
+// How each start kind is produced: cold drops the runtime's zygote before the request; zygote
+// asks for a fresh instance (X-Forklet-Fresh-Instance: 1); warm reuses the idle instance.
+constexpr const char* kStartKinds[] = {"cold", "zygote", "warm"};
+
+struct KindRun {
+  std::string kind;
+  std::vector<double> e2e_ms;     // request written to response read, per sample
+  std::vector<double> daemon_ms;  // X-Forklet-Total-Ms: inside the daemon
+  std::vector<std::string> stage_order;                 // as the daemon reports them
+  std::map<std::string, std::vector<double>> stages;    // X-Forklet-Stages, per sample
+  size_t off_kind = 0;  // responses of another start kind than asked for (not counted)
+};
+
+Result<KindRun> MeasureStartKind(DaemonUnderTest& daemon, const std::string& function,
+                                 const std::string& family, const std::string& kind, int warmup,
+                                 int samples, const std::string& progress_label);
+
+struct SweepPoint {
+  std::string kind;  // "warm" or "zygote"
+  int clients = 0;
+  size_t requests = 0;  // successful, of the asked start kind
+  size_t errors = 0;    // failed or of another start kind
+  double seconds = 0;
+  double throughput = 0;  // requests per second
+  Summary latency;
+};
+
+// `clients` threads, each with its own connection and its own function (functions[i]), invoke
+// back to back for `seconds` after one untimed request each.
+Result<SweepPoint> RunSweepLevel(const std::string& endpoint, const std::vector<std::string>& functions,
+                                 const std::string& kind, int clients, double seconds);
+
+}  // namespace forklet::bench

@@ -1,0 +1,115 @@
+#include "bench/forklet_bench/memory.h"
+
+#include <signal.h>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "bench/forklet_bench/http_client.h"
+
+namespace forklet::bench {
+namespace fs = std::filesystem;
+
+Result<Rollup> ReadRollup(pid_t pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/smaps_rollup");
+  if (!f) return SysError("read /proc/" + std::to_string(pid) + "/smaps_rollup");
+  Rollup r;
+  std::string line;
+  bool any = false;
+  while (std::getline(f, line)) {
+    char name[64];
+    unsigned long long v = 0;
+    if (sscanf(line.c_str(), "%63[^:]: %llu kB", name, &v) != 2) continue;
+    double kb = static_cast<double>(v) / 1024.0;
+    std::string n = name;
+    if (n == "Rss") r.rss_mb = kb, any = true;
+    else if (n == "Pss") r.pss_mb = kb;
+    else if (n == "Private_Clean" || n == "Private_Dirty") r.private_mb += kb;
+  }
+  if (!any) return MakeError("smaps_rollup of " + std::to_string(pid), "no Rss line");
+  return r;
+}
+
+namespace {
+
+pid_t ZygotePid(DaemonUnderTest& daemon, const std::string& family) {
+  auto h = daemon.GetHealth();
+  if (!h) return 0;
+  for (const auto& z : h->zygotes)
+    if (z.runtime == family) return z.pid;
+  return 0;
+}
+
+// Children of a process (all its threads'): instances are the daemon's (CLONE_PARENT).
+std::vector<pid_t> Children(pid_t pid) {
+  std::vector<pid_t> out;
+  std::error_code ec;
+  for (const auto& task : fs::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
+    std::ifstream f(task.path() / "children");
+    for (pid_t c; f >> c;) out.push_back(c);
+  }
+  return out;
+}
+
+// Teardown is asynchronous: wait until the dropped instances are gone and, with a daemon of our
+// own, until no instance at all is left (retired sandboxes of the sweep share the zygote's pages).
+void WaitGone(const std::vector<pid_t>& pids, pid_t daemon, pid_t zygote) {
+  for (int i = 0; i < 400; ++i) {
+    bool any = false;
+    for (pid_t p : pids) any |= kill(p, 0) == 0;
+    if (daemon > 0)
+      for (pid_t c : Children(daemon)) any |= c != zygote;
+    if (!any) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  }
+}
+
+}  // namespace
+
+Result<InstanceMemory> MeasureIdleInstanceMemory(DaemonUnderTest& daemon, const std::string& family,
+                                                 const std::vector<std::string>& functions) {
+  auto before = daemon.GetHealth();
+  if (!before) return before.error();
+  pid_t zygote = ZygotePid(daemon, family);
+  if (zygote == 0) return MakeError("memory", "no " + family + " zygote is running");
+  if (auto s = daemon.DropIdleInstances(); !s) return s.error();
+  WaitGone(before->idle_instance_pids, daemon.pid(), zygote);
+  auto alone = ReadRollup(zygote);
+  if (!alone) return alone.error();
+
+  HttpConnection conn(daemon.endpoint());
+  for (const auto& fn : functions) {
+    auto r = conn.Call("POST", "/2015-03-31/functions/" + fn + "/invocations", "{}");
+    if (!r) return r.error();
+    if (r->status != 200) return MakeError("memory: invoke " + fn, "HTTP " + std::to_string(r->status));
+  }
+  auto after = daemon.GetHealth();
+  if (!after) return after.error();
+  if (after->idle_instance_pids.size() != functions.size())
+    return MakeError("memory", "expected " + std::to_string(functions.size()) + " idle instances, the daemon has " +
+                                   std::to_string(after->idle_instance_pids.size()));
+  if (ZygotePid(daemon, family) != zygote) return MakeError("memory", "the zygote changed meanwhile");
+  InstanceMemory m;
+  m.instances = static_cast<int>(functions.size());
+  m.zygote_alone = *alone;
+  auto with = ReadRollup(zygote);
+  if (!with) return with.error();
+  m.zygote_with = *with;
+  std::vector<Rollup> each;
+  double sum = with->pss_mb;
+  for (pid_t p : after->idle_instance_pids) {
+    auto r = ReadRollup(p);
+    if (!r) return r.error();
+    each.push_back(*r);
+    sum += r->pss_mb;
+  }
+  std::sort(each.begin(), each.end(), [](const Rollup& a, const Rollup& b) { return a.pss_mb < b.pss_mb; });
+  m.instance = each[each.size() / 2];
+  m.marginal_pss_mb = (sum - alone->pss_mb) / static_cast<double>(functions.size());
+  return m;
+}
+
+}  // namespace forklet::bench

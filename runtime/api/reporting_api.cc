@@ -1,0 +1,101 @@
+#include "runtime/api/reporting_api.h"
+
+#include <chrono>
+
+#include <nlohmann/json.hpp>
+
+#include "runtime/api/lambda_api.h"
+#include "runtime/billing/bill.h"
+
+namespace forklet::api {
+namespace {
+
+using nlohmann::json;
+
+constexpr const char* kStats = "/forklet/v1/stats";
+constexpr const char* kBill = "/forklet/v1/bill";
+constexpr const char* kMetrics = "/metrics";
+
+std::string Query(const HttpRequest& r, const std::string& key, const std::string& fallback = "") {
+  auto it = r.query.find(key);
+  return it == r.query.end() ? fallback : it->second;
+}
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+HttpResponse Text(const std::string& content_type, std::string body) {
+  HttpResponse out;
+  out.headers["Content-Type"] = content_type;
+  out.body = std::move(body);
+  return out;
+}
+
+}  // namespace
+
+bool ReportingApi::Serves(const std::string& path) {
+  return path == kStats || path == kBill || path == kMetrics;
+}
+
+HttpResponse ReportingApi::Handle(const HttpRequest& r) {
+  if (r.method != "GET")
+    return ApiError(405, "UnknownOperationException", "Unknown operation " + r.method + " " + r.path);
+  if (r.path == kStats) return Stats(r);
+  if (r.path == kBill) return Bill(r);
+  if (r.path == kMetrics) return Metrics();
+  return ApiError(404, "UnknownOperationException", "Unknown operation " + r.method + " " + r.path);
+}
+
+HttpResponse ReportingApi::Stats(const HttpRequest& r) {
+  bool histogram = Query(r, "histogram") == "1" || Query(r, "histogram") == "true";
+  json series = json::array();
+  for (const auto& s : stats_->Snapshot(histogram, Query(r, "function"))) {
+    json stages = json::array();
+    for (const auto& [name, ms] : s.stage_p50_ms) stages.push_back({{"name", name}, {"p50_ms", ms}});
+    json j = {{"function", s.function},     {"runtime", s.runtime}, {"start_kind", s.start_kind},
+              {"count", s.count},           {"p50_ms", s.p50_ms},   {"p90_ms", s.p90_ms},
+              {"p99_ms", s.p99_ms},         {"max_ms", s.max_ms},
+              {"mean_ms", s.count ? s.sum_ms / static_cast<double>(s.count) : 0.0},
+              {"stages_p50_ms", stages},    {"outcomes", s.outcomes}};
+    if (histogram) {
+      json h = json::array();
+      for (const auto& b : s.histogram) h.push_back({b.lo_ms, b.hi_ms, b.count});
+      j["histogram"] = h;  // [lower ms, upper ms, count] per non-empty bucket
+    }
+    series.push_back(std::move(j));
+  }
+  return Json(200, json{{"since", billing::FormatTime(stats_->since_epoch_ms())},
+                        {"since_ms", stats_->since_epoch_ms()},
+                        {"series", series}});
+}
+
+HttpResponse ReportingApi::Bill(const HttpRequest& r) {
+  if (!ledger_)
+    return ApiError(503, "ServiceException", "this daemon runs without a ledger (--no-ledger)");
+  int64_t now = NowMs();
+  auto from = billing::ParseTime(Query(r, "from", "0"), now);
+  if (!from) return ApiError(400, "InvalidParameterValueException", "from: " + from.error().ToString());
+  auto to = billing::ParseTime(Query(r, "to", "now"), now);
+  if (!to) return ApiError(400, "InvalidParameterValueException", "to: " + to.error().ToString());
+  if (*to < *from)
+    return ApiError(400, "InvalidParameterValueException", "the window ends before it starts");
+  std::string format = Query(r, "format", "json");
+  if (format != "json" && format != "csv" && format != "table")
+    return ApiError(400, "InvalidParameterValueException", "format must be json, csv or table");
+  auto bill = billing::MakeBill(*ledger_, *from, *to, Query(r, "function"));
+  if (!bill) return ApiError(500, "ServiceException", bill.error().ToString());
+  if (format == "csv") return Text("text/csv; charset=utf-8", billing::BillCsv(*bill));
+  if (format == "table") return Text("text/plain; charset=utf-8", billing::BillTable(*bill));
+  return Text("application/json", billing::BillJson(*bill));
+}
+
+HttpResponse ReportingApi::Metrics() {
+  billing::LedgerCounters counters;
+  if (ledger_) counters = ledger_->counters();
+  return Text(metrics::kPrometheusContentType,
+              metrics::PrometheusText(stats_->Snapshot(false), gauges_(), ledger_ ? &counters : nullptr));
+}
+
+}  // namespace forklet::api

@@ -1,0 +1,35 @@
+// forklet's reporting routes: GET /forklet/v1/stats (latency per function, runtime and start
+// kind), GET /forklet/v1/bill (usage and cost from the ledger) and GET /metrics (Prometheus).
+#pragma once
+
+#include <functional>
+#include <string>
+
+#include "runtime/api/http_server.h"
+#include "runtime/billing/ledger.h"
+#include "runtime/metrics/latency_stats.h"
+#include "runtime/metrics/prometheus.h"
+
+namespace forklet::api {
+
+class ReportingApi {
+ public:
+  using GaugesFn = std::function<metrics::NodeGauges()>;
+  // ledger may be null (the daemon runs without one): /bill then answers 503.
+  ReportingApi(metrics::LatencyStats* stats, billing::Ledger* ledger, GaugesFn gauges)
+      : stats_(stats), ledger_(ledger), gauges_(std::move(gauges)) {}
+
+  static bool Serves(const std::string& path);
+  HttpResponse Handle(const HttpRequest& request);
+
+ private:
+  HttpResponse Stats(const HttpRequest& r);
+  HttpResponse Bill(const HttpRequest& r);
+  HttpResponse Metrics();
+
+  metrics::LatencyStats* stats_;
+  billing::Ledger* ledger_;
+  GaugesFn gauges_;
+};
+
+}  // namespace forklet::api

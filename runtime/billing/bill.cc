@@ -1,0 +1,191 @@
+#include "runtime/billing/bill.h"
+
+#include <ctime>
+
+#include <nlohmann/json.hpp>
+
+namespace forklet::billing {
+namespace {
+
+void Add(FunctionUsage& into, const FunctionUsage& u) {
+  into.invocations += u.invocations;
+  into.requests += u.requests;
+  into.throttled += u.throttled;
+  into.errors += u.errors;
+  into.billed_ms += u.billed_ms;
+  into.mb_ms += u.mb_ms;
+  into.request_cost_pd += u.request_cost_pd;
+  into.compute_cost_pd += u.compute_cost_pd;
+}
+
+std::string Seconds(int64_t ms) {
+  char buf[32];
+  snprintf(buf, sizeof(buf), "%lld.%03lld", static_cast<long long>(ms / 1000),
+           static_cast<long long>(ms % 1000));
+  return buf;
+}
+
+std::vector<std::string> Cells(const FunctionUsage& u) {
+  return {u.function,
+          std::to_string(u.invocations),
+          std::to_string(u.requests),
+          std::to_string(u.throttled),
+          std::to_string(u.errors),
+          Seconds(u.billed_ms),
+          FormatGbSeconds(u.mb_ms),
+          FormatDollars(u.request_cost_pd),
+          FormatDollars(u.compute_cost_pd),
+          FormatDollars(u.cost_pd())};
+}
+
+nlohmann::json UsageJson(const FunctionUsage& u) {
+  return {{"function", u.function},
+          {"invocations", u.invocations},
+          {"requests", u.requests},
+          {"throttled", u.throttled},
+          {"errors", u.errors},
+          {"billed_ms", u.billed_ms},
+          {"mb_ms", u.mb_ms},
+          {"gb_seconds", FormatGbSeconds(u.mb_ms)},
+          {"request_cost_picodollars", u.request_cost_pd},
+          {"compute_cost_picodollars", u.compute_cost_pd},
+          {"cost_picodollars", u.cost_pd()},
+          {"request_cost_usd", FormatDollars(u.request_cost_pd)},
+          {"compute_cost_usd", FormatDollars(u.compute_cost_pd)},
+          {"cost_usd", FormatDollars(u.cost_pd())}};
+}
+
+const std::vector<std::string> kColumns = {"FUNCTION",  "INVOCATIONS", "REQUESTS",  "THROTTLED",
+                                           "ERRORS",    "BILLED_S",    "GB_SECONDS", "REQUEST_USD",
+                                           "COMPUTE_USD", "COST_USD"};
+
+}  // namespace
+
+Result<Bill> MakeBill(Ledger& ledger, int64_t from_ms, int64_t to_ms, const std::string& function) {
+  auto rows = ledger.Usage(from_ms, to_ms, function);
+  if (!rows) return rows.error();
+  Bill b;
+  b.from_ms = from_ms;
+  b.to_ms = to_ms;
+  b.functions = std::move(rows.value());
+  b.total.function = "TOTAL";
+  for (const auto& u : b.functions) Add(b.total, u);
+  return b;
+}
+
+std::string BillTable(const Bill& bill) {
+  std::vector<std::vector<std::string>> rows = {kColumns};
+  for (const auto& u : bill.functions) rows.push_back(Cells(u));
+  rows.push_back(Cells(bill.total));
+  std::vector<size_t> width(kColumns.size(), 0);
+  for (const auto& r : rows)
+    for (size_t i = 0; i < r.size(); ++i) width[i] = std::max(width[i], r[i].size());
+  std::string out = "usage from " + FormatTime(bill.from_ms) + " to " + FormatTime(bill.to_ms) +
+                    " (by invocation start)\n";
+  for (size_t n = 0; n < rows.size(); ++n) {
+    if (n + 1 == rows.size()) {
+      size_t total = 0;
+      for (size_t w : width) total += w + 2;
+      out += std::string(total - 2, '-') + "\n";
+    }
+    std::string line;
+    for (size_t i = 0; i < rows[n].size(); ++i) {
+      const std::string& c = rows[n][i];
+      std::string pad(width[i] - c.size(), ' ');
+      line += i == 0 ? c + pad : pad + c;  // names left, numbers right
+      if (i + 1 < rows[n].size()) line += "  ";
+    }
+    out += line + "\n";
+  }
+  return out;
+}
+
+std::string BillJson(const Bill& bill) {
+  nlohmann::json fns = nlohmann::json::array();
+  for (const auto& u : bill.functions) fns.push_back(UsageJson(u));
+  nlohmann::json j = {{"from", FormatTime(bill.from_ms)}, {"to", FormatTime(bill.to_ms)},
+                      {"from_ms", bill.from_ms},      {"to_ms", bill.to_ms},
+                      {"functions", fns},             {"total", UsageJson(bill.total)}};
+  return j.dump(1) + "\n";
+}
+
+std::string BillCsv(const Bill& bill) {
+  // Function names are [A-Za-z0-9_-] (Lambda's rule), so no field needs quoting.
+  std::string out;
+  for (size_t i = 0; i < kColumns.size(); ++i) {
+    std::string c = kColumns[i];
+    for (char& ch : c) ch = static_cast<char>(tolower(ch));
+    out += (i ? "," : "") + c;
+  }
+  out += "\n";
+  auto line = [&](const FunctionUsage& u) {
+    auto cells = Cells(u);
+    for (size_t i = 0; i < cells.size(); ++i) out += (i ? "," : "") + cells[i];
+    out += "\n";
+  };
+  for (const auto& u : bill.functions) line(u);
+  line(bill.total);
+  return out;
+}
+
+Result<int64_t> ParseTime(const std::string& text, int64_t now_ms) {
+  auto bad = MakeError("time '" + text + "'",
+                       "expected epoch ms, an ISO 8601 UTC time (2024-05-01T12:00:00Z), now, or "
+                       "-N[smhd]");
+  if (text == "now") return now_ms;
+  if (text.size() >= 3 && text[0] == '-') {
+    char unit = text.back();
+    int64_t scale = unit == 's' ? 1000 : unit == 'm' ? 60'000 : unit == 'h' ? 3'600'000
+                  : unit == 'd' ? 86'400'000 : 0;
+    std::string n = text.substr(1, text.size() - 2);
+    if (!scale || n.empty() || n.find_first_not_of("0123456789") != std::string::npos || n.size() > 9)
+      return bad;
+    return now_ms - std::stoll(n) * scale;
+  }
+  if (!text.empty() && text.find_first_not_of("0123456789") == std::string::npos) {
+    if (text.size() > 15) return bad;
+    return std::stoll(text);
+  }
+  std::tm tm{};
+  int ms = 0;
+  int n = 0;
+  int year = 0, mon = 0, day = 0, hour = 0, min = 0, sec = 0;
+  if (sscanf(text.c_str(), "%4d-%2d-%2d%n", &year, &mon, &day, &n) != 3) return bad;
+  std::string rest = text.substr(static_cast<size_t>(n));
+  if (!rest.empty()) {
+    int m = 0;
+    if (rest[0] != 'T' && rest[0] != ' ') return bad;
+    if (sscanf(rest.c_str() + 1, "%2d:%2d%n", &hour, &min, &m) != 2) return bad;
+    rest = rest.substr(1 + static_cast<size_t>(m));
+    if (!rest.empty() && rest[0] == ':') {
+      if (sscanf(rest.c_str() + 1, "%2d%n", &sec, &m) != 1) return bad;
+      rest = rest.substr(1 + static_cast<size_t>(m));
+      if (!rest.empty() && rest[0] == '.') {
+        if (sscanf(rest.c_str() + 1, "%3d%n", &ms, &m) != 1 || m != 3) return bad;
+        rest = rest.substr(1 + static_cast<size_t>(m));
+      }
+    }
+    if (rest == "Z" || rest == "+00:00") rest.clear();
+    if (!rest.empty()) return bad;
+  }
+  if (mon < 1 || mon > 12 || day < 1 || day > 31 || hour > 23 || min > 59 || sec > 60) return bad;
+  tm.tm_year = year - 1900;
+  tm.tm_mon = mon - 1;
+  tm.tm_mday = day;
+  tm.tm_hour = hour;
+  tm.tm_min = min;
+  tm.tm_sec = sec;
+  return static_cast<int64_t>(timegm(&tm)) * 1000 + ms;
+}
+
+std::string FormatTime(int64_t epoch_ms) {
+  std::time_t t = static_cast<std::time_t>(epoch_ms / 1000);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[64];
+  size_t n = strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
+  snprintf(buf + n, sizeof(buf) - n, ".%03dZ", static_cast<int>(epoch_ms % 1000));
+  return buf;
+}
+
+}  // namespace forklet::billing

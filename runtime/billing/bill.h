@@ -1,0 +1,36 @@
+// A bill: usage and cost per function over a time window, from the ledger, as a table, JSON or
+// CSV. Every figure is an exact sum of ledger rows; money and GB-seconds are printed as exact
+// decimals (and, in JSON, also as the integers they are summed from).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "runtime/billing/ledger.h"
+#include "runtime/billing/pricing.h"
+
+namespace forklet::billing {
+
+struct Bill {
+  int64_t from_ms = 0;  // window [from_ms, to_ms) over invocation start times, epoch ms
+  int64_t to_ms = 0;
+  std::vector<FunctionUsage> functions;
+  FunctionUsage total;  // function "TOTAL": the sum of the rows above
+};
+
+Result<Bill> MakeBill(Ledger& ledger, int64_t from_ms, int64_t to_ms, const std::string& function = {});
+
+std::string BillTable(const Bill& bill);
+std::string BillJson(const Bill& bill);  // {"from","to","functions":[...],"total":{...}}
+std::string BillCsv(const Bill& bill);   // a header, one line per function, then TOTAL
+
+// A point in time for a window bound: epoch milliseconds ("1700000000000"), an ISO 8601 UTC
+// date or time ("2024-05-01", "2024-05-01T12:00:00Z"), "now", or relative to now ("-15m",
+// "-2h", "-7d", "-30s").
+Result<int64_t> ParseTime(const std::string& text, int64_t now_ms);
+
+// "2024-05-01T12:00:00.000Z"
+std::string FormatTime(int64_t epoch_ms);
+
+}  // namespace forklet::billing

@@ -1,0 +1,57 @@
+#include "runtime/daemon/reload.h"
+
+#include <filesystem>
+#include <string>
+
+#include "runtime/log/log.h"
+
+namespace forklet::daemon {
+
+bool Reload(int argc, char** argv, Options* running, core::Scheduler* scheduler) {
+  Options fresh;
+  std::string message;
+  bool help = false;
+  if (!ParseOptions(argc, argv, &fresh, &message, &help)) {
+    log::Error("reload: " + message + "; keeping the running configuration");
+    return false;
+  }
+  std::error_code ec;
+  auto state_dir = std::filesystem::weakly_canonical(fresh.state_dir, ec);
+  if (!ec) fresh.state_dir = state_dir.string();
+  FinishOptions(&fresh);
+
+  // Settings the daemon was built around: a change waits for the next restart.
+  auto restart_only = [&](const char* name, bool changed) {
+    if (changed)
+      log::Warning(std::string("reload: \"") + name + "\" changed; it applies at the next restart");
+  };
+  restart_only("listen", fresh.listen != running->listen);
+  restart_only("state-dir", fresh.state_dir != running->state_dir);
+  restart_only("socket", fresh.socket_path != running->socket_path);
+  restart_only("cgroup-pool",
+               fresh.launcher.cgroup_pool_size != running->launcher.cgroup_pool_size);
+  restart_only("tmp-size-mb", fresh.launcher.tmp_size_bytes != running->launcher.tmp_size_bytes);
+  restart_only("max-code-mb", fresh.archive.max_zip_bytes != running->archive.max_zip_bytes);
+  restart_only("runners-dir", fresh.launcher.runners_dir != running->launcher.runners_dir);
+  restart_only("zygote-lib", fresh.launcher.zygote_library != running->launcher.zygote_library);
+  restart_only("warmup", fresh.warmup != running->warmup);
+
+  const auto& s = fresh.scheduler;
+  scheduler->SetLiveOptions(s.keep_alive, s.max_instances_per_function, s.memory_budget_mb);
+  running->scheduler.keep_alive = s.keep_alive;
+  running->scheduler.max_instances_per_function = s.max_instances_per_function;
+  running->scheduler.memory_budget_mb = s.memory_budget_mb;
+  running->drain_grace = fresh.drain_grace;
+  running->prices = fresh.prices;
+  running->config_path = fresh.config_path;
+  const auto keep_alive_s = std::chrono::duration_cast<std::chrono::seconds>(s.keep_alive).count();
+  const std::string from =
+      fresh.config_path.empty() ? std::string(" (no file)") : " from " + fresh.config_path;
+  log::Notice("reloaded the configuration" + from + ": keep-alive " + std::to_string(keep_alive_s) +
+              " s, max-concurrency " + std::to_string(s.max_instances_per_function) +
+              ", memory budget " + std::to_string(s.memory_budget_mb) + " MB, drain grace " +
+              std::to_string(fresh.drain_grace.count()) + " s");
+  return true;
+}
+
+}  // namespace forklet::daemon

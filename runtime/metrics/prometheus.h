@@ -1,0 +1,36 @@
+// /metrics in the Prometheus text exposition format (version 0.0.4).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "runtime/billing/ledger.h"
+#include "runtime/metrics/latency_stats.h"
+
+namespace forklet::metrics {
+
+// The node's state at scrape time, gathered by the caller from the scheduler and the launcher.
+struct NodeGauges {
+  uint32_t instances_idle = 0;
+  uint32_t instances_busy = 0;
+  uint64_t memory_reserved_mb = 0;  // MemorySize of every live instance
+  uint64_t memory_budget_mb = 0;
+  struct Zygote {
+    std::string runtime;
+    double boot_ms = 0;
+    uint64_t forks = 0;
+  };
+  std::vector<Zygote> zygotes;
+};
+
+inline constexpr const char* kPrometheusContentType = "text/plain; version=0.0.4; charset=utf-8";
+
+// ledger may be null (running without one).
+std::string PrometheusText(const std::vector<SeriesSnapshot>& series, const NodeGauges& node,
+                           const billing::LedgerCounters* ledger);
+
+// A label value escaped as the format wants: backslash, double quote and newline.
+std::string EscapeLabel(const std::string& value);
+
+}  // namespace forklet::metrics

@@ -1,0 +1,120 @@
+// Building the template root in the zygote's own mount namespace, once.
+#include "sandbox/template_root.h"
+
+#include <fcntl.h>
+#include <sched.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <string>
+
+namespace forklet::sandbox {
+namespace {
+
+Status Mkdir(const std::string& path) {
+  if (mkdir(path.c_str(), 0755) != 0 && errno != EEXIST) return SysError("template: mkdir " + path);
+  return {};
+}
+
+Status Touch(const std::string& path) {
+  int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return SysError("template: create " + path);
+  close(fd);
+  return {};
+}
+
+// A plain bind ignores MS_RDONLY: the flags take effect on the remount.
+Status BindReadOnly(const std::string& src, const std::string& dst, unsigned long extra = 0) {
+  if (mount(src.c_str(), dst.c_str(), nullptr, MS_BIND | MS_REC, nullptr) != 0)
+    return SysError("template: bind " + src);
+  if (mount(nullptr, dst.c_str(), nullptr,
+            MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | extra, nullptr) != 0)
+    return SysError("template: read-only " + dst);
+  return {};
+}
+
+Status BuildDev(const std::string& root) {
+  const std::string dev = root + "/dev";
+  if (auto s = Mkdir(dev); !s) return s;
+  if (mount("tmpfs", dev.c_str(), "tmpfs", MS_NOSUID | MS_NOEXEC, "size=64k,mode=0755") != 0)
+    return SysError("template: mount /dev");
+  for (const char* node : {"null", "zero", "full", "random", "urandom"}) {
+    const std::string dst = dev + "/" + node;
+    if (auto s = Touch(dst); !s) return s;
+    if (mount(("/dev/" + std::string(node)).c_str(), dst.c_str(), nullptr, MS_BIND, nullptr) != 0)
+      return SysError("template: bind /dev/" + std::string(node));
+  }
+  // Python's multiprocessing wants /dev/shm; the instance's private /tmp serves, with its limit.
+  const char* links[][2] = {{"/proc/self/fd", "fd"},     {"/proc/self/fd/0", "stdin"},
+                            {"/proc/self/fd/1", "stdout"}, {"/proc/self/fd/2", "stderr"},
+                            {"/tmp", "shm"}};
+  for (const auto& l : links)
+    if (symlink(l[0], (dev + "/" + l[1]).c_str()) != 0) return SysError("template: symlink /dev/" + std::string(l[1]));
+  if (mount(nullptr, dev.c_str(), nullptr, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NOEXEC,
+            "size=64k,mode=0755") != 0)
+    return SysError("template: read-only /dev");
+  return {};
+}
+
+}  // namespace
+
+Status EnterTemplateRoot(const TemplateSpec& spec) {
+  const std::string root = spec.root;
+  if (unshare(CLONE_NEWNS) != 0) return SysError("template: unshare mount namespace");
+  // Nothing mounted here may propagate back to the host.
+  if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0)
+    return SysError("template: make / private");
+  if (mount("tmpfs", root.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=0755") != 0)
+    return SysError("template: mount tmpfs on " + root);
+  // Host directories, read-only. On merged-/usr systems /bin, /sbin, /lib* are symlinks into
+  // /usr: mirror them as symlinks, bind the real directories.
+  for (const char* dir : {"/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32"}) {
+    struct stat st;
+    if (lstat(dir, &st) != 0) continue;  // absent on this host
+    const std::string dst = root + dir;
+    if (S_ISLNK(st.st_mode)) {
+      char target[256];
+      ssize_t n = readlink(dir, target, sizeof(target) - 1);
+      if (n < 0) return SysError(std::string("template: readlink ") + dir);
+      target[n] = 0;
+      if (symlink(target, dst.c_str()) != 0) return SysError("template: symlink " + dst);
+    } else {
+      if (auto s = Mkdir(dst); !s) return s;
+      if (auto s = BindReadOnly(dir, dst); !s) return s;
+    }
+  }
+  if (auto s = Mkdir(root + "/etc"); !s) return s;
+  if (auto s = BindReadOnly(spec.etc_dir, root + "/etc"); !s) return s;
+  if (auto s = BuildDev(root); !s) return s;
+  // Mount points every instance covers with its own: code, /tmp, /proc.
+  for (const char* d : {"/var", "/var/task", "/tmp", "/proc"})
+    if (auto s = Mkdir(root + d); !s) return s;
+  // The zygote's own /proc: children resolve /proc/self/fd/N through it before theirs is up.
+  if (mount("proc", (root + "/proc").c_str(), "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0)
+    return SysError("template: mount /proc");
+  // Into the template; the host's tree is detached and gone from this namespace.
+  if (chdir(root.c_str()) != 0) return SysError("template: chdir " + root);
+  if (syscall(SYS_pivot_root, ".", ".") != 0) return SysError("template: pivot_root");
+  if (umount2(".", MNT_DETACH) != 0) return SysError("template: detach the host root");
+  if (chdir("/") != 0) return SysError("template: chdir /");
+  if (mount(nullptr, "/", nullptr, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, nullptr) != 0)
+    return SysError("template: read-only /");
+  return {};
+}
+
+Result<int> DetachedReadOnlyTree(const std::string& dir) {
+  int fd = open_tree(AT_FDCWD, dir.c_str(), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+  if (fd < 0) return SysError("open_tree " + dir);
+  struct mount_attr attr {};
+  attr.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
+  if (mount_setattr(fd, "", AT_EMPTY_PATH, &attr, sizeof(attr)) != 0) {
+    int e = errno;
+    close(fd);
+    return SysError("mount_setattr read-only " + dir, e);
+  }
+  return fd;
+}
+
+}  // namespace forklet::sandbox

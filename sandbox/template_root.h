@@ -1,0 +1,26 @@
+// The zygote's one-time preparation: a private mount namespace whose root is the read-only
+// template every instance starts from. Runs before the zygote's first fork (it may allocate).
+#pragma once
+
+#include <string>
+
+#include "sandbox/error.h"
+
+namespace forklet::sandbox {
+
+struct TemplateSpec {
+  char root[256];     // an existing empty host directory to build the template on
+  char etc_dir[256];  // the minimal /etc, bound read-only
+};
+
+// One-way: afterwards the calling process sees only the template (/usr, /lib*, /bin, /sbin,
+// /etc, /dev, its own /proc, empty /tmp and /var/task mount points), read-only. Fails with the
+// step that failed, e.g. "template: bind /usr: ...".
+Status EnterTemplateRoot(const TemplateSpec& spec);
+
+// The daemon's half of an instance's code mount: a detached, read-only (nosuid, nodev) copy of
+// `dir` (open_tree + mount_setattr). Unlike a path, it can be attached in any mount namespace:
+// the child moves it onto /var/task. The caller owns the returned fd.
+Result<int> DetachedReadOnlyTree(const std::string& dir);
+
+}  // namespace forklet::sandbox

@@ -1,0 +1,29 @@
+"""Floods its log. "burst": MB megabytes on stdout, then a last line, then returns. "background":
+a thread that writes to stdout without end, left running after the response. "forever": writes
+without end from WRITERS processes and never returns. "quiet": returns at once (the invocation after a background
+flood). What the daemon keeps of the log must stay bounded, and the invocation must still end."""
+import os
+import threading
+
+LINE = (b"flood " * 1000)[:-1] + b"\n"
+
+
+def _flood_forever(writers=1):
+    for _ in range(writers - 1):  # more writers than the daemon has readers
+        if os.fork() == 0:
+            break
+    while True:
+        os.write(1, LINE * 16)
+
+
+def handler(event, context):
+    mode = event.get("mode", "burst")
+    if mode == "burst":
+        for _ in range(int(event.get("mb", 64)) * (1 << 20) // len(LINE)):
+            os.write(1, LINE)
+        os.write(1, b"FLOOD-END\n")
+    elif mode == "background":
+        threading.Thread(target=_flood_forever, daemon=True).start()
+    elif mode == "forever":
+        _flood_forever(int(event.get("writers", 4)))
+    return {"mode": mode}

@@ -42,8 +42,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         if (payload.size() == sizeof(sandbox::SetupReport)) {
           sandbox::SetupReport report;
           memcpy(&report, payload.data(), sizeof(report));
-          for (uint32_t i = 0; i < report.n_timings && i < static_cast<uint32_t>(sandbox::SetupStep::kCount); ++i)
-            if (!sandbox::SetupStepName(static_cast<sandbox::SetupStep>(report.timings[i].step))) Fail("no name");
+          constexpr auto kSteps = static_cast<uint32_t>(sandbox::SetupStep::kCount);
+          for (uint32_t i = 0; i < report.n_timings && i < kSteps; ++i)
+            if (!sandbox::SetupStepName(static_cast<sandbox::SetupStep>(report.timings[i].step)))
+              Fail("a setup step without a name");
         }
         break;
       case zygote::FrameType::kReady:

@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <mutex>
+#include <set>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -117,6 +119,7 @@ std::unique_ptr<Daemon> Daemon::Start(const std::vector<std::string>& extra_args
   d->own_state_dir_ = state_dir.empty();
   d->state_dir_ = state_dir.empty() ? TempPath("forklet-test-state") : state_dir;
   fs::create_directories(d->state_dir_);
+  RememberStateDir(d->state_dir_);
   // --config "": never the host's /etc/forklet/forkletd.json, should forklet be installed here.
   std::vector<std::string> argv = {FORKLETD_PATH, "--config", "", "--listen", "127.0.0.1:0",
                                    "--state-dir", d->state_dir_, "--cgroup-pool", "2"};
@@ -295,14 +298,43 @@ std::string Base64Decode(const std::string& s) {
   return out;
 }
 
+namespace {
+// What this test process started, so that another forklet on the machine (an installed service,
+// a second checkout's tests) is never mistaken for a leak of ours: the cgroup roots of the state
+// dirs our daemons used (forkletd names them forklet.<hash of the canonical state dir>) and the
+// processes started from our build tree.
+std::mutex g_started_mu;
+std::set<std::string> g_started_cgroup_roots;
+
+std::string BuildDir() {
+  std::string daemon = FORKLETD_PATH;
+  return daemon.substr(0, daemon.rfind("/bin/"));
+}
+}  // namespace
+
+void RememberStateDir(const std::string& state_dir) {
+  std::error_code ec;
+  std::string canonical = fs::canonical(state_dir, ec).string();
+  if (ec) canonical = state_dir;
+  std::lock_guard lock(g_started_mu);
+  g_started_cgroup_roots.insert("forklet." +
+                                std::to_string(std::hash<std::string>{}(canonical) % 0xffffffffu));
+}
+
 std::vector<std::string> Leftovers() {
   std::vector<std::string> found;
   std::error_code ec;
+  std::set<std::string> roots;
+  {
+    std::lock_guard lock(g_started_mu);
+    roots = g_started_cgroup_roots;
+  }
+  const std::string build = BuildDir();
   for (auto it = fs::recursive_directory_iterator("/sys/fs/cgroup", ec);
        it != fs::recursive_directory_iterator(); it.increment(ec)) {
     if (ec) break;
     if (it.depth() > 6) it.disable_recursion_pending();
-    if (it->is_directory(ec) && it->path().filename().string().find("forklet") != std::string::npos)
+    if (it->is_directory(ec) && roots.count(it->path().filename().string()))
       found.push_back("cgroup " + it->path().string());
   }
   for (const auto& e : fs::directory_iterator("/proc", ec)) {
@@ -312,6 +344,7 @@ std::vector<std::string> Leftovers() {
     std::string cmd((std::istreambuf_iterator<char>(f)), {});
     for (char& c : cmd)
       if (c == 0) c = ' ';
+    if (cmd.find(build + "/") == std::string::npos) continue;  // not started from our build
     if (cmd.find("forklet_zygote.py") != std::string::npos || cmd.find("bin/forkletd ") != std::string::npos)
       found.push_back("process " + pid + ": " + cmd);
   }

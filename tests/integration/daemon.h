@@ -77,7 +77,10 @@ CmdResult Invoke(Daemon& d, const std::string& fn, const std::string& payload, s
 // Base64 decoding for LogResult.
 std::string Base64Decode(const std::string& s);
 
-// forklet cgroups, processes and mounts still present on the machine.
+// What the daemons this test process started left on the machine: their cgroups (by state dir),
+// forklet processes started from this build tree, and mounts of test state dirs.
 std::vector<std::string> Leftovers();
+// A state dir whose daemon was started outside Daemon::Start (its cgroups count as ours).
+void RememberStateDir(const std::string& state_dir);
 
 }  // namespace forklet::testing

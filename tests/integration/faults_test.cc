@@ -178,7 +178,11 @@ TEST(FaultsTest, DiskFullInTheStateDirFailsDeploysClearlyAndKeepsEverythingElse)
   ASSERT_TRUE(disk.mounted()) << "mount tmpfs: " << strerror(errno);
   auto d = Daemon::Start({}, disk.path());
   ASSERT_EQ(Deploy(*d, "kept", "hello").exit_code, 0);
-  auto sha = json::parse(d->Aws({"get-function", "--function-name", "kept"}).out)["Configuration"]["CodeSha256"];
+  auto code_sha = [&] {
+    auto r = d->Aws({"get-function", "--function-name", "kept"});
+    return json::parse(r.out, nullptr, false)["Configuration"]["CodeSha256"];
+  };
+  auto sha = code_sha();
   std::string body;
   ASSERT_EQ(Invoke(*d, "kept", "{}", &body).exit_code, 0);
   {  // fill the disk
@@ -204,7 +208,7 @@ TEST(FaultsTest, DiskFullInTheStateDirFailsDeploysClearlyAndKeepsEverythingElse)
   EXPECT_EQ(i.exit_code, 0) << i.err;
   EXPECT_EQ(json::parse(body)["hello"], "fresh");
   EXPECT_EQ(FunctionNames(*d), std::set<std::string>{"kept"});
-  EXPECT_EQ(json::parse(d->Aws({"get-function", "--function-name", "kept"}).out)["Configuration"]["CodeSha256"], sha);
+  EXPECT_EQ(code_sha(), sha);
   // With room again, a restart finds the same state, with nothing half-written in it.
   fs::remove(disk.path() + "/filler");
   d.reset();

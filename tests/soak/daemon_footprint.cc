@@ -1,3 +1,4 @@
+// Reading a daemon's footprint from /proc, its cgroups from the cgroup file systems.
 #include "tests/soak/daemon_footprint.h"
 
 #include <algorithm>
@@ -83,6 +84,8 @@ bool Running(pid_t pid) {
 
 DaemonFootprint Footprint(pid_t daemon_pid, const std::string& tag, const std::string& state_dir) {
   DaemonFootprint f;
+  CgroupsOf(tag, &f.cgroups, &f.cgroup_pids);
+  if (daemon_pid <= 0) return f;
   std::string proc = "/proc/" + std::to_string(daemon_pid);
   f.fds = CountEntries(proc + "/fd");
   f.threads = CountEntries(proc + "/task");
@@ -97,7 +100,6 @@ DaemonFootprint Footprint(pid_t daemon_pid, const std::string& tag, const std::s
     if (ppid >> parent && parent == daemon_pid && StatusField(pid, "State").find('Z') != std::string::npos)
       f.zombie_children.push_back(pid);
   }
-  CgroupsOf(tag, &f.cgroups, &f.cgroup_pids);
   std::ifstream mounts("/proc/" + std::to_string(daemon_pid) + "/mountinfo");
   std::string line;
   while (std::getline(mounts, line))

@@ -24,6 +24,7 @@ struct DaemonFootprint {
 
 // The tag of the daemon's cgroups (forklet.<tag>), from its ready line.
 std::string CgroupTag(const Daemon& d);
+// daemon_pid 0 (a daemon that is gone): only the cgroups and the processes in them are read.
 DaemonFootprint Footprint(pid_t daemon_pid, const std::string& tag, const std::string& state_dir);
 
 // Processes in the daemon's cgroups running as uid (an instance and whatever it left behind).

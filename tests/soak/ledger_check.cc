@@ -1,3 +1,4 @@
+// The ledger checks, with SQLite, read-only: the daemon may still be running (WAL).
 #include "tests/soak/ledger_check.h"
 
 #include <gtest/gtest.h>

@@ -35,6 +35,8 @@ const char* Name(Expect e) {
   return names[static_cast<int>(e)];
 }
 
+std::string FunctionName(int i) { return std::string(i < 10 ? "soak-0" : "soak-") + std::to_string(i); }
+
 // Request i's behaviour and function, the same on every run (a hash, not a random draw).
 struct Planned {
   Expect expect;
@@ -53,10 +55,8 @@ Planned Plan(uint64_t i) {
              : roll < 130 ? Expect::kThrottled   // 3%
                           : Expect::kOk;         // 87%
   int fn = e == Expect::kThrottled ? kFunctions - 1 : static_cast<int>((h >> 20) % (kFunctions - 1));
-  char name[16];
-  snprintf(name, sizeof(name), "soak-%02d", fn);
   const char* what = e == Expect::kThrottled ? "ok" : Name(e);
-  return {e, name, json{{"do", what}, {"n", i}}.dump()};
+  return {e, FunctionName(fn), json{{"do", what}, {"n", i}}.dump()};
 }
 
 // What the client got, as one of the expected kinds; "" when it fits none.
@@ -91,8 +91,8 @@ class Load {
       clients.emplace_back([&] {
         for (uint64_t i; (i = next++) < to;) {
           Planned p = Plan(i);
-          auto r = api::HttpCall(d_->endpoint(), "POST", "/2015-03-31/functions/" + p.function + "/invocations",
-                                 p.payload);
+          auto r = api::HttpCall(d_->endpoint(), "POST",
+                                 "/2015-03-31/functions/" + p.function + "/invocations", p.payload);
           std::string got = Classify(r);
           std::lock_guard lock(mu_);
           ++sent;
@@ -125,7 +125,7 @@ class Load {
 // Tears down every idle instance and waits until none is left (their teardown is asynchronous).
 void DrainInstances(Daemon& d) {
   for (int t = 0; t < 200; ++t) {
-    api::HttpCall(d.endpoint(), "POST", "/forklet/v1/admin/instances/drop");
+    (void)api::HttpCall(d.endpoint(), "POST", "/forklet/v1/admin/instances/drop");
     auto h = api::HttpCall(d.endpoint(), "GET", "/forklet/v1/health");
     json health = h ? json::parse(h->body, nullptr, false) : json();
     if (health.is_object() && health["instances"]["idle"] == 0 && health["instances"]["busy"] == 0) break;
@@ -161,8 +161,7 @@ TEST(SoakTest, MixedInvocationsLeaveNothingBehind) {
   for (int k = 0; k < 4; ++k) {
     deployers.emplace_back([&, k] {
       for (int f = k; f < kFunctions; f += 4) {
-        char name[16];
-        snprintf(name, sizeof(name), "soak-%02d", f);
+        std::string name = FunctionName(f);
         auto r = DeployDir(*d, name, SOAK_FUNCTION_DIR, {"--memory-size", "128", "--timeout", "1"});
         if (r.exit_code != 0) {
           ADD_FAILURE() << name << ": " << r.err;
@@ -173,7 +172,8 @@ TEST(SoakTest, MixedInvocationsLeaveNothingBehind) {
   }
   for (auto& t : deployers) t.join();
   ASSERT_EQ(deploy_failures, 0);
-  auto pc = api::HttpCall(d->endpoint(), "PUT", "/2017-10-31/functions/soak-19/concurrency",
+  auto pc = api::HttpCall(d->endpoint(), "PUT",
+                          "/2017-10-31/functions/" + FunctionName(kFunctions - 1) + "/concurrency",
                           R"({"ReservedConcurrentExecutions": 0})");
   ASSERT_TRUE(pc && pc->status == 200);
 
@@ -223,7 +223,8 @@ TEST(SoakTest, MixedInvocationsLeaveNothingBehind) {
   auto health = json::parse(api::HttpCall(d->endpoint(), "GET", "/forklet/v1/health")->body);
   std::set<pid_t> zygotes;
   for (auto& z : health["zygotes"]) zygotes.insert(z["pid"].get<pid_t>());
-  for (pid_t pid : end.cgroup_pids) EXPECT_TRUE(zygotes.count(pid)) << "process " << pid << " outlived its instance";
+  for (pid_t pid : end.cgroup_pids)
+    EXPECT_TRUE(zygotes.count(pid)) << "process " << pid << " outlived its instance";
   EXPECT_LE(end.cgroups.size(), warm.cgroups.size() + 2) << "cgroups (the pool refills too)";
   EXPECT_EQ(end.state_dir_mounts, warm.state_dir_mounts) << "mounts";
   EXPECT_LE(end.rss_kb, warm.rss_kb + warm.rss_kb / 4 + 8 * 1024) << "the daemon's memory grew after warm-up";

@@ -305,10 +305,25 @@ namespace {
 // processes started from our build tree.
 std::mutex g_started_mu;
 std::set<std::string> g_started_cgroup_roots;
+std::set<std::string> g_started_state_dirs;
 
-std::string BuildDir() {
-  std::string daemon = FORKLETD_PATH;
-  return daemon.substr(0, daemon.rfind("/bin/"));
+std::string Cmdline(const fs::path& proc_dir) {
+  std::ifstream f(proc_dir / "cmdline");
+  std::string cmd((std::istreambuf_iterator<char>(f)), {});
+  for (char& c : cmd)
+    if (c == 0) c = ' ';
+  return cmd;
+}
+
+std::string ParentPid(const fs::path& proc_dir) {
+  std::ifstream f(proc_dir / "stat");
+  std::string stat((std::istreambuf_iterator<char>(f)), {});
+  auto close_paren = stat.rfind(')');
+  if (close_paren == std::string::npos) return {};
+  std::istringstream rest(stat.substr(close_paren + 2));
+  std::string state, ppid;
+  rest >> state >> ppid;
+  return ppid;
 }
 }  // namespace
 
@@ -317,19 +332,25 @@ void RememberStateDir(const std::string& state_dir) {
   std::string canonical = fs::canonical(state_dir, ec).string();
   if (ec) canonical = state_dir;
   std::lock_guard lock(g_started_mu);
+  g_started_state_dirs.insert(state_dir);
   g_started_cgroup_roots.insert("forklet." +
                                 std::to_string(std::hash<std::string>{}(canonical) % 0xffffffffu));
+}
+
+std::set<std::string> StartedCgroupRoots() {
+  std::lock_guard lock(g_started_mu);
+  return g_started_cgroup_roots;
 }
 
 std::vector<std::string> Leftovers() {
   std::vector<std::string> found;
   std::error_code ec;
-  std::set<std::string> roots;
+  std::set<std::string> roots, state_dirs;
   {
     std::lock_guard lock(g_started_mu);
     roots = g_started_cgroup_roots;
+    state_dirs = g_started_state_dirs;
   }
-  const std::string build = BuildDir();
   for (auto it = fs::recursive_directory_iterator("/sys/fs/cgroup", ec);
        it != fs::recursive_directory_iterator(); it.increment(ec)) {
     if (ec) break;
@@ -337,17 +358,24 @@ std::vector<std::string> Leftovers() {
     if (it->is_directory(ec) && roots.count(it->path().filename().string()))
       found.push_back("cgroup " + it->path().string());
   }
+  // Our daemons (by their state dir) and their children (zygotes, instances). Orphans of a killed
+  // daemon sit in its cgroups, which the loop above reports.
+  std::set<std::string> daemons;
+  std::vector<std::pair<std::string, fs::path>> procs;
   for (const auto& e : fs::directory_iterator("/proc", ec)) {
     std::string pid = e.path().filename().string();
     if (pid.find_first_not_of("0123456789") != std::string::npos) continue;
-    std::ifstream f(e.path() / "cmdline");
-    std::string cmd((std::istreambuf_iterator<char>(f)), {});
-    for (char& c : cmd)
-      if (c == 0) c = ' ';
-    if (cmd.find(build + "/") == std::string::npos) continue;  // not started from our build
-    if (cmd.find("forklet_zygote.py") != std::string::npos || cmd.find("bin/forkletd ") != std::string::npos)
-      found.push_back("process " + pid + ": " + cmd);
+    procs.emplace_back(pid, e.path());
+    std::string cmd = Cmdline(e.path());
+    if (cmd.find("bin/forkletd ") == std::string::npos) continue;
+    for (const auto& dir : state_dirs)
+      if (cmd.find("--state-dir " + dir + " ") != std::string::npos) {
+        daemons.insert(pid);
+        found.push_back("process " + pid + ": " + cmd);
+      }
   }
+  for (const auto& [pid, dir] : procs)
+    if (daemons.count(ParentPid(dir))) found.push_back("process " + pid + ": " + Cmdline(dir));
   std::ifstream mounts("/proc/self/mountinfo");
   std::string line;
   while (std::getline(mounts, line))

@@ -6,6 +6,7 @@
 
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -80,6 +81,8 @@ std::string Base64Decode(const std::string& s);
 // What the daemons this test process started left on the machine: their cgroups (by state dir),
 // forklet processes started from this build tree, and mounts of test state dirs.
 std::vector<std::string> Leftovers();
+// The cgroup root names (forklet.<tag>) of every daemon this test process started.
+std::set<std::string> StartedCgroupRoots();
 // A state dir whose daemon was started outside Daemon::Start (its cgroups count as ours).
 void RememberStateDir(const std::string& state_dir);
 

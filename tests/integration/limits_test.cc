@@ -18,13 +18,15 @@ namespace fs = std::filesystem;
 // zygotes' cgroup don't count).
 int InstanceCgroups() {
   int n = 0;
+  const auto roots = StartedCgroupRoots();
   std::error_code ec;
   for (auto it = fs::recursive_directory_iterator("/sys/fs/cgroup/pids", ec);
        it != fs::recursive_directory_iterator(); it.increment(ec)) {
     if (ec) break;
     if (it.depth() > 6) it.disable_recursion_pending();
     auto parent = it->path().parent_path().filename().string();
-    if (!it->is_directory(ec) || parent.rfind("forklet.", 0) != 0) continue;
+    // Only this test process's daemons: another forklet on the machine is not ours to count.
+    if (!it->is_directory(ec) || !roots.count(parent)) continue;
     if (it->path().filename() == "zygotes") continue;  // where the zygotes live, not instances
     std::ifstream procs(it->path() / "cgroup.procs");
     std::string pid;

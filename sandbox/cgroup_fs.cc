@@ -144,10 +144,11 @@ Result<std::string> Read(const std::string& path) {
   return out;
 }
 
-Result<uint64_t> ReadNumber(const std::string& path) {
-  auto text = Read(path);
-  if (!text) return text.error();
-  std::string_view v = Trim(*text);
+namespace {
+
+// The text of a one-number control file; "max" reads as UINT64_MAX.
+Result<uint64_t> ParseNumber(std::string_view text, const std::string& path) {
+  std::string_view v = Trim(text);
   if (v == "max") return std::numeric_limits<uint64_t>::max();
   uint64_t n = 0;
   if (!ParseU64(v, &n))
@@ -155,10 +156,8 @@ Result<uint64_t> ReadNumber(const std::string& path) {
   return n;
 }
 
-Result<uint64_t> ReadKeyed(const std::string& path, std::string_view key) {
-  auto text = Read(path);
-  if (!text) return text.error();
-  std::string_view rest = *text;
+// The number after `key` in a flat keyed file; 0 when the key is absent.
+Result<uint64_t> ParseKeyed(std::string_view rest, std::string_view key, const std::string& path) {
   while (!rest.empty()) {
     size_t eol = rest.find('\n');
     std::string_view line = rest.substr(0, eol);
@@ -171,6 +170,20 @@ Result<uint64_t> ReadKeyed(const std::string& path, std::string_view key) {
     return n;
   }
   return uint64_t{0};
+}
+
+}  // namespace
+
+Result<uint64_t> ReadNumber(const std::string& path) {
+  auto text = Read(path);
+  if (!text) return text.error();
+  return ParseNumber(*text, path);
+}
+
+Result<uint64_t> ReadKeyed(const std::string& path, std::string_view key) {
+  auto text = Read(path);
+  if (!text) return text.error();
+  return ParseKeyed(*text, key, path);
 }
 
 Status ControlFile::Open() {
@@ -196,28 +209,13 @@ Result<std::string_view> ControlFile::ReadAll() {
 Result<uint64_t> ControlFile::ReadNumber() {
   auto text = ReadAll();
   if (!text) return text.error();
-  std::string_view v = Trim(*text);
-  if (v == "max") return std::numeric_limits<uint64_t>::max();
-  uint64_t n = 0;
-  if (!ParseU64(v, &n)) return MakeError("read " + path_, "not a number");
-  return n;
+  return ParseNumber(*text, path_);
 }
 
 Result<uint64_t> ControlFile::ReadKeyed(std::string_view key) {
   auto text = ReadAll();
   if (!text) return text.error();
-  std::string_view rest = *text;
-  while (!rest.empty()) {
-    size_t eol = rest.find('\n');
-    std::string_view line = rest.substr(0, eol);
-    rest = eol == std::string_view::npos ? std::string_view() : rest.substr(eol + 1);
-    if (line.size() <= key.size() || line.substr(0, key.size()) != key || line[key.size()] != ' ')
-      continue;
-    uint64_t n = 0;
-    if (!ParseU64(Trim(line.substr(key.size() + 1)), &n)) return MakeError("read " + path_, "bad line");
-    return n;
-  }
-  return uint64_t{0};
+  return ParseKeyed(*text, key, path_);
 }
 
 Status ControlFile::Write(std::string_view value) {

@@ -14,14 +14,15 @@
 #include "runtime/core/instance.h"
 #include "sandbox/child_setup.h"
 #include "zygote/channel.h"
+#include "tests/fuzz/fuzz_util.h"
+
+namespace forklet::fuzz {
+const char* const kTarget = "channel_frame_fuzz";
+}  // namespace forklet::fuzz
 
 namespace {
+using forklet::fuzz::Fail;
 using namespace forklet;
-
-[[noreturn]] void Fail(const std::string& why) {
-  fprintf(stderr, "channel_frame_fuzz: %s\n", why.c_str());
-  abort();
-}
 
 }  // namespace
 

@@ -20,23 +20,17 @@
 #include <boost/beast/http.hpp>
 
 #include "runtime/api/http_server.h"
+#include "tests/fuzz/fuzz_util.h"
+
+namespace forklet::fuzz {
+const char* const kTarget = "http_request_fuzz";
+}  // namespace forklet::fuzz
 
 namespace {
+using forklet::fuzz::Fail;
+using forklet::fuzz::TempDir;
 using namespace forklet;
 namespace http = boost::beast::http;
-
-[[noreturn]] void Fail(const std::string& why) {
-  fprintf(stderr, "http_request_fuzz: %s\n", why.c_str());
-  abort();
-}
-
-// A fresh directory below $FORKLET_FUZZ_TMP (run.sh points it into the build tree), else /tmp.
-std::string TempDir(const char* what) {
-  const char* base = getenv("FORKLET_FUZZ_TMP");
-  std::string t = std::string(base ? base : "/tmp") + "/forklet-fuzz-" + what + "-XXXXXX";
-  if (!mkdtemp(t.data())) Fail("mkdtemp " + t);
-  return t;
-}
 
 api::HttpResponse Echo(const api::HttpRequest& r) {
   if (r.method.empty() || r.target.empty()) Fail("the handler got a request without method or target");

@@ -17,23 +17,17 @@
 #include "runtime/registry/code_archive.h"
 #include "runtime/registry/registry.h"
 #include "runtime/registry/registry_test_util.h"
+#include "tests/fuzz/fuzz_util.h"
+
+namespace forklet::fuzz {
+const char* const kTarget = "json_body_fuzz";
+}  // namespace forklet::fuzz
 
 namespace {
+using forklet::fuzz::Fail;
+using forklet::fuzz::TempDir;
 using namespace forklet;
 using nlohmann::json;
-
-[[noreturn]] void Fail(const std::string& why) {
-  fprintf(stderr, "json_body_fuzz: %s\n", why.c_str());
-  abort();
-}
-
-// A fresh directory below $FORKLET_FUZZ_TMP (run.sh points it into the build tree), else /tmp.
-std::string TempDir(const char* what) {
-  const char* base = getenv("FORKLET_FUZZ_TMP");
-  std::string t = std::string(base ? base : "/tmp") + "/forklet-fuzz-" + what + "-XXXXXX";
-  if (!mkdtemp(t.data())) Fail("mkdtemp " + t);
-  return t;
-}
 
 struct Api {
   std::string dir;

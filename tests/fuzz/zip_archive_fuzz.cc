@@ -10,23 +10,16 @@
 #include <string_view>
 
 #include "runtime/registry/code_archive.h"
+#include "tests/fuzz/fuzz_util.h"
+
+namespace forklet::fuzz {
+const char* const kTarget = "zip_archive_fuzz";
+}  // namespace forklet::fuzz
 
 namespace {
+using forklet::fuzz::Fail;
+using forklet::fuzz::TempDir;
 namespace fs = std::filesystem;
-
-[[noreturn]] void Fail(const std::string& why) {
-  fprintf(stderr, "zip_archive_fuzz: %s\n", why.c_str());
-  abort();
-}
-
-// A fresh directory below $FORKLET_FUZZ_TMP (run.sh points it into the build tree), else /tmp.
-std::string TempDir(const char* what) {
-  const char* base = getenv("FORKLET_FUZZ_TMP");
-  std::string t = std::string(base ? base : "/tmp") + "/forklet-fuzz-" + what + "-XXXXXX";
-  if (!mkdtemp(t.data())) Fail("mkdtemp " + t);
-  return t;
-}
-
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

@@ -1,4 +1,5 @@
 """An instance's life inside its sandbox: init the function, then serve invocations one by one.
+How the handler is called (Lambda's way or another) is forklet_conventions' business.
 
 Speaks the channel protocol of zygote/channel.h on fd 3: frames of a 12-byte header
 (type, meta_len, payload_len; little-endian u32), JSON metadata, raw payload.
@@ -10,9 +11,13 @@ import struct
 import sys
 import time
 
+import forklet_conventions
+
 CHANNEL_FD = 3
 _HEADER = struct.Struct("<III")
 SETUP, INIT, READY, INIT_ERROR, INVOKE, RESULT = 1, 2, 3, 4, 5, 6
+# Frames of the runner's own files are left out of a function's stack trace.
+_RUNNER_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
 def _read_exact(n: int) -> bytes:
@@ -41,31 +46,13 @@ def _write_frame(ftype: int, meta: dict, payload: bytes = b"") -> None:
         data = data[n:]
 
 
-class LambdaContext:
-    """The context object of the AWS Lambda Python runtime."""
-
-    def __init__(self, request_id: str, deadline_ms: int, init: dict):
-        self.aws_request_id = request_id
-        self.function_name = init["function"]
-        self.function_version = "$LATEST"
-        self.invoked_function_arn = init["arn"]
-        self.memory_limit_in_mb = str(init["memory_mb"])
-        self.log_group_name = "/aws/lambda/" + init["function"]
-        self.log_stream_name = init.get("log_stream", "forklet")
-        self.identity = None
-        self.client_context = None
-        self._deadline_ms = deadline_ms
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, self._deadline_ms - int(time.time() * 1000))
-
-
 def _error(exc: BaseException, error_type: str = "") -> dict:
     import traceback  # preloaded by the zygote when idle; errors are not the fast path
     return {
         "errorMessage": str(exc),
         "errorType": error_type or type(exc).__name__,
-        "stackTrace": traceback.format_list(traceback.extract_tb(exc.__traceback__)[1:]),
+        "stackTrace": traceback.format_list(
+            [f for f in traceback.extract_tb(exc.__traceback__) if not f.filename.startswith(_RUNNER_DIR)]),
     }
 
 
@@ -111,11 +98,17 @@ def serve(after_fork_us: int = 0) -> int:
         return 2
     os.environ.clear()
     os.environ.update(init.get("env", {}))
+    convention = init.get("convention", "lambda")
+    os.environ.update(forklet_conventions.environment(convention, init))
     sys.path.insert(0, "/var/task")
     t0 = time.perf_counter()
     env_us = int((t0 - t_env) * 1e6)
     try:
+        if not forklet_conventions.known(convention):  # the daemon validated it; a mismatch
+            raise InitError({"errorMessage": f"Unknown handler convention '{convention}'",
+                             "errorType": "Runtime.InvalidConvention", "stackTrace": []})
         handler = _load_handler(init["handler"])
+        call = forklet_conventions.caller(convention, handler, init)
     except InitError as e:
         print(f"[ERROR] {e.body['errorType']}: {e.body['errorMessage']}", file=sys.stderr)
         _flush_logs()
@@ -133,18 +126,19 @@ def serve(after_fork_us: int = 0) -> int:
             return 0
         if ftype != INVOKE:
             return 2
-        context = LambdaContext(meta["request_id"], meta["deadline_ms"], init)
         t0 = time.perf_counter()
         ok = True
         try:
-            event = json.loads(payload) if payload else {}
-            body = json.dumps(handler(event, context)).encode()
+            body = call(payload, meta)
         except Exception as e:  # noqa: BLE001 - the handler's exception is the invocation's error
             ok = False
-            err = _error(e)
-            if isinstance(e, (TypeError, ValueError)) and "not JSON serializable" in str(e):
+            if isinstance(e, forklet_conventions.ConventionError):
+                err = _error(e, e.error_type)
+            elif isinstance(e, (TypeError, ValueError)) and "not JSON serializable" in str(e):
                 err = _error(e, "Runtime.MarshalError")
                 err["errorMessage"] = f"Unable to marshal response: {e}"
+            else:
+                err = _error(e)
             print(f"[ERROR] {err['errorType']}: {err['errorMessage']}", file=sys.stderr)
             sys.stderr.write("".join(err["stackTrace"]))
             body = json.dumps(err).encode()

@@ -316,7 +316,8 @@ Result<Launched> Launcher::Launch(const registry::Deployed& fn) {
   env["HOME"] = "/tmp";
   nlohmann::json init{{"function", cfg.name},       {"handler", cfg.handler},
                       {"memory_mb", cfg.memory_mb}, {"timeout_s", cfg.timeout_s},
-                      {"arn", registry::FunctionArn(cfg.name)}, {"env", env}};
+                      {"arn", registry::FunctionArn(cfg.name)}, {"env", env},
+                      {"convention", registry::HandlerConvention(cfg)}};
   auto deadline = Clock::now() + std::chrono::seconds(10 + cfg.timeout_s);
   auto started = instance->Start(init, deadline, &out.stages, &out.init_ms, &out.init_error);
   if (!started) return started.error();

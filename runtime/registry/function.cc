@@ -54,6 +54,8 @@ constexpr std::array<const char*, 18> kReservedEnv{
     "LAMBDA_RUNTIME_DIR",
 };
 
+constexpr std::array<const char*, 3> kConventions{"lambda", "openwhisk", "stdin"};
+
 bool IsSpace(char c) {
   return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
 }
@@ -146,6 +148,31 @@ std::string SupportedRuntimes() {
   return s;
 }
 
+// The convention variable's value must name a convention; other runtimes than python3 know only
+// Lambda's, so asking them for another is refused rather than silently ignored.
+Status CheckConvention(const FunctionConfig& c, const std::string& family) {
+  auto it = c.environment.find(kConventionVariable);
+  if (it == c.environment.end()) return {};
+  const std::string& value = it->second;
+  std::string allowed;
+  bool known = false;
+  for (const char* name : kConventions) {
+    allowed += (allowed.empty() ? "" : ", ") + std::string(name);
+    known = known || value == name;
+  }
+  if (!known)
+    return Error{kInvalid, 0,
+                 "The environment variable " + std::string(kConventionVariable) + " is '" +
+                     Shown(value) + "'; it must be one of: " + allowed + "."};
+  if (family != "python3" && value != kDefaultConvention)
+    return Error{kInvalid, 0,
+                 "The environment variable " + std::string(kConventionVariable) + "=" + value +
+                     " is supported by the python3 runtimes only; the " + c.runtime +
+                     " runtime calls its handler the Lambda way (leave the variable out or set "
+                     "it to lambda)."};
+  return {};
+}
+
 std::string Hex(const unsigned char* p, size_t n) {
   static const char* kDigits = "0123456789abcdef";
   std::string s;
@@ -219,6 +246,11 @@ std::string RuntimeFamily(const std::string& runtime) {
 
 std::string FunctionArn(const std::string& name) { return kArnPrefix + name; }
 
+std::string HandlerConvention(const FunctionConfig& config) {
+  auto it = config.environment.find(kConventionVariable);
+  return it == config.environment.end() ? kDefaultConvention : it->second;
+}
+
 Status ValidateName(const std::string& name) {
   Violations v;
   CheckName(name, v);
@@ -280,6 +312,7 @@ Status ValidateConfig(const FunctionConfig& c) {
                  "environment variables you have provided contains reserved keys that are "
                  "currently not supported for modification. Reserved keys used in this request: " +
                      reserved};
+  if (auto s = CheckConvention(c, family); !s) return s;
   for (const auto& [k, val] : c.environment) {
     // The runner passes variables as C strings; a NUL would silently cut the value.
     if (val.find('\0') != std::string::npos)

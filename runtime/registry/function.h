@@ -30,6 +30,14 @@ struct FunctionConfig {
 // The runner family of a runtime name ("python3.11" -> "python3"); empty when unknown.
 std::string RuntimeFamily(const std::string& runtime);
 
+// The environment variable that picks how a python3 runner calls the handler, and its values:
+// "lambda" handler(event, context), the default; "openwhisk" main(params) -> dict; "stdin" main()
+// reading the event from sys.stdin and writing the response to sys.stdout.
+inline constexpr const char* kConventionVariable = "FORKLET_HANDLER_CONVENTION";
+inline constexpr const char* kDefaultConvention = "lambda";
+// The convention of a function (its variable's value, or the default); valid after ValidateConfig.
+std::string HandlerConvention(const FunctionConfig& config);
+
 // Field checks; the message names the field and the allowed range, as Lambda's
 // InvalidParameterValueException does.
 Status ValidateName(const std::string& name);

@@ -158,6 +158,28 @@ TEST(FunctionConfigTest, EnvironmentKeysReservedAndSize) {
   EXPECT_NE(Problem(c).find("NUL"), std::string::npos);
 }
 
+TEST(FunctionConfigTest, HandlerConventionIsOneOfThreeAndPythonOnly) {
+  auto c = Valid();
+  EXPECT_EQ(HandlerConvention(c), "lambda");
+  for (const char* name : {"lambda", "openwhisk", "stdin"}) {
+    c.environment = {{"FORKLET_HANDLER_CONVENTION", name}};
+    EXPECT_EQ(Problem(c), "") << name;
+    EXPECT_EQ(HandlerConvention(c), name);
+  }
+  for (const char* bad : {"", "OpenWhisk", "http", "stdin "}) {
+    c.environment = {{"FORKLET_HANDLER_CONVENTION", bad}};
+    EXPECT_EQ(Problem(c),
+              "The environment variable FORKLET_HANDLER_CONVENTION is '" + std::string(bad) +
+                  "'; it must be one of: lambda, openwhisk, stdin.");
+  }
+  // Other runtimes call handlers the Lambda way only: another convention is refused, not ignored.
+  c.runtime = "nodejs20.x";
+  c.environment = {{"FORKLET_HANDLER_CONVENTION", "lambda"}};
+  EXPECT_EQ(Problem(c), "");
+  c.environment = {{"FORKLET_HANDLER_CONVENTION", "stdin"}};
+  EXPECT_NE(Problem(c).find("supported by the python3 runtimes only"), std::string::npos);
+}
+
 TEST(FunctionConfigTest, DescriptionUpTo256) {
   auto c = Valid();
   c.description = std::string(256, 'd');

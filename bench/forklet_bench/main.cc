@@ -189,6 +189,7 @@ int main(int argc, char** argv) {
         for (int c : o.clients) {
           auto p = RunSweepLevel(daemon->endpoint(), functions[fn.family], kind, c, o.sweep_seconds);
           if (!p) Die(p.error().ToString());
+          p->family = fn.family;
           results.sweep.push_back(*p);
           // Retired sandboxes are torn down in the background: let that finish between levels.
           if (std::string(kind) == "zygote") std::this_thread::sleep_for(std::chrono::milliseconds(1000));

@@ -180,7 +180,7 @@ int RuntimeApiServer::Run(pid_t bootstrap, uint64_t init_start_us) {
       if (errno == EINTR) continue;
       return 1;
     }
-    if (fds[1].revents && !Reap()) return BootstrapExited();
+    const bool exited = fds[1].revents && !Reap();
     if (fds[0].revents && !ReadChannel()) return exit_status_;
     if (fds[2].revents & POLLIN) Accept();
     for (size_t i = 3; i < fds.size(); ++i) {
@@ -192,6 +192,13 @@ int RuntimeApiServer::Run(pid_t bootstrap, uint64_t init_start_us) {
         Close(c.fd);  // the bootstrap gave up on its /next
       else if (!c.waiting && (fds[i].revents & (POLLIN | POLLHUP | POLLERR)))
         OnReadable(c);
+    }
+    if (exited) {
+      // What it sent before exiting still counts: a response posted without waiting for the 202.
+      Accept();
+      for (auto& [fd, c] : conns_)
+        if (!c->closed && !c->waiting) OnReadable(*c);
+      return BootstrapExited();
     }
     for (auto it = conns_.begin(); it != conns_.end();) {
       if (it->second->closed) {

@@ -164,6 +164,7 @@ TEST_F(ProvidedTest, ABootstrapThatExitsEndsItsInstance) {
   ASSERT_EQ(Deploy("dies", kApi, "api.exit_in_invoke").exit_code, 0);
   ASSERT_EQ(DeployDir(*daemon_, "bashfail", kBash, "provided", "fail.handler").exit_code, 0);
   ASSERT_EQ(Deploy("oneshot", kApi, "api.exit_after_response").exit_code, 0);
+  ASSERT_EQ(Deploy("hasty", kApi, "api.post_and_exit").exit_code, 0);
   std::string body, log;
   for (int i = 0; i < 2; ++i) {
     auto out = InvokeFn("dies", "{}", &body, &log);
@@ -179,12 +180,13 @@ TEST_F(ProvidedTest, ABootstrapThatExitsEndsItsInstance) {
   EXPECT_EQ(json::parse(body)["errorMessage"],
             "RequestId: " + RequestIdIn(log) + " Error: Runtime exited with error: exit status 3");
   EXPECT_NE(log.find("failing on purpose"), std::string::npos) << log;
-  // A runtime that exits after its response: the response stands; the next call gets a new one.
-  for (int i = 0; i < 2; ++i) {
-    out = InvokeFn("oneshot", "{}", &body, &log);
-    EXPECT_FALSE(out.contains("FunctionError")) << body;
-    EXPECT_EQ(json::parse(body)["calls"], 1);
-    EXPECT_NE(StartKindIn(log), "warm");
+  // A runtime that exits after its response (or right after sending it): the response stands;
+  // the next call gets a new instance.
+  for (const char* fn : {"oneshot", "oneshot", "hasty", "hasty"}) {
+    out = InvokeFn(fn, "{}", &body, &log);
+    EXPECT_FALSE(out.contains("FunctionError")) << fn << ": " << body;
+    EXPECT_EQ(json::parse(body, nullptr, false).value("calls", 0), 1) << fn << ": " << body;
+    EXPECT_NE(StartKindIn(log), "warm") << fn;
   }
   EXPECT_TRUE(daemon_->Alive());
 }

@@ -6,9 +6,10 @@
  *
  *     cc -shared -fPIC -O2 -I lang-runners/native -o libhello.so hello.c
  *
- * and zip the .so (with whatever it reads at run time). The runner dlopens it with RTLD_NOW once
- * per instance, after the sandbox is up; the instance then serves one invocation at a time, so a
- * handler needs no locking and may keep state between invocations (as a warm Lambda does).
+ * (in C++, give the handler extern "C" linkage) and zip the .so with whatever it reads at run
+ * time. The runner dlopens it with RTLD_NOW once per instance, after the sandbox is up; the
+ * instance then serves one invocation at a time, so a handler needs no locking and may keep
+ * state between invocations (as a warm Lambda does).
  * Its stdout and stderr are the function's log. A handler that crashes ends its instance: the
  * invocation fails with Runtime.ExitError and the next one starts a new instance.
  */

@@ -88,6 +88,9 @@ TEST_F(NativeTest, InitErrorsNameWhatIsMissing) {
   ASSERT_EQ(Deploy("noso", "libnope.handler").exit_code, 0);
   ASSERT_EQ(Deploy("nosym", "libtestfn.nothing_here").exit_code, 0);
   ASSERT_EQ(Deploy("initfail", "libinitfail.handler").exit_code, 0);
+  auto outside = Deploy("outside", "../../usr/lib/x86_64-linux-gnu/libc.handler");
+  EXPECT_NE(outside.exit_code, 0);  // a handler names an object below /var/task
+  EXPECT_NE(outside.err.find("InvalidParameterValueException"), std::string::npos) << outside.err;
   std::string body, log;
   auto out = InvokeFn("noso", "{}", &body);
   EXPECT_EQ(out["FunctionError"], "Unhandled");

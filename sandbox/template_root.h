@@ -14,7 +14,8 @@ struct TemplateSpec {
 };
 
 // One-way: afterwards the calling process sees only the template (/usr, /lib*, /bin, /sbin,
-// /etc, /dev, its own /proc, empty /tmp and /var/task mount points), read-only. Fails with the
+// /etc, /dev, its own /proc, empty /tmp and /var/task mount points), read-only. /bin/sh is bash,
+// as on Lambda's Amazon Linux. Fails with the
 // step that failed, e.g. "template: bind /usr: ...".
 Status EnterTemplateRoot(const TemplateSpec& spec);
 

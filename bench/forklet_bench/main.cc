@@ -156,7 +156,7 @@ int main(int argc, char** argv) {
       auto run = MeasureStartKind(*daemon, single, fn.family, kind, warmup, n, fn.family + " " + kind);
       if (!run) Die(run.error().ToString());
       static const std::map<std::string, std::string> kHow = {
-          {"cold", "its zygote dropped before each request: the interpreter boots"},
+          {"cold", "its zygote dropped before each request: the zygote (interpreter) boots"},
           {"zygote", "a new sandbox forked from the ready zygote (X-Forklet-Fresh-Instance)"},
           {"warm", "the idle instance reused"}};
       results.rows.push_back(Row(fn.family + " " + kind, false, kHow.at(kind), run->e2e_ms));
@@ -189,6 +189,7 @@ int main(int argc, char** argv) {
         for (int c : o.clients) {
           auto p = RunSweepLevel(daemon->endpoint(), functions[fn.family], kind, c, o.sweep_seconds);
           if (!p) Die(p.error().ToString());
+          p->family = fn.family;
           results.sweep.push_back(*p);
           // Retired sandboxes are torn down in the background: let that finish between levels.
           if (std::string(kind) == "zygote") std::this_thread::sleep_for(std::chrono::milliseconds(1000));

@@ -41,6 +41,7 @@ Result<KindRun> MeasureStartKind(DaemonUnderTest& daemon, const std::string& fun
                                  const std::string& family, const std::string& kind, int warmup,
                                  int samples, const std::string& progress_label) {
   KindRun run;
+  run.family = family;
   run.kind = kind;
   HttpConnection conn(daemon.endpoint());
   Progress progress(progress_label, static_cast<size_t>(samples));

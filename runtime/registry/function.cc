@@ -294,7 +294,7 @@ Status ValidateConfig(const FunctionConfig& c) {
     return Error{kInvalid, 0,
                  "The runtime parameter of " + Shown(c.runtime) +
                      " is not supported by forklet. Supported runtimes: " + SupportedRuntimes()};
-  if (family == "python3" || family == "nodejs") {
+  if (family == "python3" || family == "nodejs" || family == "native") {  // FILE.SYMBOL for native
     if (c.handler.empty())
       return Error{kInvalid, 0, "Handler is a mandatory parameter for the " + c.runtime + " runtime."};
     if (!IsModuleFunction(c.handler))

@@ -125,6 +125,14 @@ TEST(FunctionConfigTest, HandlerForm) {
   EXPECT_NE(Problem(c).find("Handler is a mandatory parameter"), std::string::npos);
   c.runtime = "nodejs22.x";
   EXPECT_NE(Problem(c).find("Handler is a mandatory parameter"), std::string::npos);
+  // A native handler names a shared object below /var/task and its symbol: the same form.
+  c.runtime = "native";
+  EXPECT_NE(Problem(c).find("Handler is a mandatory parameter"), std::string::npos);
+  c.handler = "../usr/lib/libc.handler";
+  EXPECT_NE(Problem(c).find("module.function"), std::string::npos);
+  c.handler = "lib/libhello.handler";
+  EXPECT_EQ(Problem(c), "");
+  c.handler = "";
   // Custom runtimes read the handler themselves; it may be absent or any non-blank word.
   c.runtime = "provided.al2023";
   EXPECT_EQ(Problem(c), "");

@@ -148,6 +148,8 @@ CmdResult* InstallTest::install_ = nullptr;
 TEST_F(InstallTest, PutsEveryFileWhereTheUnitAndTheDaemonLookForIt) {
   for (std::string f : {INSTALL_BINDIR "/forkletd", INSTALL_BINDIR "/forklet",
                         INSTALL_LIBDIR "/forklet/libforklet_zygote.so",
+                        INSTALL_LIBEXECDIR "/forklet/forklet-zygote",
+                        INSTALL_INCLUDEDIR "/forklet/forklet.h",
                         INSTALL_DATADIR "/forklet/lang-runners/python/forklet_zygote.py",
                         INSTALL_DATADIR "/forklet/lang-runners/python/forklet_instance.py",
                         INSTALL_UNITDIR "/forkletd.service", INSTALL_CONFIG})
@@ -179,16 +181,21 @@ TEST_F(InstallTest, InstalledDaemonFindsItsRunnersAndServesWithTheInstalledConfi
       pid=$!
       for i in $(seq 300); do grep -q "ready on" "$W/log" && break; sleep 0.1; done
       "$BIN/forklet" --endpoint "unix:$W/forkletd.sock" deploy hello "$FN" >/dev/null &&
-      "$BIN/forklet" --endpoint "unix:$W/forkletd.sock" invoke hello '{"name": "installed"}'
+      "$BIN/forklet" --endpoint "unix:$W/forkletd.sock" invoke hello '{"name": "installed"}' &&
+      "$BIN/forklet" --endpoint "unix:$W/forkletd.sock" deploy native-hello "$6" --runtime native \
+          --handler libhello.handler >/dev/null &&
+      "$BIN/forklet" --endpoint "unix:$W/forkletd.sock" invoke native-hello '{"name": "libexec"}'
       rc=$?
       kill -TERM $pid; wait $pid; echo "exit=$?"
       cat "$W/log" >&2
       exit $rc)",
                 "sh", *destdir_, work, std::string(TEST_FUNCTIONS_DIR) + "/hello", INSTALL_BINDIR,
-                INSTALL_CONFIG});
+                INSTALL_CONFIG, std::string(BUILT_EXAMPLES_DIR) + "/native-hello"});
   fs::remove_all(work);
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_NE(r.out.find("installed"), std::string::npos) << r.out << r.err;
+  // The native runtime's zygote, from LIBEXECDIR, finds its library in LIBDIR/forklet.
+  EXPECT_NE(r.out.find(R"("hello": "libexec")"), std::string::npos) << r.out << r.err;
   EXPECT_NE(r.out.find("exit=0"), std::string::npos) << r.out << r.err;
   EXPECT_NE(r.err.find("config " + *destdir_ + INSTALL_CONFIG), std::string::npos) << r.err;
 }

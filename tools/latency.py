@@ -1,8 +1,11 @@
 #!/usr/bin/python3
 """Measures cold, zygote and warm start latencies of one deployed function as a client sees
-them (HTTP over loopback, keep-alive), with `python3 -c pass` measured in the same run.
+them (HTTP over loopback, keep-alive), with `python3 -c pass` measured in the same run; with
+--restore-function, restores from a CRIU snapshot too (a deployment of the same code with
+FORKLET_SNAPSHOT=on: its snapshot is awaited first).
 
-usage: latency.py ENDPOINT FUNCTION [--cold N] [--zygote N] [--warm N] [--json FILE]
+usage: latency.py ENDPOINT FUNCTION [--cold N] [--zygote N] [--warm N]
+                  [--restore-function FN --restore N] [--json FILE]
 """
 import argparse
 import http.client
@@ -46,7 +49,7 @@ def progress(label, i, n):
 def measure(client, fn, kind, n):
     lat, stages = [], {}
     for i in range(n):
-        if kind in ("cold", "zygote"):
+        if kind in ("cold", "zygote", "restore"):
             client.call("POST", f"/forklet/v1/admin/instances/drop?function={fn}")
         if kind == "cold":
             client.call("POST", "/forklet/v1/admin/zygotes/python3/drop")
@@ -66,6 +69,17 @@ def measure(client, fn, kind, n):
     return lat, {k: statistics.median(v) for k, v in stages.items()}
 
 
+def wait_for_snapshot(client, fn):
+    client.call("POST", f"/2015-03-31/functions/{fn}/invocations", b"{}")  # its first start
+    for _ in range(600):
+        _, _, body = client.call("GET", "/forklet/v1/health")
+        f = json.loads(body).get("snapshots", {}).get("functions", {}).get(fn, {})
+        if "size_bytes" in f and not f.get("dumping"):
+            return f["size_bytes"]
+        time.sleep(0.1)
+    raise SystemExit(f"no snapshot of {fn}: {json.loads(body).get('snapshots')}")
+
+
 def python_baseline(n):
     lat = []
     for i in range(n):
@@ -83,6 +97,8 @@ def main():
     ap.add_argument("--cold", type=int, default=20)
     ap.add_argument("--zygote", type=int, default=100)
     ap.add_argument("--warm", type=int, default=1000)
+    ap.add_argument("--restore-function")
+    ap.add_argument("--restore", type=int, default=100)
     ap.add_argument("--json")
     a = ap.parse_args()
     client = Client(a.endpoint)
@@ -94,6 +110,10 @@ def main():
         if kind == "warm":
             client.call("POST", f"/2015-03-31/functions/{a.function}/invocations", b"{}")
         results[kind], stages[kind] = measure(client, a.function, kind, n)
+    snapshot_bytes = None
+    if a.restore_function:
+        snapshot_bytes = wait_for_snapshot(client, a.restore_function)
+        results["restore"], stages["restore"] = measure(client, a.restore_function, "restore", a.restore)
     results["python3 -c pass"] = python_baseline(max(a.cold, 20))
     base = statistics.median(results["python3 -c pass"])
     print()
@@ -103,12 +123,15 @@ def main():
               f"{percentile(xs, 99):>9.3f} {max(xs):>9.3f} {percentile(xs, 50) / base:>16.3f}x")
     print()
     print("where the time goes (daemon's stage breakdown, median ms):")
-    for kind in ("cold", "zygote", "warm"):
+    for kind in [k for k in ("cold", "zygote", "warm", "restore") if k in stages]:
         parts = " ".join(f"{k}={v:.3f}" for k, v in stages[kind].items())
         print(f"  {kind:<7} {parts}")
+    if snapshot_bytes is not None:
+        print(f"snapshot of {a.restore_function}: {snapshot_bytes / 2**20:.1f} MB")
     if a.json:
         with open(a.json, "w") as f:
-            json.dump({"latency_ms": results, "stages_ms": stages}, f, indent=1)
+            json.dump({"latency_ms": results, "stages_ms": stages, "snapshot_bytes": snapshot_bytes},
+                      f, indent=1)
 
 
 if __name__ == "__main__":

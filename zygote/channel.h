@@ -20,6 +20,7 @@ enum class FrameType : uint32_t {
   kInitError = 4,  // instance -> daemon: meta {errorMessage, errorType, stackTrace?, init_us}
   kInvoke = 5,     // daemon -> instance: meta {request_id, deadline_ms (epoch)}; payload: event
   kResult = 6,     // instance -> daemon: meta {ok, handler_us}; payload: response or error JSON
+  kRestored = 7,   // daemon -> restored instance: it was restored from a snapshot; answers kReady
 };
 
 constexpr uint32_t kMaxMetaBytes = 64 * 1024;

@@ -59,6 +59,10 @@ struct ForkRequest {
 };
 
 constexpr uint32_t kForkWithNetNs = 1;
+// The child execs a fresh interpreter inside its sandbox instead of running on as a copy of the
+// zygote: every file it maps is then reached through the sandbox's own mounts, which is what a
+// CRIU checkpoint needs (a zygote's mappings point at host mounts the sandbox does not have).
+constexpr uint32_t kForkExecRunner = 2;
 
 struct ForkReply {
   MsgHeader h;

@@ -139,7 +139,7 @@ bool ZygoteProcess::alive() {
 
 Result<ForkedChild> ZygoteProcess::Fork(const sandbox::ChildSpec& spec, int channel_fd,
                                         int log_fd, int code_fd, int net_fd,
-                                        const std::vector<int>& cgroup_fds) {
+                                        const std::vector<int>& cgroup_fds, bool exec_runner) {
   if (cgroup_fds.size() > static_cast<size_t>(sandbox::kMaxCgroupFds))
     return MakeError("zygote: fork", "too many cgroup fds");
   std::lock_guard lock(mu_);
@@ -148,7 +148,7 @@ Result<ForkedChild> ZygoteProcess::Fork(const sandbox::ChildSpec& spec, int chan
   req.h = Header(MsgType::kFork, ++seq_);
   req.spec = spec;
   req.n_cgroup_fds = static_cast<uint32_t>(cgroup_fds.size());
-  req.flags = net_fd >= 0 ? kForkWithNetNs : 0;
+  req.flags = (net_fd >= 0 ? kForkWithNetNs : 0) | (exec_runner ? kForkExecRunner : 0);
 
   int fds[4 + sandbox::kMaxCgroupFds];
   size_t n_fds = 0;

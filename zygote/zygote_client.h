@@ -45,8 +45,10 @@ class ZygoteProcess {
   // Sends a fork request with the child's fds (code_fd: O_PATH directory of the function's
   // code); the fds stay owned by the caller.
   // net_fd: a pooled net namespace, or -1 to have clone make one.
+  // exec_runner: the child execs a fresh runner in its sandbox (kForkExecRunner), for instances
+  // that will be checkpointed.
   Result<ForkedChild> Fork(const sandbox::ChildSpec& spec, int channel_fd, int log_fd, int code_fd,
-                           int net_fd, const std::vector<int>& cgroup_fds);
+                           int net_fd, const std::vector<int>& cgroup_fds, bool exec_runner = false);
 
   pid_t pid() const { return pid_; }
   uint32_t boot_us() const { return boot_us_; }      // as the zygote measured its own boot

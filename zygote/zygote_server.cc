@@ -58,6 +58,7 @@ struct Server {
   cap_t empty_caps = cap_init();
   int (*idle_hook)(void) = nullptr;
   bool configured = false;  // in the template root; forks are refused before
+  bool child_execs = false;  // in a child: the request's kForkExecRunner
 
   // Returns 0 in a ready child, -1 when the daemon has gone; loops otherwise.
   int Run(uint32_t boot_us) {
@@ -171,6 +172,7 @@ struct Server {
     // CLONE_PARENT makes the daemon its parent, so the daemon reaps it and sees its exit status.
     long pid = syscall(SYS_clone, CLONE_PARENT | ns_flags | SIGCHLD, 0, 0, 0, 0);
     if (pid == 0) {
+      child_execs = (req.flags & kForkExecRunner) != 0;
       sandbox::SetupReport report{};
       sandbox::ApplyInChild(req.spec, res, &report);
       bool moved = report.ok || report.failed_step >= static_cast<uint32_t>(sandbox::SetupStep::kFds);
@@ -197,6 +199,8 @@ forklet::zygote::Server& TheServer() {
 }  // namespace
 
 extern "C" void forklet_zygote_set_idle_hook(int (*hook)(void)) { TheServer().idle_hook = hook; }
+
+extern "C" int forklet_zygote_child_execs(void) { return TheServer().child_execs ? 1 : 0; }
 
 extern "C" int forklet_zygote_serve(int control_fd, uint32_t boot_us) {
   TheServer().control_fd = control_fd;

@@ -17,4 +17,9 @@ int forklet_zygote_serve(int control_fd, uint32_t boot_us);
 // while idle. Set before forklet_zygote_serve.
 void forklet_zygote_set_idle_hook(int (*hook)(void));
 
+// In a child (after forklet_zygote_serve returned 0): 1 when the daemon asked for a fresh
+// interpreter (kForkExecRunner): the runner must exec it now, in the sandbox, and serve from
+// there. 0: serve as the forked copy.
+int forklet_zygote_child_execs(void);
+
 }

@@ -21,6 +21,10 @@ sys.path.insert(0, _RUNNER_DIR)
 import forklet_instance  # noqa: E402
 
 sys.path.remove(_RUNNER_DIR)  # instances cannot see it anyway
+# For instances that exec a fresh interpreter in their sandbox (to be checkpointed): the runner's
+# source travels in argv, as the sandbox has no view of this folder.
+with open(forklet_instance.__file__, encoding="utf-8") as _f:
+    _EXEC_RUNNER = _f.read() + "\n\nsys.exit(serve())\n"
 
 CONTROL_FD = 3
 
@@ -56,6 +60,9 @@ def main() -> int:
     # Returns only in a forked, sandboxed child (0), or when the daemon has gone (-1).
     if lib.forklet_zygote_serve(CONTROL_FD, boot_us) != 0:
         return 0
+    if lib.forklet_zygote_child_execs():
+        os.setsid()  # its own session: a checkpoint holds nothing of the daemon's
+        os.execv(sys.executable, [sys.executable, "-I", "-S", "-B", "-c", _EXEC_RUNNER])
     # Let Python reset its post-fork state (locks, thread state, at-fork hooks such as random's
     # reseed) as os.fork would have.
     t_child = time.perf_counter()

@@ -63,7 +63,8 @@ HttpResponse AdminApi::Handle(const HttpRequest& r) {
                           {"cgroups", launcher_->cgroups().version()},
                           {"instances", {{"idle", c.idle}, {"busy", c.busy}, {"memory_mb", c.memory_mb},
                                          {"idle_pids", scheduler_->IdlePids()}}},
-                          {"zygotes", zygotes}});
+                          {"zygotes", zygotes},
+                          {"snapshots", launcher_->SnapshotReport()}});
   }
   if (p == "/forklet/v1/capacity" && r.method == "GET") return Json(200, Capacity());
   if (p == "/forklet/v1/admin/drain" && r.method == "POST") {

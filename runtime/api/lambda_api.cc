@@ -223,7 +223,7 @@ HttpResponse LambdaApi::UpdateCode(const std::string& name, const HttpRequest& r
   if (!zip) return FromError(zip.error());
   auto updated = registry_->UpdateCode(name, *zip);
   if (!updated) return FromError(updated.error());
-  scheduler_->DropIdle(name);
+  scheduler_->FunctionChanged(name);
   return Json(200, registry::ToLambdaJson(updated->config));
 }
 
@@ -232,7 +232,7 @@ HttpResponse LambdaApi::UpdateConfiguration(const std::string& name, const HttpR
   if (!body) return FromError(body.error());
   auto updated = registry_->UpdateConfiguration(name, *body);
   if (!updated) return FromError(updated.error());
-  scheduler_->DropIdle(name);
+  scheduler_->FunctionChanged(name);
   return Json(200, registry::ToLambdaJson(updated->config));
 }
 

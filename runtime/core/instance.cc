@@ -264,6 +264,23 @@ Status Instance::Start(const nlohmann::json& init, Clock::time_point deadline, S
   return {};
 }
 
+Status Instance::Resume(Clock::time_point deadline) {
+  uint32_t type = 0;
+  std::string meta, payload;
+  if (!WriteFrame(static_cast<uint32_t>(zygote::FrameType::kRestored), "{}", {}, deadline)) {
+    Destroy();
+    return MakeError("restore", "the restored instance closed its channel");
+  }
+  Read r = ReadFrame(deadline, &type, &meta, &payload, nullptr);
+  if (r != Read::kFrame || type != static_cast<uint32_t>(zygote::FrameType::kReady) || !ParseReadyMeta(meta)) {
+    Destroy();
+    return MakeError("restore", r == Read::kTimeout ? "the restored instance did not answer"
+                                                    : "the restored instance did not say ready");
+  }
+  (void)TakeUsage();  // criu's own work in the cgroup is not the first invocation's
+  return {};
+}
+
 ChannelResult Instance::Invoke(const std::string& request_id, int64_t deadline_epoch_ms,
                                const std::string& payload, Clock::time_point deadline) {
   ChannelResult result;

@@ -45,6 +45,10 @@ class Instance {
   Status Start(const nlohmann::json& init, Clock::time_point deadline, Stages* stages,
                double* init_ms, ChannelResult* init_error);
 
+  // For a copy restored from a snapshot (taken after its ready): tells it so (it renews what must
+  // differ between copies) and waits for its ready.
+  Status Resume(Clock::time_point deadline);
+
   // Runs one invocation; on timeout, OOM or a crash the instance is dead afterwards.
   ChannelResult Invoke(const std::string& request_id, int64_t deadline_epoch_ms,
                        const std::string& payload, Clock::time_point deadline);

@@ -8,12 +8,13 @@
 
 namespace forklet::core {
 
-enum class StartKind { kCold, kZygote, kWarm };
+enum class StartKind { kCold, kZygote, kWarm, kRestore };
 inline const char* StartKindName(StartKind k) {
   switch (k) {
     case StartKind::kCold: return "cold";
     case StartKind::kZygote: return "zygote";
     case StartKind::kWarm: return "warm";
+    case StartKind::kRestore: return "restore";
   }
   return "?";
 }

@@ -4,6 +4,7 @@
 #include "sandbox/template_root.h"
 
 #include <fcntl.h>
+#include <sched.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -23,6 +24,12 @@ constexpr uint32_t kFirstSandboxUid = 100000;  // far above host accounts
 constexpr uint32_t kSandboxUids = 50000;
 constexpr uint32_t kSandboxGid = 100000;
 
+std::string Ms(double ms) {
+  char buf[32];
+  snprintf(buf, sizeof(buf), "%.1f ms", ms);
+  return buf;
+}
+
 double MsSince(Clock::time_point t0) {
   return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
 }
@@ -40,7 +47,48 @@ Status WriteFile(const std::string& path, const std::string& content) {
   return {};
 }
 
+nlohmann::json InitMessage(const registry::FunctionConfig& cfg) {
+  nlohmann::json env = cfg.environment;
+  env["AWS_LAMBDA_FUNCTION_NAME"] = cfg.name;
+  env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] = std::to_string(cfg.memory_mb);
+  env["AWS_LAMBDA_FUNCTION_VERSION"] = "$LATEST";
+  env["AWS_LAMBDA_LOG_GROUP_NAME"] = "/aws/lambda/" + cfg.name;
+  env["AWS_REGION"] = "us-east-1";
+  env["AWS_DEFAULT_REGION"] = "us-east-1";
+  env["AWS_EXECUTION_ENV"] = "AWS_Lambda_" + cfg.runtime;
+  env["LAMBDA_TASK_ROOT"] = "/var/task";
+  env["LAMBDA_RUNTIME_DIR"] = "/var/runtime";
+  env["_HANDLER"] = cfg.handler;
+  env["PATH"] = "/usr/local/bin:/usr/bin:/bin";
+  env["LANG"] = "C.UTF-8";
+  env["TZ"] = ":UTC";
+  env["HOME"] = "/tmp";
+  return nlohmann::json{{"function", cfg.name},       {"handler", cfg.handler},
+                        {"memory_mb", cfg.memory_mb}, {"timeout_s", cfg.timeout_s},
+                        {"arn", registry::FunctionArn(cfg.name)}, {"env", env},
+                        {"convention", registry::HandlerConvention(cfg)}};
+}
+
+// A connected stream socketpair made inside the net namespace `net_fd` (setns is per thread:
+// a short-lived thread does it, so the caller's namespace never changes).
+bool SocketPairIn(int net_fd, int fds[2]) {
+  bool ok = false;
+  std::thread([&] {
+    ok = setns(net_fd, CLONE_NEWNET) == 0 &&
+         socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) == 0;
+  }).join();
+  if (ok) fcntl(fds[0], F_SETFL, O_NONBLOCK);
+  return ok;
+}
+
 }  // namespace
+
+std::optional<SnapshotPolicy> ParseSnapshotPolicy(const std::string& text) {
+  if (text == "off") return SnapshotPolicy::kOff;
+  if (text == "on") return SnapshotPolicy::kOn;
+  if (text == "auto") return SnapshotPolicy::kAuto;
+  return std::nullopt;
+}
 
 std::string Generation(const registry::FunctionConfig& config) {
   return std::to_string(config.revision) + "|" + config.last_modified + "|" + config.code_sha256;
@@ -69,6 +117,7 @@ Result<std::unique_ptr<Launcher>> Launcher::Create(const LauncherOptions& option
   if (!fds) return fds.error();
   l->zygote_procs_fds_ = std::move(fds.value());
   if (options.cgroup_warmer) l->warmer_ = std::thread([raw = l.get()] { raw->WarmerLoop(); });
+  if (auto s = l->PrepareSnapshots(); !s) return s.error();
   l->supervisor_ = std::make_unique<ZygoteSupervisor>([raw = l.get()] { return raw->RebootDeadZygotes(); },
                                                       std::chrono::milliseconds(200));
   return l;
@@ -76,7 +125,12 @@ Result<std::unique_ptr<Launcher>> Launcher::Create(const LauncherOptions& option
 
 Launcher::~Launcher() {
   supervisor_.reset();  // before the zygotes go: it must not reboot them
-  stopping_ = true;
+  {
+    std::lock_guard lock(snap_mu_);
+    stopping_ = true;
+  }
+  snap_cv_.notify_all();
+  if (snapshotter_.joinable()) snapshotter_.join();
   if (warmer_.joinable()) warmer_.join();
   SetWarmPid(0);
   {
@@ -135,6 +189,51 @@ Status Launcher::PrepareSandboxFiles() {
                   fs::copy_options::overwrite_existing, ec);  // optional: skip what is absent
   }
   return {};
+}
+
+Status Launcher::PrepareSnapshots() {
+  criu_ = snapshot::Criu::Detect(options_.criu, options_.criu_preload);
+  if (!criu_->available()) {
+    log::Notice("snapshots off: " + criu_->info().reason);
+    return {};
+  }
+  if (options_.netns_pool_size == 0) {
+    log::Notice("snapshots off: they need the net namespace pool (--netns-pool)");
+    return {};
+  }
+  auto store = snapshot::SnapshotStore::Open(options_.state_dir + "/snapshots", options_.snapshot_max_bytes);
+  if (!store) return store.error();
+  snapshots_ = std::move(store.value());
+  // criu --root: the mount points of the template root, nothing else (it stays empty; restored
+  // mounts are the copy's own).
+  restore_root_ = options_.state_dir + "/sandbox/restore-root";
+  std::error_code ec;
+  fs::remove_all(restore_root_, ec);
+  fs::create_directories(restore_root_, ec);
+  if (ec) return SysError("create " + restore_root_, ec.value());
+  for (const char* dir : {"/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32"}) {
+    struct stat st;
+    if (lstat(dir, &st) != 0) continue;
+    if (S_ISLNK(st.st_mode)) {
+      fs::copy_symlink(dir, restore_root_ + dir, ec);
+    } else {
+      fs::create_directory(restore_root_ + dir, ec);
+    }
+    if (ec) return SysError("create " + restore_root_ + dir, ec.value());
+  }
+  for (const char* d : {"/etc", "/dev", "/var", "/var/task", "/tmp", "/proc"})
+    fs::create_directory(restore_root_ + d, ec);
+  if (ec) return SysError("create the restore root in " + restore_root_, ec.value());
+  log::Notice("snapshots on: criu " + criu_->info().version + " at " + criu_->info().path);
+  snapshotter_ = std::thread([this] { SnapshotLoop(); });
+  return {};
+}
+
+SnapshotPolicy Launcher::SnapshotPolicyOf(const registry::FunctionConfig& cfg) const {
+  auto it = cfg.environment.find("FORKLET_SNAPSHOT");
+  if (it != cfg.environment.end())
+    if (auto p = ParseSnapshotPolicy(it->second)) return *p;
+  return options_.snapshot_policy;
 }
 
 Result<zygote::ZygoteProcess*> Launcher::ZygoteFor(const std::string& family, bool* booted,
@@ -218,7 +317,27 @@ std::vector<ZygoteInfo> Launcher::Zygotes() {
   return out;
 }
 
-Result<Launched> Launcher::Launch(const registry::Deployed& fn) {
+sandbox::CgroupLimits Launcher::Limits(const registry::FunctionConfig& cfg) const {
+  sandbox::CgroupLimits limits;
+  limits.memory_bytes = static_cast<uint64_t>(cfg.memory_mb) << 20;
+  limits.pids_max = options_.pids_max;
+  // CPU share proportional to memory, as Lambda: a full core's weight at 1769 MB.
+  limits.cpu_weight = std::max<uint32_t>(2, static_cast<uint32_t>(1024ull * cfg.memory_mb / 1769));
+  return limits;
+}
+
+Result<Launcher::InstanceCgroup> Launcher::AcquireCgroup(const registry::FunctionConfig& cfg,
+                                                         Stages* stages) {
+  auto t0 = Clock::now();
+  auto cgroup = pool_->Acquire(Limits(cfg));
+  if (!cgroup) return cgroup.error();
+  auto procs = cgroup.value()->OpenProcsFds();
+  if (!procs) return procs.error();
+  stages->emplace_back("cgroup", MsSince(t0));
+  return InstanceCgroup{std::move(cgroup.value()), std::move(procs.value())};
+}
+
+Result<Launched> Launcher::ForkInstance(const registry::Deployed& fn, bool exec_runner) {
   const auto& cfg = fn.config;
   Launched out;
   auto t0 = Clock::now();
@@ -227,17 +346,9 @@ Result<Launched> Launcher::Launch(const registry::Deployed& fn) {
   if (!z) return z.error();
   out.start = booted ? StartKind::kCold : StartKind::kZygote;
 
-  auto t_cg = Clock::now();
-  sandbox::CgroupLimits limits;
-  limits.memory_bytes = static_cast<uint64_t>(cfg.memory_mb) << 20;
-  limits.pids_max = options_.pids_max;
-  // CPU share proportional to memory, as Lambda: a full core's weight at 1769 MB.
-  limits.cpu_weight = std::max<uint32_t>(2, static_cast<uint32_t>(1024ull * cfg.memory_mb / 1769));
-  auto cgroup = pool_->Acquire(limits);
+  auto cgroup = AcquireCgroup(cfg, &out.stages);
   if (!cgroup) return cgroup.error();
-  auto procs = cgroup.value()->OpenProcsFds();
-  if (!procs) return procs.error();
-  out.stages.emplace_back("cgroup", MsSince(t_cg));
+  auto* procs = &cgroup->procs;
 
   int channel[2], log[2];
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, channel) != 0) {
@@ -269,13 +380,29 @@ Result<Launched> Launcher::Launch(const registry::Deployed& fn) {
   }
   int code_fd = *code;
   int net_fd = netns_ ? netns_->Take() : -1;
-  auto forked = (*z)->Fork(spec, channel[1], log[1], code_fd, net_fd, *procs);
+  // Off the request path (a snapshot's source): worth waiting for the pool's filler.
+  for (int i = 0; exec_runner && netns_ && net_fd < 0 && i < 100; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    net_fd = netns_->Take();
+  }
+  if (exec_runner) {
+    // A checkpoint can only take a channel that lives in the instance's own net namespace.
+    close(channel[0]);
+    close(channel[1]);
+    if (net_fd < 0 || !SocketPairIn(net_fd, channel)) {
+      for (int fd : *procs) close(fd);
+      for (int fd : {log[0], log[1], code_fd}) close(fd);
+      if (net_fd >= 0) close(net_fd);
+      return MakeError("snapshot instance", "no net namespace to make its channel in");
+    }
+  }
+  auto forked = (*z)->Fork(spec, channel[1], log[1], code_fd, net_fd, *procs, exec_runner);
   if (!forked && !(*z)->alive()) {
     // The zygote died under this request (killed, crashed): its successor forks it, cold.
     z = ZygoteFor(registry::RuntimeFamily(cfg.runtime), &booted, &out.stages);
     if (z) {
       out.start = booted ? StartKind::kCold : StartKind::kZygote;
-      forked = (*z)->Fork(spec, channel[1], log[1], code_fd, net_fd, *procs);
+      forked = (*z)->Fork(spec, channel[1], log[1], code_fd, net_fd, *procs, exec_runner);
     }
   }
   close(code_fd);
@@ -294,31 +421,219 @@ Result<Launched> Launcher::Launch(const registry::Deployed& fn) {
   }
   out.stages.emplace_back("fork", forked->round_trip_us / 1000.0);
   auto instance = std::make_unique<Instance>(cfg.name, Generation(cfg), cfg.memory_mb, forked->pid,
-                                             channel[0], log[0], std::move(cgroup.value()));
-  nlohmann::json env = cfg.environment;
-  env["AWS_LAMBDA_FUNCTION_NAME"] = cfg.name;
-  env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] = std::to_string(cfg.memory_mb);
-  env["AWS_LAMBDA_FUNCTION_VERSION"] = "$LATEST";
-  env["AWS_LAMBDA_LOG_GROUP_NAME"] = "/aws/lambda/" + cfg.name;
-  env["AWS_REGION"] = "us-east-1";
-  env["AWS_DEFAULT_REGION"] = "us-east-1";
-  env["AWS_EXECUTION_ENV"] = "AWS_Lambda_" + cfg.runtime;
-  env["LAMBDA_TASK_ROOT"] = "/var/task";
-  env["LAMBDA_RUNTIME_DIR"] = "/var/runtime";
-  env["_HANDLER"] = cfg.handler;
-  env["PATH"] = "/usr/local/bin:/usr/bin:/bin";
-  env["LANG"] = "C.UTF-8";
-  env["TZ"] = ":UTC";
-  env["HOME"] = "/tmp";
-  nlohmann::json init{{"function", cfg.name},       {"handler", cfg.handler},
-                      {"memory_mb", cfg.memory_mb}, {"timeout_s", cfg.timeout_s},
-                      {"arn", registry::FunctionArn(cfg.name)}, {"env", env},
-                      {"convention", registry::HandlerConvention(cfg)}};
+                                             channel[0], log[0], std::move(cgroup->cgroup));
+  auto init = InitMessage(cfg);
   auto deadline = Clock::now() + std::chrono::seconds(10 + cfg.timeout_s);
   auto started = instance->Start(init, deadline, &out.stages, &out.init_ms, &out.init_error);
   if (!started) return started.error();
   if (out.init_error.outcome == Outcome::kSuccess) out.instance = std::move(instance);
   out.stages.emplace_back("start_total", MsSince(t0));
+  return out;
+}
+
+Result<Launched> Launcher::Launch(const registry::Deployed& fn) {
+  const auto& cfg = fn.config;
+  const auto policy = SnapshotPolicyOf(cfg);
+  const bool snapshots = policy != SnapshotPolicy::kOff && snapshots_;
+  if (snapshots) {
+    if (auto images = snapshots_->Find(cfg.name, Generation(cfg)); images && ChooseRestore(cfg.name, policy)) {
+      auto restored = RestoreInstance(fn, *images);
+      if (restored) return restored;
+      // Never the invocation's failure: the snapshot goes, a zygote start follows.
+      log::Warning("restore of " + cfg.name + " failed, starting it from the zygote: " +
+                   restored.error().ToString());
+      snapshots_->Remove(cfg.name);
+      std::lock_guard lock(snap_mu_);
+      auto& st = snap_[cfg.name];
+      ++st.failures;
+      st.last_error = restored.error().ToString();
+    }
+  }
+  auto out = ForkInstance(fn, false);
+  if (snapshots && out && out->instance) {
+    double start_ms = out->stages.empty() ? 0 : out->stages.back().second;
+    std::lock_guard lock(snap_mu_);
+    auto& st = snap_[cfg.name];
+    if (out->start == StartKind::kZygote)
+      st.zygote_start_ms = st.zygote_start_ms == 0 ? start_ms : 0.7 * st.zygote_start_ms + 0.3 * start_ms;
+    bool worth = policy == SnapshotPolicy::kOn || out->init_ms >= kAutoMinInitMs;
+    if (!worth) {
+      st.decision = "no snapshot: init " + Ms(out->init_ms) + " is below " + Ms(kAutoMinInitMs);
+    } else if (!st.queued && !snapshots_->Find(cfg.name, Generation(cfg))) {
+      st.queued = true;
+      snapshot_queue_.push_back(fn);
+      snap_cv_.notify_one();
+    }
+  }
+  return out;
+}
+
+bool Launcher::ChooseRestore(const std::string& function, SnapshotPolicy policy) {
+  std::lock_guard lock(snap_mu_);
+  auto& st = snap_[function];
+  if (policy == SnapshotPolicy::kOn) {
+    st.decision = "restore: policy on";
+    return true;
+  }
+  if (st.restore_ms == 0 || st.zygote_start_ms == 0) {
+    st.decision = "restore: not measured yet";
+    return true;
+  }
+  bool restore = st.restore_ms < st.zygote_start_ms;
+  st.decision = std::string(restore ? "restore" : "zygote") + ": restore " + Ms(st.restore_ms) +
+                (restore ? " < " : " >= ") + "zygote start with init " + Ms(st.zygote_start_ms);
+  return restore;
+}
+
+Result<Launched> Launcher::RestoreInstance(const registry::Deployed& fn, const std::string& images) {
+  const auto& cfg = fn.config;
+  Launched out;
+  out.start = StartKind::kRestore;
+  auto t0 = Clock::now();
+  auto cgroup = AcquireCgroup(cfg, &out.stages);
+  if (!cgroup) return cgroup.error();
+  auto* procs = &cgroup->procs;
+  int net_fd = netns_ ? netns_->Take() : -1;
+  int channel[2] = {-1, -1}, log[2] = {-1, -1};
+  auto close_all = [&] {
+    for (int fd : *procs) close(fd);
+    for (int fd : {net_fd, channel[1], log[1]})
+      if (fd >= 0) close(fd);
+  };
+  if (net_fd < 0) {
+    close_all();
+    return MakeError("restore", "no pooled net namespace is ready");
+  }
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, channel) != 0 || pipe2(log, O_CLOEXEC) != 0) {
+    int e = errno;
+    close_all();
+    if (channel[0] >= 0) close(channel[0]);
+    return SysError("restore: channel", e);
+  }
+  fcntl(channel[0], F_SETFL, O_NONBLOCK);
+  fcntl(log[0], F_SETFL, O_NONBLOCK);
+  fcntl(log[0], F_SETPIPE_SZ, 1 << 20);
+  snapshot::RestoreRequest req;
+  req.images_dir = images;
+  req.root_dir = restore_root_;
+  for (const char* dir : {"/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32"}) req.mount_sources[dir] = dir;
+  for (const char* dev : {"/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom"})
+    req.mount_sources[dev] = dev;
+  req.mount_sources["/etc"] = etc_dir_;
+  req.mount_sources["/var/task"] = fn.code_dir;
+  req.channel_fd = channel[1];
+  req.log_fd = log[1];
+  req.net_fd = net_fd;
+  req.cgroup_procs_fds = *procs;
+  auto t_criu = Clock::now();
+  auto pid = criu_->Restore(req);
+  close_all();
+  if (!pid) {
+    close(channel[0]);
+    close(log[0]);
+    return pid.error();
+  }
+  out.stages.emplace_back("criu_restore", MsSince(t_criu));
+  auto instance = std::make_unique<Instance>(cfg.name, Generation(cfg), cfg.memory_mb, *pid, channel[0],
+                                             log[0], std::move(cgroup->cgroup));
+  auto t_resume = Clock::now();
+  if (auto s = instance->Resume(Clock::now() + std::chrono::seconds(10)); !s) return s.error();
+  out.stages.emplace_back("resume", MsSince(t_resume));
+  double total = MsSince(t0);
+  out.stages.emplace_back("start_total", total);
+  out.instance = std::move(instance);
+  std::lock_guard lock(snap_mu_);
+  auto& st = snap_[cfg.name];
+  ++st.restores;
+  st.restore_ms = st.restore_ms == 0 ? total : 0.7 * st.restore_ms + 0.3 * total;
+  return out;
+}
+
+void Launcher::ForgetSnapshot(const std::string& function) {
+  if (!snapshots_) return;
+  {
+    std::lock_guard lock(snap_mu_);
+    ++changes_[function];  // a dump under way for the old deployment is discarded
+    snap_.erase(function);
+  }
+  snapshots_->Remove(function);
+}
+
+void Launcher::SnapshotLoop() {
+  for (;;) {
+    registry::Deployed fn;
+    uint64_t change = 0;
+    {
+      std::unique_lock lock(snap_mu_);
+      snap_cv_.wait(lock, [&] { return stopping_ || !snapshot_queue_.empty(); });
+      if (stopping_) return;
+      fn = std::move(snapshot_queue_.front());
+      snapshot_queue_.pop_front();
+      change = changes_[fn.config.name];
+    }
+    auto t0 = Clock::now();
+    auto made = TakeSnapshot(fn, change);
+    std::lock_guard lock(snap_mu_);
+    auto& st = snap_[fn.config.name];
+    st.queued = false;
+    if (!made) {
+      ++st.failures;
+      st.last_error = made.error().ToString();
+      log::Warning("snapshot of " + fn.config.name + " failed: " + st.last_error);
+    } else {
+      st.dump_ms = MsSince(t0);
+    }
+  }
+}
+
+Status Launcher::TakeSnapshot(const registry::Deployed& fn, uint64_t change) {
+  // A fresh instance just for the checkpoint: it has served nobody, so it holds no request's data.
+  auto source = ForkInstance(fn, true);
+  if (!source) return source.error();
+  if (!source->instance) return MakeError("snapshot", "the function's init failed");
+  auto& instance = *source->instance;
+  auto mounts = snapshot::HostMounts(instance.pid());
+  if (!mounts) return mounts.error();
+  auto dir = snapshots_->Prepare(fn.config.name);
+  if (!dir) return dir.error();
+  auto dumped = criu_->Dump({instance.pid(), *dir, *mounts});
+  instance.Destroy();  // criu killed it; reaped here
+  if (!dumped) {
+    snapshots_->Discard(*dir);
+    return dumped;
+  }
+  {
+    std::lock_guard lock(snap_mu_);
+    if (changes_[fn.config.name] != change) {  // updated or deleted meanwhile
+      snapshots_->Discard(*dir);
+      return {};
+    }
+  }
+  return snapshots_->Commit(fn.config.name, Generation(fn.config), *dir);
+}
+
+nlohmann::json Launcher::SnapshotReport() {
+  nlohmann::json out{{"criu", {{"available", criu_ && criu_->available()}}}};
+  if (criu_) {
+    const auto& i = criu_->info();
+    out["criu"]["path"] = i.path;
+    if (i.available) out["criu"]["version"] = i.version;
+    else out["criu"]["reason"] = i.reason;
+  }
+  if (!snapshots_) return out;
+  auto u = snapshots_->Usage();
+  out["store"] = {{"snapshots", u.snapshots}, {"bytes", u.bytes}, {"max_bytes", u.max_bytes}};
+  nlohmann::json fns = nlohmann::json::object();
+  std::lock_guard lock(snap_mu_);
+  for (const auto& [name, st] : snap_) {
+    nlohmann::json f{{"restores", st.restores}, {"failures", st.failures},
+                     {"restore_ms", st.restore_ms}, {"zygote_start_ms", st.zygote_start_ms},
+                     {"dump_ms", st.dump_ms}, {"decision", st.decision}, {"dumping", st.queued}};
+    if (auto size = snapshots_->Size(name)) f["size_bytes"] = *size;
+    if (!st.last_error.empty()) f["last_error"] = st.last_error;
+    fns[name] = f;
+  }
+  out["functions"] = fns;
   return out;
 }
 

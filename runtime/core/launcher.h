@@ -3,9 +3,12 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -14,11 +17,21 @@
 #include "runtime/core/netns_pool.h"
 #include "runtime/core/runners.h"
 #include "runtime/registry/registry.h"
+#include "runtime/snapshot/criu.h"
+#include "runtime/snapshot/snapshot_store.h"
 #include "sandbox/cgroup.h"
 #include "sandbox/seccomp_policy.h"
 #include "zygote/zygote_client.h"
 
 namespace forklet::core {
+
+// Whether a function's new instances may be restored from a CRIU snapshot of an initialized one
+// (the function's FORKLET_SNAPSHOT, else the daemon's default). auto: only functions whose init
+// takes kAutoMinInitMs or more are checkpointed, and a restore is chosen while it measures faster
+// than a zygote start with init.
+enum class SnapshotPolicy { kOff, kOn, kAuto };
+constexpr double kAutoMinInitMs = 50;
+std::optional<SnapshotPolicy> ParseSnapshotPolicy(const std::string& text);
 
 struct LauncherOptions {
   std::string state_dir;       // sandbox/ below it holds the root mount point and the /etc
@@ -33,6 +46,11 @@ struct LauncherOptions {
   // fork/exit on the host, the trade-off cgroup2's `favordynmods` makes.
   bool cgroup_warmer = true;
   size_t netns_pool_size = 4;  // net namespaces made ahead of time; 0: each clone makes its own
+  // Snapshots (runtime/snapshot): need CRIU and the net namespace pool.
+  SnapshotPolicy snapshot_policy = SnapshotPolicy::kAuto;  // for functions that set none
+  std::string criu;            // criu executable; empty: the set-up script's, then $PATH
+  std::string criu_preload;    // libforklet_criu_shim.so
+  uint64_t snapshot_max_bytes = 2ull << 30;  // all snapshots together (LRU)
 };
 
 struct Launched {
@@ -58,7 +76,14 @@ class Launcher {
   static Result<std::unique_ptr<Launcher>> Create(const LauncherOptions& options);
   ~Launcher();
 
+  // A new instance: restored from the function's snapshot when there is one and its policy
+  // allows (start kind restore; a failed restore falls back), else forked from the zygote. A
+  // zygote start of a function that should have a snapshot queues one, made in the background.
   Result<Launched> Launch(const registry::Deployed& fn);
+  // The function's code or configuration changed, or it was deleted: its snapshot goes.
+  void ForgetSnapshot(const std::string& function);
+  // CRIU, the store and each function's snapshot state and restore decision (health).
+  nlohmann::json SnapshotReport();
 
   // Starts the Python zygote ahead of the first request (the C++ zygotes boot in about a
   // millisecond: they start on first use).
@@ -74,6 +99,21 @@ class Launcher {
  private:
   explicit Launcher(LauncherOptions options) : options_(std::move(options)) {}
   Status PrepareSandboxFiles();
+  Status PrepareSnapshots();
+  sandbox::CgroupLimits Limits(const registry::FunctionConfig& cfg) const;
+  struct InstanceCgroup {
+    std::unique_ptr<sandbox::Cgroup> cgroup;
+    std::vector<int> procs;  // its cgroup.procs files, open for the child (the caller closes them)
+  };
+  // A pooled cgroup with the function's limits (timed as the stage "cgroup").
+  Result<InstanceCgroup> AcquireCgroup(const registry::FunctionConfig& cfg, Stages* stages);
+  SnapshotPolicy SnapshotPolicyOf(const registry::FunctionConfig& cfg) const;
+  // exec_runner: the child execs a fresh runner in its sandbox (a snapshot's source).
+  Result<Launched> ForkInstance(const registry::Deployed& fn, bool exec_runner);
+  Result<Launched> RestoreInstance(const registry::Deployed& fn, const std::string& images);
+  bool ChooseRestore(const std::string& function, SnapshotPolicy policy);
+  void SnapshotLoop();
+  Status TakeSnapshot(const registry::Deployed& fn, uint64_t change);
   // The runtime's zygote, booting one (a cold start) if none is alive.
   Result<zygote::ZygoteProcess*> ZygoteFor(const std::string& family, bool* booted, Stages* stages);
 
@@ -98,6 +138,22 @@ class Launcher {
   std::map<std::string, std::unique_ptr<zygote::ZygoteProcess>> zygotes_;
   std::map<std::string, uint64_t> forks_;
   std::atomic<uint64_t> next_uid_{0};
+  // Snapshots: what was detected, the store, and per function its measurements and decision.
+  std::unique_ptr<snapshot::Criu> criu_;
+  std::unique_ptr<snapshot::SnapshotStore> snapshots_;  // null: snapshots are off
+  std::string restore_root_;  // mount points laid out like the template root, for criu --root
+  struct SnapshotState {
+    bool queued = false;  // a snapshot is being made
+    uint64_t restores = 0, failures = 0;
+    double restore_ms = 0, zygote_start_ms = 0, dump_ms = 0;  // moving averages (ms)
+    std::string decision, last_error;
+  };
+  std::mutex snap_mu_;
+  std::condition_variable snap_cv_;
+  std::map<std::string, SnapshotState> snap_;
+  std::map<std::string, uint64_t> changes_;  // ForgetSnapshot count per function
+  std::deque<registry::Deployed> snapshot_queue_;
+  std::thread snapshotter_;
   std::unique_ptr<ZygoteSupervisor> supervisor_;  // last: stopped first
 };
 

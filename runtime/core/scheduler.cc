@@ -274,12 +274,18 @@ size_t Scheduler::DropIdle(const std::string& function) {
 }
 
 void Scheduler::ForgetFunction(const std::string& function) {
+  launcher_->ForgetSnapshot(function);
   std::lock_guard lock(mu_);
   auto it = pools_.find(function);
   if (it == pools_.end()) return;
   for (auto& inst : it->second.idle) Retire(std::move(inst));
   it->second.idle.clear();
   it->second.reserved.reset();
+}
+
+void Scheduler::FunctionChanged(const std::string& function) {
+  launcher_->ForgetSnapshot(function);
+  DropIdle(function);
 }
 
 std::vector<pid_t> Scheduler::IdlePids() {

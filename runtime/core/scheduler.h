@@ -56,8 +56,10 @@ class Scheduler {
   std::optional<uint32_t> ReservedConcurrency(const std::string& function);
   // Tears down idle instances of one function (or all when empty); returns how many.
   size_t DropIdle(const std::string& function);
-  // After a delete: forget the function's pool; busy instances go when they finish.
+  // After a delete: forget the function's pool and snapshot; busy instances go when they finish.
   void ForgetFunction(const std::string& function);
+  // After a code or configuration change: its idle instances and its snapshot go.
+  void FunctionChanged(const std::string& function);
 
   InstanceCounts Counts(const std::string& function = {});
 

@@ -32,6 +32,10 @@ const char* kUsage = R"(usage: forkletd [options]
   --zygote-exe PATH          forklet-zygote, the native/provided/nodejs zygote (default: next
                              to this binary)
   --no-warmup                do not start zygotes before the first request
+  --snapshots off|on|auto    restore new instances from CRIU snapshots: the default for functions
+                             without FORKLET_SNAPSHOT (default auto; needs criu, see docs/snapshots.md)
+  --criu PATH                criu executable (default: tools/setup-criu.sh's, else $PATH)
+  --snapshot-mb N            disk for all snapshots together, least recently used go (default 2048)
   --drain-grace SECONDS      on SIGTERM, how long in-flight invocations may finish (default 30)
   --billing-granularity-ms N billed duration rounds up to N ms (default 100, Lambda 2017; 1 works)
   --price-per-request USD    per invocation (default 0.0000002: $0.20 per million)
@@ -105,6 +109,8 @@ bool ParseOptions(int argc, char** argv, Options* o, std::string* message, bool*
       {"lib/libforklet_zygote.so", FORKLET_INSTALL_LIBDIR "/libforklet_zygote.so"});
   o->launcher.runners.zygote_executable =
       NextToBinary({"bin/forklet-zygote", FORKLET_INSTALL_LIBEXECDIR "/forklet-zygote"});
+  o->launcher.criu_preload = NextToBinary(
+      {"lib/libforklet_criu_shim.so", FORKLET_INSTALL_LIBDIR "/libforklet_criu_shim.so"});
   std::vector<std::string> args(argv + 1, argv + argc);
   for (const auto& a : args) {
     if (a == "--help" || a == "-h") {
@@ -195,6 +201,20 @@ bool ParseOptions(int argc, char** argv, Options* o, std::string* message, bool*
     } else if (a == "--zygote-exe") {
       if (!value()) return false;
       o->launcher.runners.zygote_executable = v;
+    } else if (a == "--snapshots") {
+      if (!value()) return false;
+      auto p = core::ParseSnapshotPolicy(v);
+      if (!p) {
+        *message = "--snapshots: off, on or auto";
+        return false;
+      }
+      o->launcher.snapshot_policy = *p;
+    } else if (a == "--criu") {
+      if (!value()) return false;
+      o->launcher.criu = v;
+    } else if (a == "--snapshot-mb") {
+      if (!number(1, 1ull << 30)) return false;
+      o->launcher.snapshot_max_bytes = n << 20;
     } else if (a == "--no-warmup") {
       o->warmup = false;
     } else if (a == "--warmup") {

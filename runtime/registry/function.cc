@@ -318,6 +318,9 @@ Status ValidateConfig(const FunctionConfig& c) {
     if (val.find('\0') != std::string::npos)
       return Error{kInvalid, 0, "The value of environment variable " + k + " contains a NUL byte."};
   }
+  if (auto it = c.environment.find("FORKLET_SNAPSHOT"); it != c.environment.end() &&
+      it->second != "off" && it->second != "on" && it->second != "auto")
+    return Error{kInvalid, 0, "The value of environment variable FORKLET_SNAPSHOT must be off, on or auto."};
   if (!c.environment.empty()) {
     size_t size = json(c.environment).dump().size();  // Lambda measures the JSON form
     if (size > kMaxEnvironmentBytes)

@@ -188,6 +188,18 @@ TEST(FunctionConfigTest, HandlerConventionIsOneOfThreeAndPythonOnly) {
   EXPECT_NE(Problem(c).find("supported by the python3 runtimes only"), std::string::npos);
 }
 
+TEST(FunctionConfigTest, SnapshotPolicyIsOffOnOrAuto) {
+  auto c = Valid();
+  for (const char* ok : {"off", "on", "auto"}) {
+    c.environment = {{"FORKLET_SNAPSHOT", ok}};
+    EXPECT_EQ(Problem(c), "") << ok;
+  }
+  for (const char* bad : {"", "yes", "ON", "auto "}) {
+    c.environment = {{"FORKLET_SNAPSHOT", bad}};
+    EXPECT_NE(Problem(c).find("FORKLET_SNAPSHOT must be off, on or auto"), std::string::npos) << bad;
+  }
+}
+
 TEST(FunctionConfigTest, DescriptionUpTo256) {
   auto c = Valid();
   c.description = std::string(256, 'd');

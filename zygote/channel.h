@@ -20,6 +20,8 @@ enum class FrameType : uint32_t {
   kInitError = 4,  // instance -> daemon: meta {errorMessage, errorType, stackTrace?, init_us}
   kInvoke = 5,     // daemon -> instance: meta {request_id, deadline_ms (epoch)}; payload: event
   kResult = 6,     // instance -> daemon: meta {ok, handler_us}; payload: response or error JSON
+  kBooted = 7,     // instance -> daemon, optional, before READY or INIT_ERROR: meta {boot_us}: a
+                   // runtime that boots after the fork (Node) has booted and waits for INIT
 };
 
 constexpr uint32_t kMaxMetaBytes = 64 * 1024;

@@ -20,6 +20,8 @@ enum class MsgType : uint16_t {
   kFork = 3,        // daemon -> zygote: ForkRequest; fds: channel, log, code dir, cgroup procs...
   kForkReply = 4,   // zygote -> daemon: ForkReply
   kConfigured = 5,  // zygote -> daemon: ConfiguredMsg (the template root is entered, or why not)
+  kMountCode = 6,   // daemon -> zygote: MountCodeRequest; fd: the code dir (a detached mount)
+  kMountCodeReply = 7,  // zygote -> daemon: MountCodeReply
 };
 
 struct MsgHeader {
@@ -54,17 +56,40 @@ struct ConfiguredMsg {
 struct ForkRequest {
   MsgHeader h;
   sandbox::ChildSpec spec;
-  uint32_t n_cgroup_fds;  // fds arrive as [channel, log, code dir, (net ns), cgroup procs x n]
-  uint32_t flags;         // kForkWithNetNs: a net namespace fd follows the code dir
+  uint32_t n_cgroup_fds;  // fds arrive as [channel, log, (code dir), (net ns), cgroup procs x n]
+  uint32_t flags;         // kForkWithNetNs, kForkWithoutCode
 };
 
-constexpr uint32_t kForkWithNetNs = 1;
+constexpr uint32_t kForkWithNetNs = 1;    // a net namespace fd follows the code dir
+constexpr uint32_t kForkWithoutCode = 2;  // no code dir fd: a stem cell, /var/task stays empty
 
 struct ForkReply {
   MsgHeader h;
   int32_t pid;  // in the daemon's pid namespace; the child is the daemon's (CLONE_PARENT)
   int32_t err;  // errno of a failed clone, 0 on success
   uint32_t fork_us;
+  uint32_t reserved;
+};
+
+// A stem cell (a sandboxed, booted instance forked without code) gets its function's code: the
+// zygote forks a helper that enters the instance's mount namespace and moves the detached code
+// mount onto /var/task. The helper takes the instance's fs uid and gid to open its namespace
+// (as the same user, no CAP_SYS_PTRACE needed); it needs CAP_SYS_ADMIN and CAP_SYS_CHROOT.
+struct MountCodeRequest {
+  MsgHeader h;
+  int32_t pid;   // the instance, in the daemon's (and the zygote's) pid namespace
+  uint32_t uid;  // its uid and gid (ChildSpec)
+  uint32_t gid;
+  uint32_t reserved;
+};
+
+enum class MountCodeStep : uint32_t { kNone = 0, kHelper, kOpenNamespace, kEnterNamespace, kMoveMount };
+
+struct MountCodeReply {
+  MsgHeader h;
+  int32_t err;    // 0: the code is at /var/task
+  uint32_t step;  // MountCodeStep that failed
+  uint32_t mount_us;
   uint32_t reserved;
 };
 

@@ -12,6 +12,8 @@
 
 #include <chrono>
 #include <cstring>
+#include <iterator>
+#include <string>
 
 #include "zygote/protocol.h"
 
@@ -148,11 +150,12 @@ Result<ForkedChild> ZygoteProcess::Fork(const sandbox::ChildSpec& spec, int chan
   req.h = Header(MsgType::kFork, ++seq_);
   req.spec = spec;
   req.n_cgroup_fds = static_cast<uint32_t>(cgroup_fds.size());
-  req.flags = net_fd >= 0 ? kForkWithNetNs : 0;
+  req.flags = (net_fd >= 0 ? kForkWithNetNs : 0) | (code_fd < 0 ? kForkWithoutCode : 0);
 
   int fds[4 + sandbox::kMaxCgroupFds];
   size_t n_fds = 0;
-  for (int fd : {channel_fd, log_fd, code_fd}) fds[n_fds++] = fd;
+  for (int fd : {channel_fd, log_fd}) fds[n_fds++] = fd;
+  if (code_fd >= 0) fds[n_fds++] = code_fd;
   if (net_fd >= 0) fds[n_fds++] = net_fd;
   for (int fd : cgroup_fds) fds[n_fds++] = fd;
   alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * (4 + sandbox::kMaxCgroupFds))]{};
@@ -184,6 +187,45 @@ Result<ForkedChild> ZygoteProcess::Fork(const sandbox::ChildSpec& spec, int chan
   }
   if (reply.pid <= 0) return SysError("zygote: clone", reply.err ? reply.err : EIO);
   return ForkedChild{reply.pid, reply.fork_us, NowMicros() - t0};
+}
+
+Result<uint64_t> ZygoteProcess::MountCode(pid_t pid, uint32_t uid, uint32_t gid, int code_fd) {
+  std::lock_guard lock(mu_);
+  if (dead_) return MakeError("zygote: mount code", "the zygote has exited");
+  MountCodeRequest req{Header(MsgType::kMountCode, ++seq_), static_cast<int32_t>(pid), uid, gid, 0};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))]{};
+  iovec iov{&req, sizeof(req)};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof(control);
+  cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int));
+  memcpy(CMSG_DATA(c), &code_fd, sizeof(int));
+  uint64_t t0 = NowMicros();
+  if (sendmsg(fd_, &msg, MSG_NOSIGNAL) < 0) {
+    dead_ = true;
+    return SysError("zygote: send mount request");
+  }
+  MountCodeReply reply;
+  if (auto s = ReceiveExact(fd_, &reply, sizeof(reply), 5000, "zygote: mount code reply"); !s) {
+    dead_ = true;
+    return s.error();
+  }
+  if (reply.h.seq != req.h.seq || reply.h.type != static_cast<uint16_t>(MsgType::kMountCodeReply)) {
+    dead_ = true;
+    return MakeError("zygote: mount code reply", "out-of-order reply");
+  }
+  if (reply.err != 0) {
+    static constexpr const char* kSteps[] = {"request", "fork helper", "open mount namespace",
+                                             "enter mount namespace", "move code onto /var/task"};
+    const char* step = reply.step < std::size(kSteps) ? kSteps[reply.step] : "unknown step";
+    return SysError(std::string("zygote: mount code: ") + step, reply.err);
+  }
+  return NowMicros() - t0;
 }
 
 }  // namespace forklet::zygote

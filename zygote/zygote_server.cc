@@ -2,11 +2,15 @@
 // child apply its sandbox, answer with the pid. Single-threaded by contract.
 #include "zygote/zygote_server.h"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/fsuid.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -140,6 +144,13 @@ struct Server {
         memcpy(&req, buf, sizeof(req));
         return Fork(req, fds, n_fds);
       }
+      case MsgType::kMountCode: {
+        if (len != sizeof(MountCodeRequest)) return 1;
+        MountCodeRequest req;
+        memcpy(&req, buf, sizeof(req));
+        MountCode(req, fds, n_fds);
+        return 1;
+      }
       default:
         return 1;
     }
@@ -147,7 +158,9 @@ struct Server {
 
   int Fork(const ForkRequest& req, const int* fds, int n_fds) {
     ForkReply reply{Header(MsgType::kForkReply, req.h.seq), -1, 0, 0, 0};
-    const int fixed = (req.flags & kForkWithNetNs) ? 4 : 3;
+    const bool with_code = !(req.flags & kForkWithoutCode);
+    const bool with_net = req.flags & kForkWithNetNs;
+    const int fixed = 2 + with_code + with_net;
     if (!configured || n_fds != fixed + static_cast<int>(req.n_cgroup_fds) ||
         req.n_cgroup_fds > sandbox::kMaxCgroupFds) {
       reply.err = EBADMSG;
@@ -157,8 +170,8 @@ struct Server {
     sandbox::ChildResources res;
     res.channel_fd = fds[0];
     res.log_fd = fds[1];
-    res.code_fd = fds[2];
-    res.net_fd = fixed == 4 ? fds[3] : -1;
+    res.code_fd = with_code ? fds[2] : -1;
+    res.net_fd = with_net ? fds[2 + with_code] : -1;
     res.n_cgroup_fds = static_cast<int>(req.n_cgroup_fds);
     for (int i = 0; i < res.n_cgroup_fds; ++i) res.cgroup_fds[i] = fds[fixed + i];
     const int ns_flags = res.net_fd >= 0 ? sandbox::kSandboxCloneFlags & ~sandbox::kCloneNewNet
@@ -183,6 +196,75 @@ struct Server {
     reply.fork_us = static_cast<uint32_t>(NowMicros() - t0);
     send(control_fd, &reply, sizeof(reply), MSG_NOSIGNAL);
     return 1;
+  }
+
+  // kMountCode: a short-lived helper (a plain fork, reaped here) enters the instance's mount
+  // namespace and moves the code onto /var/task. The zygote's own namespaces never change.
+  void MountCode(const MountCodeRequest& req, const int* fds, int n_fds) {
+    MountCodeReply reply{Header(MsgType::kMountCodeReply, req.h.seq), 0, 0, 0, 0};
+    auto fail = [&](MountCodeStep step, int err) {
+      reply.step = static_cast<uint32_t>(step);
+      reply.err = err;
+    };
+    uint64_t t0 = NowMicros();
+    int status[2] = {-1, -1};
+    if (!configured || n_fds != 1 || req.pid <= 0) {
+      fail(MountCodeStep::kNone, EBADMSG);
+    } else if (pipe2(status, O_CLOEXEC) != 0) {
+      fail(MountCodeStep::kHelper, errno);
+    } else {
+      long pid = syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0);
+      if (pid == 0) {
+        close(status[0]);
+        int32_t out[2] = {0, 0};
+        AttachCodeInHelper(req, fds[0], out);
+        WriteAll(status[1], out, sizeof(out));
+        _exit(0);
+      }
+      close(status[1]);
+      int32_t out[2] = {static_cast<int32_t>(MountCodeStep::kHelper), ECHILD};
+      if (pid < 0) {
+        out[1] = errno;
+      } else {
+        ssize_t n;
+        do n = read(status[0], out, sizeof(out)); while (n < 0 && errno == EINTR);
+        if (n != sizeof(out)) out[0] = static_cast<int32_t>(MountCodeStep::kHelper), out[1] = ECHILD;
+        while (waitpid(static_cast<pid_t>(pid), nullptr, 0) < 0 && errno == EINTR) {
+        }
+      }
+      close(status[0]);
+      fail(static_cast<MountCodeStep>(out[0]), out[1]);
+    }
+    reply.mount_us = static_cast<uint32_t>(NowMicros() - t0);
+    send(control_fd, &reply, sizeof(reply), MSG_NOSIGNAL);
+  }
+
+  // In the helper: out = {MountCodeStep, errno}, {0, 0} on success. Async-signal-safe.
+  static void AttachCodeInHelper(const MountCodeRequest& req, int code_fd, int32_t out[2]) {
+    auto failed = [&](MountCodeStep step) {
+      out[0] = static_cast<int32_t>(step);
+      out[1] = errno;
+    };
+    // "/proc/<pid>/ns/mnt" without snprintf.
+    char path[48] = "/proc/";
+    char digits[12];
+    int n = 0;
+    for (uint32_t v = static_cast<uint32_t>(req.pid); v && n < 11; v /= 10) digits[n++] = static_cast<char>('0' + v % 10);
+    size_t at = strlen(path);
+    while (n) path[at++] = digits[--n];
+    memcpy(path + at, "/ns/mnt", 8);
+    // The instance's own fs credentials: the kernel lets the same user open the namespace of a
+    // dumpable process, so the daemon needs no CAP_SYS_PTRACE.
+    setfsgid(req.gid);
+    setfsuid(req.uid);
+    int ns = open(path, O_RDONLY | O_CLOEXEC);
+    if (ns < 0) return failed(MountCodeStep::kOpenNamespace);
+    setfsuid(0);
+    setfsgid(0);
+    if (setns(ns, CLONE_NEWNS) != 0) return failed(MountCodeStep::kEnterNamespace);
+    // setns made the namespace's root (the template) this helper's root and cwd.
+    if (move_mount(code_fd, "", AT_FDCWD, "/var/task", MOVE_MOUNT_F_EMPTY_PATH) != 0)
+      return failed(MountCodeStep::kMoveMount);
   }
 };
 

@@ -76,6 +76,10 @@ Result<std::unique_ptr<Launcher>> Launcher::Create(const LauncherOptions& option
 
 Launcher::~Launcher() {
   supervisor_.reset();  // before the zygotes go: it must not reboot them
+  {
+    std::lock_guard lock(stem_mu_);  // their fillers use the zygotes; their cgroups are the tree's
+    stem_cells_.clear();
+  }
   stopping_ = true;
   if (warmer_.joinable()) warmer_.join();
   SetWarmPid(0);
@@ -161,6 +165,7 @@ Result<zygote::ZygoteProcess*> Launcher::ZygoteFor(const std::string& family, bo
   sandbox::TemplateSpec root{};
   CopyString(root.root, sizeof(root.root), root_dir_);
   CopyString(root.etc_dir, sizeof(root.etc_dir), etc_dir_);
+  CopyString(root.runtime_dir, sizeof(root.runtime_dir), options_.runners_dir);
   auto spawned = zygote::ZygoteProcess::Spawn(cmd, root, seccomp_, attach);
   if (!spawned) {
     // Spawn reaped the failed zygote microseconds ago; pids are not reused that fast.
@@ -178,10 +183,15 @@ Status Launcher::WarmUp() {
   Stages stages;
   auto z = ZygoteFor("python3", &booted, &stages);
   if (!z) return z.error();
+  (void)StemCellsFor("nodejs");  // its filler boots them in the background
   return {};
 }
 
 bool Launcher::DropZygote(const std::string& family) {
+  if (UsesStemCells(family)) {
+    std::lock_guard lock(stem_mu_);
+    if (auto it = stem_cells_.find(family); it != stem_cells_.end()) it->second->Drop();
+  }
   std::lock_guard lock(zygotes_mu_);
   auto it = zygotes_.find(family);
   if (it == zygotes_.end() || !it->second) return false;
@@ -222,26 +232,64 @@ std::vector<ZygoteInfo> Launcher::Zygotes() {
   return out;
 }
 
-Result<Launched> Launcher::Launch(const registry::Deployed& fn) {
-  const auto& cfg = fn.config;
-  Launched out;
-  auto t0 = Clock::now();
-  bool booted = false;
-  auto z = ZygoteFor(registry::RuntimeFamily(cfg.runtime), &booted, &out.stages);
-  if (!z) return z.error();
-  out.start = booted ? StartKind::kCold : StartKind::kZygote;
+StemCellPool* Launcher::StemCellsFor(const std::string& family) {
+  if (!UsesStemCells(family) || options_.node_stem_cells == 0) return nullptr;
+  std::lock_guard lock(stem_mu_);
+  auto& pool = stem_cells_[family];
+  if (!pool) {
+    pool = std::make_unique<StemCellPool>(family, options_.node_stem_cells, options_.stem_cell_mb,
+                                          [this, family] { return MakeStemCell(family); });
+    pool->SetAllowance(standby_allowance_mb_);
+  }
+  return pool.get();
+}
 
-  auto t_cg = Clock::now();
+std::map<std::string, StemCellCounts> Launcher::StemCells() {
+  std::lock_guard lock(stem_mu_);
+  std::map<std::string, StemCellCounts> out;
+  for (auto& [family, pool] : stem_cells_) out[family] = pool->Counts();
+  return out;
+}
+
+uint64_t Launcher::StandbyMemoryMb() {
+  uint64_t mb = 0;
+  for (auto& [family, counts] : StemCells()) mb += counts.reserved_mb;
+  return mb;
+}
+
+void Launcher::SetStandbyAllowance(uint64_t mb) {
+  std::lock_guard lock(stem_mu_);
+  if (mb == standby_allowance_mb_) return;
+  standby_allowance_mb_ = mb;
+  // One pool today (nodejs); were there more, the first would get what it fits, the next the rest.
+  for (auto& [family, pool] : stem_cells_) {
+    pool->SetAllowance(mb);
+    uint64_t used = pool->Counts().reserved_mb;
+    mb = mb > used ? mb - used : 0;
+  }
+}
+
+sandbox::CgroupLimits Launcher::FunctionLimits(const registry::FunctionConfig& cfg) const {
   sandbox::CgroupLimits limits;
   limits.memory_bytes = static_cast<uint64_t>(cfg.memory_mb) << 20;
   limits.pids_max = options_.pids_max;
   // CPU share proportional to memory, as Lambda: a full core's weight at 1769 MB.
   limits.cpu_weight = std::max<uint32_t>(2, static_cast<uint32_t>(1024ull * cfg.memory_mb / 1769));
+  return limits;
+}
+
+Result<Launcher::Forked> Launcher::ForkInstance(const std::string& family,
+                                                const sandbox::CgroupLimits& limits, int code_fd,
+                                                bool* booted, Stages* stages) {
+  auto z = ZygoteFor(family, booted, stages);
+  if (!z) return z.error();
+
+  auto t_cg = Clock::now();
   auto cgroup = pool_->Acquire(limits);
   if (!cgroup) return cgroup.error();
   auto procs = cgroup.value()->OpenProcsFds();
   if (!procs) return procs.error();
-  out.stages.emplace_back("cgroup", MsSince(t_cg));
+  stages->emplace_back("cgroup", MsSince(t_cg));
 
   int channel[2], log[2];
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, channel) != 0) {
@@ -265,24 +313,13 @@ Result<Launched> Launcher::Launch(const registry::Deployed& fn) {
   spec.gid = kSandboxGid;
   spec.nofile_limit = 1024;
 
-  auto code = sandbox::DetachedReadOnlyTree(fn.code_dir);
-  if (!code) {
-    for (int fd : *procs) close(fd);
-    for (int fd : {channel[0], channel[1], log[0], log[1]}) close(fd);
-    return code.error();
-  }
-  int code_fd = *code;
   int net_fd = netns_ ? netns_->Take() : -1;
   auto forked = (*z)->Fork(spec, channel[1], log[1], code_fd, net_fd, *procs);
   if (!forked && !(*z)->alive()) {
     // The zygote died under this request (killed, crashed): its successor forks it, cold.
-    z = ZygoteFor(registry::RuntimeFamily(cfg.runtime), &booted, &out.stages);
-    if (z) {
-      out.start = booted ? StartKind::kCold : StartKind::kZygote;
-      forked = (*z)->Fork(spec, channel[1], log[1], code_fd, net_fd, *procs);
-    }
+    z = ZygoteFor(family, booted, stages);
+    if (z) forked = (*z)->Fork(spec, channel[1], log[1], code_fd, net_fd, *procs);
   }
-  close(code_fd);
   if (net_fd >= 0) close(net_fd);
   for (int fd : *procs) close(fd);
   close(channel[1]);
@@ -294,11 +331,68 @@ Result<Launched> Launcher::Launch(const registry::Deployed& fn) {
   }
   {
     std::lock_guard lock(zygotes_mu_);
-    ++forks_[registry::RuntimeFamily(cfg.runtime)];
+    ++forks_[family];
   }
-  out.stages.emplace_back("fork", forked->round_trip_us / 1000.0);
-  auto instance = std::make_unique<Instance>(cfg.name, Generation(cfg), cfg.memory_mb, forked->pid,
-                                             channel[0], log[0], std::move(cgroup.value()));
+  stages->emplace_back("fork", forked->round_trip_us / 1000.0);
+  Forked out;
+  out.instance = std::make_unique<Instance>("", "", 0, forked->pid, channel[0], log[0],
+                                            std::move(cgroup.value()));
+  out.uid = spec.uid;
+  out.gid = spec.gid;
+  return out;
+}
+
+Result<StemCell> Launcher::MakeStemCell(const std::string& family) {
+  auto t0 = Clock::now();
+  bool booted = false;
+  Stages stages;
+  sandbox::CgroupLimits limits;
+  limits.memory_bytes = options_.stem_cell_mb << 20;
+  limits.pids_max = options_.pids_max;
+  // Its boot is background work: the CPU weight of a small function, not a running one's.
+  limits.cpu_weight = std::max<uint32_t>(2, static_cast<uint32_t>(1024ull * options_.stem_cell_mb / 1769));
+  auto forked = ForkInstance(family, limits, -1, &booted, &stages);
+  if (!forked) return forked.error();
+  if (auto s = forked->instance->AwaitBoot(Clock::now() + std::chrono::seconds(10), &stages); !s)
+    return s.error();
+  StemCell cell;
+  cell.instance = std::move(forked->instance);
+  cell.uid = forked->uid;
+  cell.gid = forked->gid;
+  cell.boot_ms = MsSince(t0);
+  return cell;
+}
+
+Status Launcher::StartStemCell(const registry::Deployed& fn, const StemCell& cell, Launched* out) {
+  const auto& cfg = fn.config;
+  Instance& instance = *cell.instance;
+  auto t_cg = Clock::now();
+  // Its boot's memory stays charged to its cgroup: a function with less memory than a stem cell
+  // already uses is started cold (a fresh Node, charged from zero), never OOM-killed at once.
+  auto limits = FunctionLimits(cfg);
+  auto stats = instance.cgroup()->ReadStats();
+  if (!stats) return stats.error();
+  if (stats->memory_current_bytes + (8ull << 20) > limits.memory_bytes)
+    return MakeError("stem cell", "uses " + std::to_string(stats->memory_current_bytes >> 20) +
+                                      " MB, too close to the function's " + std::to_string(cfg.memory_mb) + " MB");
+  if (auto s = instance.cgroup()->SetLimits(limits); !s) return s.error();
+  out->stages.emplace_back("cgroup", MsSince(t_cg));
+
+  auto t_mount = Clock::now();
+  auto code = sandbox::DetachedReadOnlyTree(fn.code_dir);
+  if (!code) return code.error();
+  bool booted = false;
+  auto z = ZygoteFor(registry::RuntimeFamily(cfg.runtime), &booted, &out->stages);
+  Result<uint64_t> mounted = z ? (*z)->MountCode(instance.pid(), cell.uid, cell.gid, *code)
+                               : Result<uint64_t>(z.error());
+  close(*code);
+  if (!mounted) return mounted.error();
+  out->stages.emplace_back("mount_code", MsSince(t_mount));
+  instance.AssignTo(cfg.name, Generation(cfg), cfg.memory_mb);
+  return StartInstance(cfg, &instance, out);
+}
+
+Status Launcher::StartInstance(const registry::FunctionConfig& cfg, Instance* instance, Launched* out) {
   nlohmann::json env = cfg.environment;
   env["AWS_LAMBDA_FUNCTION_NAME"] = cfg.name;
   env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] = std::to_string(cfg.memory_mb);
@@ -318,8 +412,41 @@ Result<Launched> Launcher::Launch(const registry::Deployed& fn) {
                       {"memory_mb", cfg.memory_mb}, {"timeout_s", cfg.timeout_s},
                       {"arn", registry::FunctionArn(cfg.name)}, {"env", env}};
   auto deadline = Clock::now() + std::chrono::seconds(10 + cfg.timeout_s);
-  auto started = instance->Start(init, deadline, &out.stages, &out.init_ms, &out.init_error);
-  if (!started) return started.error();
+  return instance->Start(init, deadline, &out->stages, &out->init_ms, &out->init_error);
+}
+
+Result<Launched> Launcher::Launch(const registry::Deployed& fn) {
+  const auto& cfg = fn.config;
+  const std::string family = registry::RuntimeFamily(cfg.runtime);
+  auto t0 = Clock::now();
+  // A runtime that boots after the fork: a pre-booted stem cell is its zygote start; without one,
+  // the interpreter boots for this request (cold).
+  if (StemCellPool* stems = StemCellsFor(family)) {
+    if (auto cell = stems->Take()) {
+      Launched out;
+      out.start = StartKind::kZygote;
+      out.stages.emplace_back("stem_cell", MsSince(t0));
+      if (auto s = StartStemCell(fn, *cell, &out); s) {
+        if (out.init_error.outcome == Outcome::kSuccess) out.instance = std::move(cell->instance);
+        out.stages.emplace_back("start_total", MsSince(t0));
+        return out;
+      } else {
+        log::Warning("stem cell " + std::to_string(cell->instance->pid()) + " could not take " +
+                     cfg.name + " (" + s.error().ToString() + "): starting it cold");
+      }
+    }
+  }
+  Launched out;
+  auto code = sandbox::DetachedReadOnlyTree(fn.code_dir);
+  if (!code) return code.error();
+  bool booted = false;
+  auto forked = ForkInstance(family, FunctionLimits(cfg), *code, &booted, &out.stages);
+  close(*code);
+  if (!forked) return forked.error();
+  out.start = booted || UsesStemCells(family) ? StartKind::kCold : StartKind::kZygote;
+  auto& instance = forked->instance;
+  instance->AssignTo(cfg.name, Generation(cfg), cfg.memory_mb);
+  if (auto s = StartInstance(cfg, instance.get(), &out); !s) return s.error();
   if (out.init_error.outcome == Outcome::kSuccess) out.instance = std::move(instance);
   out.stages.emplace_back("start_total", MsSince(t0));
   return out;

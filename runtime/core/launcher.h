@@ -12,6 +12,7 @@
 #include "runtime/core/instance.h"
 #include "runtime/core/zygote_supervisor.h"
 #include "runtime/core/netns_pool.h"
+#include "runtime/core/stem_cells.h"
 #include "runtime/registry/registry.h"
 #include "sandbox/cgroup.h"
 #include "sandbox/seccomp_policy.h"
@@ -34,6 +35,11 @@ struct LauncherOptions {
   // fork/exit on the host, the trade-off cgroup2's `favordynmods` makes.
   bool cgroup_warmer = true;
   size_t netns_pool_size = 4;  // net namespaces made ahead of time; 0: each clone makes its own
+  // Pre-booted Node instances kept ready (stem_cells.h); 0: every new Node instance is cold.
+  size_t node_stem_cells = 1;
+  // A stem cell's memory limit (MB) until a function takes it; what it counts against the
+  // memory budget. A stem cell using more than a function's MemorySize is not given to it.
+  uint64_t stem_cell_mb = 128;
 };
 
 struct Launched {
@@ -61,11 +67,18 @@ class Launcher {
 
   Result<Launched> Launch(const registry::Deployed& fn);
 
-  // Starts the zygote of every runtime ahead of the first request.
+  // Starts the zygote of every runtime ahead of the first request, and fills the stem-cell pools.
   Status WarmUp();
-  // Stops a runtime's zygote: the next new instance of that runtime is a cold start.
+  // Stops a runtime's zygote (and its stem cells): the next new instance of that runtime is a
+  // cold start.
   bool DropZygote(const std::string& family);
   std::vector<ZygoteInfo> Zygotes();
+  // Stem cells per runtime family (health, capacity).
+  std::map<std::string, StemCellCounts> StemCells();
+  // The memory (MB) stem cells hold against the budget, and how much they may hold: the
+  // scheduler's budget minus what instances reserve.
+  uint64_t StandbyMemoryMb();
+  void SetStandbyAllowance(uint64_t mb);
   // Boots a successor for every zygote that died (one dropped on purpose is not rebooted); returns
   // how many. The supervisor calls it in the background; an invocation never waits on a dead one.
   size_t RebootDeadZygotes();
@@ -76,6 +89,25 @@ class Launcher {
   Status PrepareSandboxFiles();
   // The runtime's zygote, booting one (a cold start) if none is alive.
   Result<zygote::ZygoteProcess*> ZygoteFor(const std::string& family, bool* booted, Stages* stages);
+
+  // A new sandboxed child of the family's zygote in a cgroup with these limits, not yet any
+  // function's. code_fd: the code (a detached mount), or -1 for a stem cell. booted: the zygote
+  // had to boot (or reboot) for it.
+  struct Forked {
+    std::unique_ptr<Instance> instance;
+    uint32_t uid = 0, gid = 0;
+  };
+  Result<Forked> ForkInstance(const std::string& family, const sandbox::CgroupLimits& limits,
+                              int code_fd, bool* booted, Stages* stages);
+  // A stem cell of the family, booted (the stem-cell pool's maker).
+  Result<StemCell> MakeStemCell(const std::string& family);
+  // The family's stem-cell pool (made on first use), or null when the family has none.
+  StemCellPool* StemCellsFor(const std::string& family);
+  // Gives a stem cell to fn: its limits, its code, INIT. Fails (and the stem cell goes) when it
+  // cannot take the function: the start is then cold.
+  Status StartStemCell(const registry::Deployed& fn, const StemCell& cell, Launched* out);
+  sandbox::CgroupLimits FunctionLimits(const registry::FunctionConfig& cfg) const;
+  Status StartInstance(const registry::FunctionConfig& cfg, Instance* instance, Launched* out);
 
   LauncherOptions options_;
   sandbox::SeccompProgram seccomp_;
@@ -98,6 +130,9 @@ class Launcher {
   std::map<std::string, std::unique_ptr<zygote::ZygoteProcess>> zygotes_;
   std::map<std::string, uint64_t> forks_;
   std::atomic<uint64_t> next_uid_{0};
+  std::mutex stem_mu_;
+  std::map<std::string, std::unique_ptr<StemCellPool>> stem_cells_;  // stopped before the zygotes go
+  uint64_t standby_allowance_mb_ = UINT64_MAX;
   std::unique_ptr<ZygoteSupervisor> supervisor_;  // last: stopped first
 };
 

@@ -30,6 +30,7 @@ int64_t EpochMs() {
 
 Scheduler::Scheduler(SchedulerOptions options, Launcher* launcher)
     : options_(options), launcher_(launcher) {
+  FitStandbyLocked();
   teardown_thread_ = std::thread([this] { TeardownLoop(); });
   keep_alive_thread_ = std::thread([this] { KeepAliveLoop(); });
 }
@@ -47,8 +48,16 @@ Scheduler::~Scheduler() {
   keep_alive_thread_.join();
 }
 
+void Scheduler::FitStandbyLocked() {
+  if (!launcher_) return;  // tests that start no instance
+  launcher_->SetStandbyAllowance(options_.memory_budget_mb > live_memory_mb_
+                                     ? options_.memory_budget_mb - live_memory_mb_
+                                     : 0);
+}
+
 void Scheduler::Retire(std::unique_ptr<Instance> instance) {
   live_memory_mb_ -= instance->memory_mb();
+  FitStandbyLocked();
   retiring_.push_back(std::move(instance));
   cv_.notify_all();
 }
@@ -146,6 +155,7 @@ InvokeResult Scheduler::Invoke(const registry::Deployed& fn, const std::string& 
         return result;
       }
       live_memory_mb_ += cfg.memory_mb;
+      FitStandbyLocked();  // stem cells keep only what instances leave of the budget
     }
     pool.busy++;
   }
@@ -157,6 +167,7 @@ InvokeResult Scheduler::Invoke(const registry::Deployed& fn, const std::string& 
     if (inst) running_.erase(inst->pid());
     if (new_instance_failed) {
       live_memory_mb_ -= cfg.memory_mb;
+      FitStandbyLocked();
       return;
     }
     if (!inst) return;
@@ -306,6 +317,7 @@ void Scheduler::SetLiveOptions(std::chrono::milliseconds keep_alive,
   options_.memory_budget_mb = memory_budget_mb;
   while (live_memory_mb_ > options_.memory_budget_mb && EvictOneIdleLocked()) {
   }
+  FitStandbyLocked();
 }
 
 SchedulerOptions Scheduler::options() {

@@ -26,7 +26,7 @@ namespace forklet::core {
 struct SchedulerOptions {
   std::chrono::milliseconds keep_alive{10 * 60 * 1000};  // idle instances live this long
   uint32_t max_instances_per_function = 10;  // concurrency limit unless reserved concurrency says
-  uint64_t memory_budget_mb = 8192;          // sum of MemorySize over live instances
+  uint64_t memory_budget_mb = 8192;          // sum of MemorySize over live instances (and stem cells)
   uint32_t billing_granularity_ms = 100;
   bool bill_init = false;  // billed duration includes a new instance's init (forkletd --bill-init)
 };
@@ -101,6 +101,9 @@ class Scheduler {
     std::optional<uint32_t> reserved;
   };
   void Retire(std::unique_ptr<Instance> instance);  // under mu_: to the teardown thread
+  // Under mu_, after live memory or the budget changed: the launcher's stem cells may hold what
+  // instances leave of the budget (they yield to instances, never the other way round).
+  void FitStandbyLocked();
   bool EvictOneIdleLocked();                         // least recently used, any function
   void TeardownLoop();
   void KeepAliveLoop();

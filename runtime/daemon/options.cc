@@ -30,6 +30,7 @@ const char* kUsage = R"(usage: forkletd [options]
   --runners-dir DIR          lang-runners as installed (default: next to this binary)
   --zygote-lib PATH          libforklet_zygote.so (default: next to this binary)
   --no-warmup                do not start zygotes before the first request
+  --node-stem-cells N        pre-booted Node.js instances kept ready (default 1; 0: Node starts cold)
   --drain-grace SECONDS      on SIGTERM, how long in-flight invocations may finish (default 30)
   --billing-granularity-ms N billed duration rounds up to N ms (default 100, Lambda 2017; 1 works)
   --price-per-request USD    per invocation (default 0.0000002: $0.20 per million)
@@ -185,6 +186,9 @@ bool ParseOptions(int argc, char** argv, Options* o, std::string* message, bool*
     } else if (a == "--zygote-lib") {
       if (!value()) return false;
       o->launcher.zygote_library = v;
+    } else if (a == "--node-stem-cells") {
+      if (!number(0, 64)) return false;
+      o->launcher.node_stem_cells = n;
     } else if (a == "--no-warmup") {
       o->warmup = false;
     } else if (a == "--warmup") {

@@ -35,6 +35,7 @@ bool Reload(int argc, char** argv, Options* running, core::Scheduler* scheduler)
   restart_only("runners-dir", fresh.launcher.runners_dir != running->launcher.runners_dir);
   restart_only("zygote-lib", fresh.launcher.zygote_library != running->launcher.zygote_library);
   restart_only("warmup", fresh.warmup != running->warmup);
+  restart_only("node-stem-cells", fresh.launcher.node_stem_cells != running->launcher.node_stem_cells);
 
   const auto& s = fresh.scheduler;
   scheduler->SetLiveOptions(s.keep_alive, s.max_instances_per_function, s.memory_budget_mb);

@@ -69,10 +69,13 @@ int main(int argc, char** argv) {
   options.state_dir = fs::canonical(options.state_dir).string();
   chmod(options.state_dir.c_str(), 0711);
   daemon::FinishOptions(&options);
-  if (!fs::exists(options.launcher.zygote_library))
-    Die("zygote library not found: " + options.launcher.zygote_library + " (use --zygote-lib)");
-  if (!fs::exists(options.launcher.runners_dir + "/python/forklet_zygote.py"))
-    Die("python runner not found in " + options.launcher.runners_dir + " (use --runners-dir)");
+  if (!fs::exists(options.launcher.runners.zygote_library))
+    Die("zygote library not found: " + options.launcher.runners.zygote_library + " (use --zygote-lib)");
+  if (!fs::exists(options.launcher.runners.runners_dir + "/python/forklet_zygote.py"))
+    Die("python runner not found in " + options.launcher.runners.runners_dir + " (use --runners-dir)");
+  if (access(options.launcher.runners.zygote_executable.c_str(), X_OK) != 0)
+    log::Warning("forklet-zygote not found at " + options.launcher.runners.zygote_executable +
+                 ": the native, provided and nodejs runtimes are unavailable (use --zygote-exe)");
 
   if (auto s = daemon::InstallSignalEvents(); !s) Die(s.error().ToString());
   daemon::ServiceNotifier notifier;  // first: the watchdog is pinged while zygotes start

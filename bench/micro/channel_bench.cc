@@ -12,10 +12,12 @@
 #include <benchmark/benchmark.h>
 
 #include "zygote/channel.h"
+#include "zygote/frame_parts.h"
 
 namespace {
 
 using forklet::zygote::FrameHeader;
+using forklet::zygote::FrameParts;
 using forklet::zygote::FrameType;
 
 bool ReadAll(int fd, void* buf, size_t n) {
@@ -31,23 +33,12 @@ bool ReadAll(int fd, void* buf, size_t n) {
 }
 
 bool WriteFrame(int fd, uint32_t type, const std::string& meta, const std::string& payload) {
-  FrameHeader h{type, static_cast<uint32_t>(meta.size()), static_cast<uint32_t>(payload.size())};
-  iovec v[3] = {{&h, sizeof(h)}, {const_cast<char*>(meta.data()), meta.size()},
-                {const_cast<char*>(payload.data()), payload.size()}};
-  size_t total = sizeof(h) + meta.size() + payload.size();
-  size_t done = 0;
-  int idx = 0;
-  while (done < total) {
-    ssize_t n = writev(fd, v + idx, 3 - idx);
+  FrameParts frame(type, meta, payload);
+  while (!frame.done()) {
+    ssize_t n = writev(fd, frame.next(), frame.count());
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) return false;
-    done += static_cast<size_t>(n);
-    size_t left = static_cast<size_t>(n);
-    while (idx < 3 && left >= v[idx].iov_len) left -= v[idx++].iov_len;
-    if (idx < 3) {
-      v[idx].iov_base = static_cast<char*>(v[idx].iov_base) + left;
-      v[idx].iov_len -= left;
-    }
+    frame.Advance(static_cast<size_t>(n));
   }
   return true;
 }

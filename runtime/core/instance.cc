@@ -15,6 +15,7 @@
 #include "runtime/log/log.h"
 #include "sandbox/child_setup.h"
 #include "zygote/channel.h"
+#include "zygote/frame_parts.h"
 
 namespace forklet::core {
 namespace {
@@ -76,15 +77,9 @@ void Instance::DrainLog(ChannelResult* into) {
 
 bool Instance::WriteFrame(uint32_t type, const std::string& meta, const std::string& payload,
                           Clock::time_point deadline) {
-  zygote::FrameHeader h{type, static_cast<uint32_t>(meta.size()),
-                        static_cast<uint32_t>(payload.size())};
-  iovec parts[3] = {{&h, sizeof(h)},
-                    {const_cast<char*>(meta.data()), meta.size()},
-                    {const_cast<char*>(payload.data()), payload.size()}};
-  int idx = 0;
-  while (idx < 3) {
-    if (parts[idx].iov_len == 0) { ++idx; continue; }
-    ssize_t n = writev(channel_fd_, parts + idx, 3 - idx);
+  zygote::FrameParts frame(type, meta, payload);
+  while (!frame.done()) {
+    ssize_t n = writev(channel_fd_, frame.next(), frame.count());
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno != EAGAIN) return false;
@@ -95,12 +90,7 @@ bool Instance::WriteFrame(uint32_t type, const std::string& meta, const std::str
       if (p[1].revents & POLLIN) DrainLog(nullptr);
       continue;
     }
-    size_t left = static_cast<size_t>(n);
-    while (idx < 3 && left >= parts[idx].iov_len) left -= parts[idx++].iov_len;
-    if (idx < 3) {
-      parts[idx].iov_base = static_cast<char*>(parts[idx].iov_base) + left;
-      parts[idx].iov_len -= left;
-    }
+    frame.Advance(static_cast<size_t>(n));
   }
   return true;
 }

@@ -148,12 +148,8 @@ Result<zygote::ZygoteProcess*> Launcher::ZygoteFor(const std::string& family, bo
   if (z && z->alive()) return z.get();
   if (z) SetWarmPid(0);
   z.reset();  // a dead one is reaped here; the next start is cold
-  if (family != "python3")
-    return MakeError("InvalidRuntimeException", "runtime family " + family + " is not available");
-  zygote::ZygoteCommand cmd;
-  cmd.argv = {options_.python, "-I", "-S", "-B",
-              options_.runners_dir + "/python/forklet_zygote.py", options_.zygote_library};
-  cmd.env = {"PATH=/usr/bin:/bin", "LANG=C.UTF-8"};
+  auto cmd = ZygoteCommandFor(family, options_.runners);
+  if (!cmd) return cmd.error();
   auto t0 = Clock::now();
   // Into the zygotes' cgroup while it boots; the attach's own wait overlaps the boot.
   // The warmer starts at once too, so the lock is still warm when the first instance attaches.
@@ -165,8 +161,8 @@ Result<zygote::ZygoteProcess*> Launcher::ZygoteFor(const std::string& family, bo
   sandbox::TemplateSpec root{};
   CopyString(root.root, sizeof(root.root), root_dir_);
   CopyString(root.etc_dir, sizeof(root.etc_dir), etc_dir_);
-  CopyString(root.runtime_dir, sizeof(root.runtime_dir), options_.runners_dir);
-  auto spawned = zygote::ZygoteProcess::Spawn(cmd, root, seccomp_, attach);
+  CopyString(root.runtime_dir, sizeof(root.runtime_dir), options_.runners.runners_dir);
+  auto spawned = zygote::ZygoteProcess::Spawn(*cmd, root, seccomp_, attach);
   if (!spawned) {
     // Spawn reaped the failed zygote microseconds ago; pids are not reused that fast.
     SetWarmPid(0);

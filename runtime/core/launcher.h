@@ -12,6 +12,7 @@
 #include "runtime/core/instance.h"
 #include "runtime/core/zygote_supervisor.h"
 #include "runtime/core/netns_pool.h"
+#include "runtime/core/runners.h"
 #include "runtime/core/stem_cells.h"
 #include "runtime/registry/registry.h"
 #include "sandbox/cgroup.h"
@@ -22,9 +23,7 @@ namespace forklet::core {
 
 struct LauncherOptions {
   std::string state_dir;       // sandbox/ below it holds the root mount point and the /etc
-  std::string runners_dir;     // lang-runners/ as installed (python/forklet_zygote.py ...)
-  std::string zygote_library;  // libforklet_zygote.so
-  std::string python = "/usr/bin/python3";
+  RunnerPaths runners;         // each runtime family's zygote (runners.h)
   std::string cgroup_tag;      // forklet.<tag> below the daemon's cgroup
   size_t cgroup_pool_size = 8;
   uint64_t tmp_size_bytes = 512ull << 20;
@@ -67,7 +66,8 @@ class Launcher {
 
   Result<Launched> Launch(const registry::Deployed& fn);
 
-  // Starts the zygote of every runtime ahead of the first request, and fills the stem-cell pools.
+  // Starts the Python zygote ahead of the first request and fills the stem-cell pools (the
+  // C++ zygotes boot in about a millisecond: they start on first use).
   Status WarmUp();
   // Stops a runtime's zygote (and its stem cells): the next new instance of that runtime is a
   // cold start.

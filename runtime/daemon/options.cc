@@ -29,6 +29,8 @@ const char* kUsage = R"(usage: forkletd [options]
   --max-code-mb N            largest deployment zip accepted (default 50, as Lambda)
   --runners-dir DIR          lang-runners as installed (default: next to this binary)
   --zygote-lib PATH          libforklet_zygote.so (default: next to this binary)
+  --zygote-exe PATH          forklet-zygote, the native/provided/nodejs zygote (default: next
+                             to this binary)
   --no-warmup                do not start zygotes before the first request
   --node-stem-cells N        pre-booted Node.js instances kept ready (default 1; 0: Node starts cold)
   --drain-grace SECONDS      on SIGTERM, how long in-flight invocations may finish (default 30)
@@ -63,6 +65,9 @@ uint64_t DefaultMemoryBudgetMb() {
 #ifndef FORKLET_INSTALL_LIBDIR
 #define FORKLET_INSTALL_LIBDIR "lib/forklet"
 #endif
+#ifndef FORKLET_INSTALL_LIBEXECDIR
+#define FORKLET_INSTALL_LIBEXECDIR "libexec/forklet"
+#endif
 
 // A file installed next to the binary: build tree (bin/, lib/, share/) or the installed layout
 // (PREFIX/bin, PREFIX/<libdir>/forklet, PREFIX/share/forklet); the first candidate that exists.
@@ -96,9 +101,11 @@ const char* Usage() { return kUsage; }
 bool ParseOptions(int argc, char** argv, Options* o, std::string* message, bool* help) {
   *help = false;
   o->scheduler.memory_budget_mb = DefaultMemoryBudgetMb();
-  o->launcher.runners_dir = NextToBinary({"share/forklet/lang-runners"});
-  o->launcher.zygote_library = NextToBinary(
+  o->launcher.runners.runners_dir = NextToBinary({"share/forklet/lang-runners"});
+  o->launcher.runners.zygote_library = NextToBinary(
       {"lib/libforklet_zygote.so", FORKLET_INSTALL_LIBDIR "/libforklet_zygote.so"});
+  o->launcher.runners.zygote_executable =
+      NextToBinary({"bin/forklet-zygote", FORKLET_INSTALL_LIBEXECDIR "/forklet-zygote"});
   std::vector<std::string> args(argv + 1, argv + argc);
   for (const auto& a : args) {
     if (a == "--help" || a == "-h") {
@@ -182,10 +189,13 @@ bool ParseOptions(int argc, char** argv, Options* o, std::string* message, bool*
       o->archive.max_zip_bytes = n << 20;
     } else if (a == "--runners-dir") {
       if (!value()) return false;
-      o->launcher.runners_dir = v;
+      o->launcher.runners.runners_dir = v;
     } else if (a == "--zygote-lib") {
       if (!value()) return false;
-      o->launcher.zygote_library = v;
+      o->launcher.runners.zygote_library = v;
+    } else if (a == "--zygote-exe") {
+      if (!value()) return false;
+      o->launcher.runners.zygote_executable = v;
     } else if (a == "--node-stem-cells") {
       if (!number(0, 64)) return false;
       o->launcher.node_stem_cells = n;

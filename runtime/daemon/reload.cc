@@ -32,8 +32,10 @@ bool Reload(int argc, char** argv, Options* running, core::Scheduler* scheduler)
                fresh.launcher.cgroup_pool_size != running->launcher.cgroup_pool_size);
   restart_only("tmp-size-mb", fresh.launcher.tmp_size_bytes != running->launcher.tmp_size_bytes);
   restart_only("max-code-mb", fresh.archive.max_zip_bytes != running->archive.max_zip_bytes);
-  restart_only("runners-dir", fresh.launcher.runners_dir != running->launcher.runners_dir);
-  restart_only("zygote-lib", fresh.launcher.zygote_library != running->launcher.zygote_library);
+  const auto &fresh_runners = fresh.launcher.runners, &running_runners = running->launcher.runners;
+  restart_only("runners-dir", fresh_runners.runners_dir != running_runners.runners_dir);
+  restart_only("zygote-lib", fresh_runners.zygote_library != running_runners.zygote_library);
+  restart_only("zygote-exe", fresh_runners.zygote_executable != running_runners.zygote_executable);
   restart_only("warmup", fresh.warmup != running->warmup);
   restart_only("node-stem-cells", fresh.launcher.node_stem_cells != running->launcher.node_stem_cells);
 

@@ -148,6 +148,7 @@ CmdResult* InstallTest::install_ = nullptr;
 TEST_F(InstallTest, PutsEveryFileWhereTheUnitAndTheDaemonLookForIt) {
   for (std::string f : {INSTALL_BINDIR "/forkletd", INSTALL_BINDIR "/forklet",
                         INSTALL_LIBDIR "/forklet/libforklet_zygote.so",
+                        INSTALL_LIBEXECDIR "/forklet/forklet-zygote",
                         INSTALL_DATADIR "/forklet/lang-runners/python/forklet_zygote.py",
                         INSTALL_DATADIR "/forklet/lang-runners/python/forklet_instance.py",
                         INSTALL_UNITDIR "/forkletd.service", INSTALL_CONFIG})

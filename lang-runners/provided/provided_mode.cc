@@ -1,0 +1,13 @@
+// The provided runtime's instance (placeholder).
+#include "lang-runners/zygote/modes.h"
+#include "lang-runners/zygote/runner_channel.h"
+
+namespace forklet::runner {
+
+int RunProvided() {
+  if (!ReadInit()) return 2;
+  SendInitError("Runtime.Unavailable", "provided runtime not built yet", 0);
+  return 1;
+}
+
+}  // namespace forklet::runner

@@ -57,12 +57,14 @@ def main():
     if sweep:
         clients = sorted({p["clients"] for p in sweep})
         tput, lat = axes[1][0], axes[1][1]
-        for kind, color in (("warm", "tab:blue"), ("zygote", "tab:red")):
-            pts = sorted((p for p in sweep if p["kind"] == kind), key=lambda p: p["clients"])
-            if not pts:
-                continue
+        series = sorted({(p.get("family", "python3"), p["kind"]) for p in sweep})
+        colors = iter(["tab:blue", "tab:red", "tab:green", "tab:orange", "tab:purple", "tab:brown"])
+        for family, kind in series:
+            color = next(colors, "tab:gray")
+            pts = sorted((p for p in sweep if p["kind"] == kind and p.get("family", "python3") == family),
+                         key=lambda p: p["clients"])
             c = [p["clients"] for p in pts]
-            label = "zygote (new sandbox each)" if kind == "zygote" else kind
+            label = family + (" zygote (new sandbox each)" if kind == "zygote" else " " + kind)
             tput.plot(c, [p["throughput_per_s"] for p in pts], "o-", color=color, label=label)
             for pct, style in (("p50", "o-"), ("p99", "^:")):
                 lat.plot(c, [p["latency_ms"][pct] for p in pts], style, color=color,

@@ -72,9 +72,11 @@ struct ForkReply {
 };
 
 // A stem cell (a sandboxed, booted instance forked without code) gets its function's code: the
-// zygote forks a helper that enters the instance's mount namespace and moves the detached code
-// mount onto /var/task. The helper takes the instance's fs uid and gid to open its namespace
-// (as the same user, no CAP_SYS_PTRACE needed); it needs CAP_SYS_ADMIN and CAP_SYS_CHROOT.
+// zygote enters the instance's mount namespace, moves the detached code mount onto /var/task and
+// returns to its own namespace (about 0.1 ms; a helper process forked for it cost 2.5 ms under
+// load). To open the namespace it takes the instance's fs uid and gid: the kernel lets the same
+// user open a dumpable process's namespaces, so no CAP_SYS_PTRACE is needed. setns needs
+// CAP_SYS_ADMIN and CAP_SYS_CHROOT.
 struct MountCodeRequest {
   MsgHeader h;
   int32_t pid;   // the instance, in the daemon's (and the zygote's) pid namespace
@@ -83,7 +85,7 @@ struct MountCodeRequest {
   uint32_t reserved;
 };
 
-enum class MountCodeStep : uint32_t { kNone = 0, kHelper, kOpenNamespace, kEnterNamespace, kMoveMount };
+enum class MountCodeStep : uint32_t { kNone = 0, kOpenNamespace, kEnterNamespace, kMoveMount };
 
 struct MountCodeReply {
   MsgHeader h;

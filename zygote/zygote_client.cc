@@ -220,7 +220,7 @@ Result<uint64_t> ZygoteProcess::MountCode(pid_t pid, uint32_t uid, uint32_t gid,
     return MakeError("zygote: mount code reply", "out-of-order reply");
   }
   if (reply.err != 0) {
-    static constexpr const char* kSteps[] = {"request", "fork helper", "open mount namespace",
+    static constexpr const char* kSteps[] = {"request", "open mount namespace",
                                              "enter mount namespace", "move code onto /var/task"};
     const char* step = reply.step < std::size(kSteps) ? kSteps[reply.step] : "unknown step";
     return SysError(std::string("zygote: mount code: ") + step, reply.err);

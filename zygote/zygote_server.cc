@@ -10,7 +10,6 @@
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -62,6 +61,7 @@ struct Server {
   cap_t empty_caps = cap_init();
   int (*idle_hook)(void) = nullptr;
   bool configured = false;  // in the template root; forks are refused before
+  int own_mnt_ns = -1;      // the template root's namespace, to return to after kMountCode
 
   // Returns 0 in a ready child, -1 when the daemon has gone; loops otherwise.
   int Run(uint32_t boot_us) {
@@ -134,6 +134,7 @@ struct Server {
           snprintf(reply.message, sizeof(reply.message), "%s", s.error().ToString().c_str());
         } else {
           configured = true;
+          own_mnt_ns = open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC);
         }
         send(control_fd, &reply, sizeof(reply), MSG_NOSIGNAL);
         return 1;
@@ -198,73 +199,39 @@ struct Server {
     return 1;
   }
 
-  // kMountCode: a short-lived helper (a plain fork, reaped here) enters the instance's mount
-  // namespace and moves the code onto /var/task. The zygote's own namespaces never change.
+  // kMountCode: the zygote enters the instance's mount namespace, moves the code onto
+  // /var/task and returns to its own namespace (a zygote that cannot return exits: it must never
+  // fork from another namespace).
   void MountCode(const MountCodeRequest& req, const int* fds, int n_fds) {
     MountCodeReply reply{Header(MsgType::kMountCodeReply, req.h.seq), 0, 0, 0, 0};
-    auto fail = [&](MountCodeStep step, int err) {
-      reply.step = static_cast<uint32_t>(step);
-      reply.err = err;
-    };
     uint64_t t0 = NowMicros();
-    int status[2] = {-1, -1};
-    if (!configured || n_fds != 1 || req.pid <= 0) {
-      fail(MountCodeStep::kNone, EBADMSG);
-    } else if (pipe2(status, O_CLOEXEC) != 0) {
-      fail(MountCodeStep::kHelper, errno);
+    if (!configured || n_fds != 1 || req.pid <= 0 || own_mnt_ns < 0) {
+      reply.err = EBADMSG;
     } else {
-      long pid = syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0);
-      if (pid == 0) {
-        close(status[0]);
-        int32_t out[2] = {0, 0};
-        AttachCodeInHelper(req, fds[0], out);
-        WriteAll(status[1], out, sizeof(out));
-        _exit(0);
-      }
-      close(status[1]);
-      int32_t out[2] = {static_cast<int32_t>(MountCodeStep::kHelper), ECHILD};
-      if (pid < 0) {
-        out[1] = errno;
+      char path[48];
+      snprintf(path, sizeof(path), "/proc/%d/ns/mnt", req.pid);
+      // As the instance's user: the kernel lets the same user open a dumpable process's
+      // namespaces, so the daemon needs no CAP_SYS_PTRACE.
+      setfsgid(req.gid);
+      setfsuid(req.uid);
+      int ns = open(path, O_RDONLY | O_CLOEXEC);
+      int open_err = errno;
+      setfsuid(0);
+      setfsgid(0);
+      if (ns < 0) {
+        reply.step = static_cast<uint32_t>(MountCodeStep::kOpenNamespace), reply.err = open_err;
+      } else if (setns(ns, CLONE_NEWNS) != 0) {
+        reply.step = static_cast<uint32_t>(MountCodeStep::kEnterNamespace), reply.err = errno;
       } else {
-        ssize_t n;
-        do n = read(status[0], out, sizeof(out)); while (n < 0 && errno == EINTR);
-        if (n != sizeof(out)) out[0] = static_cast<int32_t>(MountCodeStep::kHelper), out[1] = ECHILD;
-        while (waitpid(static_cast<pid_t>(pid), nullptr, 0) < 0 && errno == EINTR) {
-        }
+        int rc = move_mount(fds[0], "", AT_FDCWD, "/var/task", MOVE_MOUNT_F_EMPTY_PATH);
+        int err = errno;
+        if (setns(own_mnt_ns, CLONE_NEWNS) != 0) _exit(70);
+        if (rc != 0) reply.step = static_cast<uint32_t>(MountCodeStep::kMoveMount), reply.err = err;
       }
-      close(status[0]);
-      fail(static_cast<MountCodeStep>(out[0]), out[1]);
+      if (ns >= 0) close(ns);
     }
     reply.mount_us = static_cast<uint32_t>(NowMicros() - t0);
     send(control_fd, &reply, sizeof(reply), MSG_NOSIGNAL);
-  }
-
-  // In the helper: out = {MountCodeStep, errno}, {0, 0} on success. Async-signal-safe.
-  static void AttachCodeInHelper(const MountCodeRequest& req, int code_fd, int32_t out[2]) {
-    auto failed = [&](MountCodeStep step) {
-      out[0] = static_cast<int32_t>(step);
-      out[1] = errno;
-    };
-    // "/proc/<pid>/ns/mnt" without snprintf.
-    char path[48] = "/proc/";
-    char digits[12];
-    int n = 0;
-    for (uint32_t v = static_cast<uint32_t>(req.pid); v && n < 11; v /= 10) digits[n++] = static_cast<char>('0' + v % 10);
-    size_t at = strlen(path);
-    while (n) path[at++] = digits[--n];
-    memcpy(path + at, "/ns/mnt", 8);
-    // The instance's own fs credentials: the kernel lets the same user open the namespace of a
-    // dumpable process, so the daemon needs no CAP_SYS_PTRACE.
-    setfsgid(req.gid);
-    setfsuid(req.uid);
-    int ns = open(path, O_RDONLY | O_CLOEXEC);
-    if (ns < 0) return failed(MountCodeStep::kOpenNamespace);
-    setfsuid(0);
-    setfsgid(0);
-    if (setns(ns, CLONE_NEWNS) != 0) return failed(MountCodeStep::kEnterNamespace);
-    // setns made the namespace's root (the template) this helper's root and cwd.
-    if (move_mount(code_fd, "", AT_FDCWD, "/var/task", MOVE_MOUNT_F_EMPTY_PATH) != 0)
-      return failed(MountCodeStep::kMoveMount);
   }
 };
 

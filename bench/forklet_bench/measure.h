@@ -17,6 +17,7 @@ namespace forklet::bench {
 constexpr const char* kStartKinds[] = {"cold", "zygote", "warm"};
 
 struct KindRun {
+  std::string family;  // "python3", "nodejs"
   std::string kind;
   std::vector<double> e2e_ms;     // request written to response read, per sample
   std::vector<double> daemon_ms;  // X-Forklet-Total-Ms: inside the daemon
@@ -25,11 +26,14 @@ struct KindRun {
   size_t off_kind = 0;  // responses of another start kind than asked for (not counted)
 };
 
+// pre_booted (Node): a zygote sample first waits for the stem cells to be booted, a cold one for
+// the dropped pool to be quiet, so that no background boot shares the sample's CPU.
 Result<KindRun> MeasureStartKind(DaemonUnderTest& daemon, const std::string& function,
-                                 const std::string& family, const std::string& kind, int warmup,
-                                 int samples, const std::string& progress_label);
+                                 const std::string& family, bool pre_booted, const std::string& kind,
+                                 int warmup, int samples, const std::string& progress_label);
 
 struct SweepPoint {
+  std::string family;
   std::string kind;  // "warm" or "zygote"
   int clients = 0;
   size_t requests = 0;  // successful, of the asked start kind

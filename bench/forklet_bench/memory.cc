@@ -112,4 +112,21 @@ Result<InstanceMemory> MeasureIdleInstanceMemory(DaemonUnderTest& daemon, const 
   return m;
 }
 
+Result<StemCellMemory> MeasureStemCellMemory(DaemonUnderTest& daemon, const std::string& family) {
+  if (auto s = daemon.WaitForStemCells(family, true); !s) return s.error();
+  auto h = daemon.GetHealth();
+  if (!h) return h.error();
+  auto it = h->stem_cells.find(family);
+  if (it == h->stem_cells.end() || it->second.pids.empty())
+    return MakeError("memory", "no " + family + " stem cell is ready");
+  std::vector<Rollup> each;
+  for (pid_t p : it->second.pids) {
+    auto r = ReadRollup(p);
+    if (!r) return r.error();
+    each.push_back(*r);
+  }
+  std::sort(each.begin(), each.end(), [](const Rollup& a, const Rollup& b) { return a.pss_mb < b.pss_mb; });
+  return StemCellMemory{family, each[each.size() / 2], static_cast<int>(each.size())};
+}
+
 }  // namespace forklet::bench

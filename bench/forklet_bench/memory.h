@@ -29,4 +29,12 @@ struct InstanceMemory {
 Result<InstanceMemory> MeasureIdleInstanceMemory(DaemonUnderTest& daemon, const std::string& family,
                                                  const std::vector<std::string>& functions);
 
+// What a pre-booted stem cell (an idle Node, no function yet) holds while it waits.
+struct StemCellMemory {
+  std::string family;
+  Rollup cell;  // one of them (the median by PSS)
+  int cells = 0;
+};
+Result<StemCellMemory> MeasureStemCellMemory(DaemonUnderTest& daemon, const std::string& family);
+
 }  // namespace forklet::bench

@@ -79,8 +79,9 @@ std::string StageTable(const BenchResults& r) {
       names.push_back(last);
     }
   }
+  // One column per runtime and start kind: "python3 cold" ... "nodejs warm".
   std::string out = Format("%-34s", "where the time goes (median ms)");
-  for (const auto& run : r.runs) out += Format(" %10s", run.kind.c_str());
+  for (const auto& run : r.runs) out += Format(" %14s", (run.family + " " + run.kind).c_str());
   out += "\n";
   auto cell = [](const KindRun& run, const std::string& n) {
     auto it = run.stages.find(n);
@@ -88,7 +89,7 @@ std::string StageTable(const BenchResults& r) {
   };
   for (const auto& n : names) {
     out += Format("  %-32s", n.c_str());
-    for (const auto& run : r.runs) out += Format(" %10s", cell(run, n).c_str());
+    for (const auto& run : r.runs) out += Format(" %14s", cell(run, n).c_str());
     out += "\n";
   }
   // Per sample: start_total minus its named parts; daemon total minus start and handler; end to
@@ -99,7 +100,7 @@ std::string StageTable(const BenchResults& r) {
     for (const auto& run : r.runs) {
       std::vector<double> xs;
       for (size_t i = 0; i < run.e2e_ms.size(); ++i) xs.push_back(fn(run, i));
-      out += Format(" %10s", xs.empty() ? "-" : Format("%.3f", Median(xs)).c_str());
+      out += Format(" %14s", xs.empty() ? "-" : Format("%.3f", Median(xs)).c_str());
     }
     out += "\n";
   };
@@ -202,7 +203,7 @@ std::string FormatTable(const BenchResults& r) {
                   "requests", "errors", "per s", "p50 ms", "p90 ms", "p99 ms", "max ms");
     for (const auto& p : r.sweep)
       out += Format("  %-20s %7d %9zu %7zu %10.0f %9.3f %9.3f %9.3f %9.3f\n",
-                    (p.kind == "zygote" ? "zygote (new sandbox)" : p.kind.c_str()), p.clients,
+                    (p.family + " " + (p.kind == "zygote" ? "new sandbox" : p.kind)).c_str(), p.clients,
                     p.requests, p.errors, p.throughput, p.latency.p50, p.latency.p90, p.latency.p99,
                     p.latency.max);
   }
@@ -218,6 +219,9 @@ std::string FormatTable(const BenchResults& r) {
   } else if (!r.memory_error.empty()) {
     out += "\nidle warm instance memory: not measured: " + r.memory_error + "\n";
   }
+  for (const auto& s : r.stem_cells)
+    out += Format("%s stem cell (pre-booted, no function yet): RSS %6.2f MB  PSS %6.2f MB  private %6.2f MB\n",
+                  s.family.c_str(), s.cell.rss_mb, s.cell.pss_mb, s.cell.private_mb);
   if (!r.bars.empty()) {
     out += Format("\n%-60s %-34s %-11s %s\n", "bars (issue 4)", "measured", "target", "verdict");
     for (const auto& b : r.bars)
@@ -249,12 +253,14 @@ Status WriteJson(const BenchResults& r, const std::string& path) {
   for (const auto& run : r.runs) {
     json st = json::array();
     for (const auto& n : run.stage_order) st.push_back({n, Median(run.stages.at(n))});
-    j["stages_ms"][run.kind] = st;
-    j["off_kind_responses"][run.kind] = run.off_kind;
+    // Python's under its start kind alone, as before; the other runtimes' under "family kind".
+    const std::string key = run.family == "python3" ? run.kind : run.family + " " + run.kind;
+    j["stages_ms"][key] = st;
+    j["off_kind_responses"][key] = run.off_kind;
   }
   j["sweep"] = json::array();
   for (const auto& p : r.sweep)
-    j["sweep"].push_back({{"kind", p.kind}, {"clients", p.clients}, {"requests", p.requests},
+    j["sweep"].push_back({{"family", p.family}, {"kind", p.kind}, {"clients", p.clients}, {"requests", p.requests},
                           {"errors", p.errors}, {"seconds", p.seconds}, {"throughput_per_s", p.throughput},
                           {"latency_ms", SummaryJson(p.latency)}});
   if (r.memory) {
@@ -263,6 +269,9 @@ Status WriteJson(const BenchResults& r, const std::string& path) {
                    {"zygote_with_instances", roll(r.memory->zygote_with)}, {"idle_instance", roll(r.memory->instance)},
                    {"marginal_pss_mb", r.memory->marginal_pss_mb}};
   }
+  for (const auto& s : r.stem_cells)
+    j["stem_cell_memory"][s.family] = {{"rss_mb", s.cell.rss_mb}, {"pss_mb", s.cell.pss_mb},
+                                       {"private_mb", s.cell.private_mb}};
   j["bars"] = json::array();
   for (const auto& b : r.bars)
     j["bars"].push_back({{"bar", b.bar}, {"measured", b.measured}, {"target", b.target},
@@ -287,7 +296,7 @@ Status WriteCsv(const BenchResults& r, const std::string& path) {
   }
   for (const auto& p : r.sweep) {
     const Summary& s = p.latency;
-    f << "sweep," << p.kind << "," << p.clients << "," << s.n << "," << num(s.p50) << "," << num(s.p90)
+    f << "sweep," << (p.family == "python3" ? p.kind : p.family + " " + p.kind) << "," << p.clients << "," << s.n << "," << num(s.p50) << "," << num(s.p90)
       << "," << num(s.p99) << "," << num(s.max) << "," << num(s.mean) << "," << num(p.throughput) << ",,,\n";
   }
   if (!f) return SysError("write " + path);

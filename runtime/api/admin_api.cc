@@ -64,7 +64,8 @@ HttpResponse AdminApi::Handle(const HttpRequest& r) {
     json stem_cells = json::object();
     for (const auto& [family, s] : launcher_->StemCells())
       stem_cells[family] = {{"ready", s.ready}, {"booting", s.booting}, {"target", s.target},
-                            {"memory_mb", s.reserved_mb}, {"last_boot_ms", s.last_boot_ms}};
+                            {"memory_mb", s.reserved_mb}, {"last_boot_ms", s.last_boot_ms},
+                            {"pids", s.pids}};
     return Json(200, json{{"status", scheduler_->draining() ? "draining" : "ready"},
                           {"cgroups", launcher_->cgroups().version()},
                           {"instances", {{"idle", c.idle}, {"busy", c.busy}, {"memory_mb", c.memory_mb},

@@ -179,8 +179,11 @@ Status Launcher::WarmUp() {
   Stages stages;
   auto z = ZygoteFor("python3", &booted, &stages);
   if (!z) return z.error();
-  (void)StemCellsFor("nodejs");  // its filler boots them in the background
   return {};
+}
+
+void Launcher::Prepare(const std::string& family) {
+  (void)StemCellsFor(family);  // its filler boots them in the background
 }
 
 bool Launcher::DropZygote(const std::string& family) {
@@ -255,7 +258,6 @@ uint64_t Launcher::StandbyMemoryMb() {
 
 void Launcher::SetStandbyAllowance(uint64_t mb) {
   std::lock_guard lock(stem_mu_);
-  if (mb == standby_allowance_mb_) return;
   standby_allowance_mb_ = mb;
   // One pool today (nodejs); were there more, the first would get what it fits, the next the rest.
   for (auto& [family, pool] : stem_cells_) {
@@ -374,9 +376,11 @@ Status Launcher::StartStemCell(const registry::Deployed& fn, const StemCell& cel
   if (auto s = instance.cgroup()->SetLimits(limits); !s) return s.error();
   out->stages.emplace_back("cgroup", MsSince(t_cg));
 
-  auto t_mount = Clock::now();
+  auto t_tree = Clock::now();
   auto code = sandbox::DetachedReadOnlyTree(fn.code_dir);
   if (!code) return code.error();
+  out->stages.emplace_back("code_tree", MsSince(t_tree));
+  auto t_mount = Clock::now();
   bool booted = false;
   auto z = ZygoteFor(registry::RuntimeFamily(cfg.runtime), &booted, &out->stages);
   Result<uint64_t> mounted = z ? (*z)->MountCode(instance.pid(), cell.uid, cell.gid, *code)
@@ -417,7 +421,14 @@ Result<Launched> Launcher::Launch(const registry::Deployed& fn) {
   auto t0 = Clock::now();
   // A runtime that boots after the fork: a pre-booted stem cell is its zygote start; without one,
   // the interpreter boots for this request (cold).
-  if (StemCellPool* stems = StemCellsFor(family)) {
+  StemCellPool* stems = StemCellsFor(family);
+  struct ResumeAfter {  // a drop-zygote pauses the pool until this start (a cold one) is done
+    StemCellPool* pool;
+    ~ResumeAfter() {
+      if (pool) pool->Resume();
+    }
+  } resume_after{stems};
+  if (stems) {
     if (auto cell = stems->Take()) {
       Launched out;
       out.start = StartKind::kZygote;

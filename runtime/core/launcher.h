@@ -66,9 +66,12 @@ class Launcher {
 
   Result<Launched> Launch(const registry::Deployed& fn);
 
-  // Starts the Python zygote ahead of the first request and fills the stem-cell pools (the
-  // C++ zygotes boot in about a millisecond: they start on first use).
+  // Starts the Python zygote ahead of the first request (the C++ zygotes boot in about a
+  // millisecond: they start on first use).
   Status WarmUp();
+  // A function of this runtime family exists (deployed, or found at start-up): its stem cells,
+  // if it has any, boot now in the background. A host without Node functions runs no Node.
+  void Prepare(const std::string& family);
   // Stops a runtime's zygote (and its stem cells): the next new instance of that runtime is a
   // cold start.
   bool DropZygote(const std::string& family);
@@ -76,7 +79,8 @@ class Launcher {
   // Stem cells per runtime family (health, capacity).
   std::map<std::string, StemCellCounts> StemCells();
   // The memory (MB) stem cells hold against the budget, and how much they may hold: the
-  // scheduler's budget minus what instances reserve.
+  // scheduler's budget minus what instances reserve. The scheduler sets it after every start,
+  // which also has the pools boot successors of the stem cells taken (stem_cells.h).
   uint64_t StandbyMemoryMb();
   void SetStandbyAllowance(uint64_t mb);
   // Boots a successor for every zygote that died (one dropped on purpose is not rebooted); returns

@@ -155,7 +155,6 @@ InvokeResult Scheduler::Invoke(const registry::Deployed& fn, const std::string& 
         return result;
       }
       live_memory_mb_ += cfg.memory_mb;
-      FitStandbyLocked();  // stem cells keep only what instances leave of the budget
     }
     pool.busy++;
   }
@@ -182,6 +181,12 @@ InvokeResult Scheduler::Invoke(const registry::Deployed& fn, const std::string& 
     starting_++;
     auto launched = launcher_->Launch(fn);
     starting_--;
+    {
+      // Only now, as the start may have taken a stem cell: they keep what instances leave of
+      // the budget, and the pool boots their successors.
+      std::lock_guard lock(mu_);
+      FitStandbyLocked();
+    }
     if (!launched) {
       release(nullptr, true);
       result.outcome = Outcome::kSetupFailed;
@@ -262,6 +267,12 @@ std::optional<uint32_t> Scheduler::ReservedConcurrency(const std::string& functi
   std::lock_guard lock(mu_);
   auto it = pools_.find(function);
   return it == pools_.end() ? std::nullopt : it->second.reserved;
+}
+
+void Scheduler::Prepare(const registry::FunctionConfig& config) {
+  if (launcher_) launcher_->Prepare(registry::RuntimeFamily(config.runtime));
+  std::lock_guard lock(mu_);
+  FitStandbyLocked();  // a new pool gets the budget's allowance at once
 }
 
 size_t Scheduler::DropIdle(const std::string& function) {

@@ -54,6 +54,8 @@ class Scheduler {
   // Reserved concurrency (PutFunctionConcurrency); nullopt removes it.
   void SetReservedConcurrency(const std::string& function, std::optional<uint32_t> limit);
   std::optional<uint32_t> ReservedConcurrency(const std::string& function);
+  // A function was deployed or reconfigured: what its runtime keeps ready (stem cells) starts.
+  void Prepare(const registry::FunctionConfig& config);
   // Tears down idle instances of one function (or all when empty); returns how many.
   size_t DropIdle(const std::string& function);
   // After a delete: forget the function's pool; busy instances go when they finish.

@@ -47,7 +47,6 @@ size_t StemCellPool::Fits() const {
 
 std::optional<StemCell> StemCellPool::Take() {
   std::lock_guard lock(mu_);
-  paused_ = false;
   std::optional<StemCell> out;
   while (!ready_.empty() && !out) {
     StemCell cell = std::move(ready_.front());
@@ -57,8 +56,13 @@ std::optional<StemCell> StemCellPool::Take() {
     else
       retired_.push_back(std::move(cell.instance));
   }
-  wake_.notify_all();  // its successor boots now
+  if (!retired_.empty()) wake_.notify_all();
   return out;
+}
+
+void StemCellPool::Resume() {
+  std::lock_guard lock(mu_);
+  paused_ = false;
 }
 
 size_t StemCellPool::Drop() {
@@ -80,12 +84,14 @@ void StemCellPool::SetAllowance(uint64_t mb) {
     ready_.pop_back();
     changed = true;
   }
-  if (changed || ready_.size() + booting_ < Fits()) wake_.notify_all();
+  if (changed || (!paused_ && ready_.size() + booting_ < Fits())) wake_.notify_all();
 }
 
 StemCellCounts StemCellPool::Counts() {
   std::lock_guard lock(mu_);
-  return {ready_.size(), booting_, target_, (ready_.size() + booting_) * cell_mb_, last_boot_ms_};
+  StemCellCounts c{ready_.size(), booting_, target_, (ready_.size() + booting_) * cell_mb_, last_boot_ms_, {}};
+  for (const auto& cell : ready_) c.pids.push_back(cell.instance->pid());
+  return c;
 }
 
 void StemCellPool::FillLoop() {

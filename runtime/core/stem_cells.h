@@ -37,6 +37,7 @@ struct StemCellCounts {
   size_t target = 0;
   uint64_t reserved_mb = 0;  // (ready + booting) x the standby limit
   double last_boot_ms = 0;
+  std::vector<pid_t> pids;   // of the ready ones (health; memory measurements)
 };
 
 class StemCellPool {
@@ -47,13 +48,16 @@ class StemCellPool {
   StemCellPool(std::string family, size_t target, uint64_t cell_mb, Maker make);
   ~StemCellPool();  // stops the filler and destroys every stem cell
 
-  // A ready stem cell (checked alive), or nullopt: the start is cold. Resumes filling after Drop.
+  // A ready stem cell (checked alive), or nullopt: the start is cold.
   std::optional<StemCell> Take();
-  // Destroys the ready ones and pauses filling until the next Take, so that the next start of
-  // the runtime is cold (forklet drop-zygote). Returns how many went.
+  // Destroys the ready ones and pauses filling until Resume, so that the next start of the
+  // runtime is cold (forklet drop-zygote). Returns how many went.
   size_t Drop();
-  // The memory (MB) stem cells may hold under the scheduler's budget: beyond it, ready ones go
-  // and no new one is made.
+  // After a start of the runtime: filling may go on (at the next SetAllowance).
+  void Resume();
+  // The memory (MB) stem cells may hold under the scheduler's budget: beyond it, ready ones go.
+  // Below it, successors of the stem cells taken boot now: the scheduler sets it after every
+  // start, not during one, whose CPU a boot would share.
   void SetAllowance(uint64_t mb);
   StemCellCounts Counts();
   uint64_t cell_mb() const { return cell_mb_; }

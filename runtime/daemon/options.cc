@@ -32,7 +32,8 @@ const char* kUsage = R"(usage: forkletd [options]
   --zygote-exe PATH          forklet-zygote, the native/provided/nodejs zygote (default: next
                              to this binary)
   --no-warmup                do not start zygotes before the first request
-  --node-stem-cells N        pre-booted Node.js instances kept ready (default 1; 0: Node starts cold)
+  --node-stem-cells N        pre-booted Node.js instances kept ready once a Node function is
+                             deployed (default 1; 0: every new Node instance starts cold)
   --drain-grace SECONDS      on SIGTERM, how long in-flight invocations may finish (default 30)
   --billing-granularity-ms N billed duration rounds up to N ms (default 100, Lambda 2017; 1 works)
   --price-per-request USD    per invocation (default 0.0000002: $0.20 per million)

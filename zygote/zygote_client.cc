@@ -139,6 +139,42 @@ bool ZygoteProcess::alive() {
   return !dead_;
 }
 
+Status ZygoteProcess::ExchangeLocked(const void* request, size_t request_len, const int* fds,
+                                     size_t n_fds, void* reply, size_t reply_len, const char* what) {
+  constexpr size_t kMaxFds = 4 + sandbox::kMaxCgroupFds;
+  if (n_fds > kMaxFds) return MakeError(what, "too many fds");
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFds)]{};
+  iovec iov{const_cast<void*>(request), request_len};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  if (n_fds > 0) {
+    msg.msg_control = control;
+    msg.msg_controllen = CMSG_SPACE(sizeof(int) * n_fds);
+    cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int) * n_fds);
+    memcpy(CMSG_DATA(c), fds, sizeof(int) * n_fds);
+  }
+  if (sendmsg(fd_, &msg, MSG_NOSIGNAL) < 0) {
+    dead_ = true;
+    return SysError(what);
+  }
+  if (auto s = ReceiveExact(fd_, reply, reply_len, 5000, what); !s) {
+    dead_ = true;
+    return s.error();
+  }
+  MsgHeader sent, got;
+  memcpy(&sent, request, sizeof(sent));
+  memcpy(&got, reply, sizeof(got));
+  if (got.seq != sent.seq) {
+    dead_ = true;
+    return MakeError(what, "out-of-order reply");
+  }
+  return {};
+}
+
 Result<ForkedChild> ZygoteProcess::Fork(const sandbox::ChildSpec& spec, int channel_fd,
                                         int log_fd, int code_fd, int net_fd,
                                         const std::vector<int>& cgroup_fds) {
@@ -158,33 +194,10 @@ Result<ForkedChild> ZygoteProcess::Fork(const sandbox::ChildSpec& spec, int chan
   if (code_fd >= 0) fds[n_fds++] = code_fd;
   if (net_fd >= 0) fds[n_fds++] = net_fd;
   for (int fd : cgroup_fds) fds[n_fds++] = fd;
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * (4 + sandbox::kMaxCgroupFds))]{};
-  iovec iov{&req, sizeof(req)};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = CMSG_SPACE(sizeof(int) * n_fds);
-  cmsghdr* c = CMSG_FIRSTHDR(&msg);
-  c->cmsg_level = SOL_SOCKET;
-  c->cmsg_type = SCM_RIGHTS;
-  c->cmsg_len = CMSG_LEN(sizeof(int) * n_fds);
-  memcpy(CMSG_DATA(c), fds, sizeof(int) * n_fds);
-
   uint64_t t0 = NowMicros();
-  if (sendmsg(fd_, &msg, MSG_NOSIGNAL) < 0) {
-    dead_ = true;
-    return SysError("zygote: send fork request");
-  }
   ForkReply reply;
-  if (auto s = ReceiveExact(fd_, &reply, sizeof(reply), 5000, "zygote: fork reply"); !s) {
-    dead_ = true;
+  if (auto s = ExchangeLocked(&req, sizeof(req), fds, n_fds, &reply, sizeof(reply), "zygote: fork"); !s)
     return s.error();
-  }
-  if (reply.h.seq != req.h.seq) {
-    dead_ = true;
-    return MakeError("zygote: fork reply", "out-of-order reply");
-  }
   if (reply.pid <= 0) return SysError("zygote: clone", reply.err ? reply.err : EIO);
   return ForkedChild{reply.pid, reply.fork_us, NowMicros() - t0};
 }
@@ -193,32 +206,10 @@ Result<uint64_t> ZygoteProcess::MountCode(pid_t pid, uint32_t uid, uint32_t gid,
   std::lock_guard lock(mu_);
   if (dead_) return MakeError("zygote: mount code", "the zygote has exited");
   MountCodeRequest req{Header(MsgType::kMountCode, ++seq_), static_cast<int32_t>(pid), uid, gid, 0};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))]{};
-  iovec iov{&req, sizeof(req)};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof(control);
-  cmsghdr* c = CMSG_FIRSTHDR(&msg);
-  c->cmsg_level = SOL_SOCKET;
-  c->cmsg_type = SCM_RIGHTS;
-  c->cmsg_len = CMSG_LEN(sizeof(int));
-  memcpy(CMSG_DATA(c), &code_fd, sizeof(int));
   uint64_t t0 = NowMicros();
-  if (sendmsg(fd_, &msg, MSG_NOSIGNAL) < 0) {
-    dead_ = true;
-    return SysError("zygote: send mount request");
-  }
   MountCodeReply reply;
-  if (auto s = ReceiveExact(fd_, &reply, sizeof(reply), 5000, "zygote: mount code reply"); !s) {
-    dead_ = true;
+  if (auto s = ExchangeLocked(&req, sizeof(req), &code_fd, 1, &reply, sizeof(reply), "zygote: mount code"); !s)
     return s.error();
-  }
-  if (reply.h.seq != req.h.seq || reply.h.type != static_cast<uint16_t>(MsgType::kMountCodeReply)) {
-    dead_ = true;
-    return MakeError("zygote: mount code reply", "out-of-order reply");
-  }
   if (reply.err != 0) {
     static constexpr const char* kSteps[] = {"request", "open mount namespace",
                                              "enter mount namespace", "move code onto /var/task"};

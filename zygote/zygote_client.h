@@ -60,6 +60,10 @@ class ZygoteProcess {
  private:
   ZygoteProcess(pid_t pid, int fd) : pid_(pid), fd_(fd) {}
   void MarkDead();
+  // Under mu_: one request (it opens with a MsgHeader) with its fds, and its reply of exactly
+  // reply_len bytes with the same seq. A zygote that fails either is dead from then on.
+  Status ExchangeLocked(const void* request, size_t request_len, const int* fds, size_t n_fds,
+                        void* reply, size_t reply_len, const char* what);
 
   std::mutex mu_;
   pid_t pid_;

@@ -195,7 +195,8 @@ Result<Health> DaemonUnderTest::GetHealth() {
   h.idle = inst.value("idle", 0u);
   h.busy = inst.value("busy", 0u);
   for (const auto& p : inst.value("idle_pids", json::array())) h.idle_instance_pids.push_back(p.get<pid_t>());
-  for (const auto& [family, s] : j.value("stem_cells", json::object()).items()) {
+  const json stem_cells = j.value("stem_cells", json::object());
+  for (const auto& [family, s] : stem_cells.items()) {
     StemCellHealth& out = h.stem_cells[family];
     out.ready = s.value("ready", 0u);
     out.booting = s.value("booting", 0u);

@@ -28,6 +28,7 @@ Result<Rollup> ReadRollup(pid_t pid) {
     if (n == "Rss") r.rss_mb = kb, any = true;
     else if (n == "Pss") r.pss_mb = kb;
     else if (n == "Private_Clean" || n == "Private_Dirty") r.private_mb += kb;
+    else if (n == "Anonymous") r.anonymous_mb = kb;
   }
   if (!any) return MakeError("smaps_rollup of " + std::to_string(pid), "no Rss line");
   return r;

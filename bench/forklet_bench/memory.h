@@ -12,6 +12,7 @@ namespace forklet::bench {
 
 struct Rollup {
   double rss_mb = 0, pss_mb = 0, private_mb = 0;  // private: clean + dirty
+  double anonymous_mb = 0;  // heap and stacks: what no other process can share (file pages can)
 };
 Result<Rollup> ReadRollup(pid_t pid);  // /proc/PID/smaps_rollup
 

@@ -220,8 +220,9 @@ std::string FormatTable(const BenchResults& r) {
     out += "\nidle warm instance memory: not measured: " + r.memory_error + "\n";
   }
   for (const auto& s : r.stem_cells)
-    out += Format("%s stem cell (pre-booted, no function yet): RSS %6.2f MB  PSS %6.2f MB  private %6.2f MB\n",
-                  s.family.c_str(), s.cell.rss_mb, s.cell.pss_mb, s.cell.private_mb);
+    out += Format("%s stem cell (pre-booted, no function yet): RSS %6.2f MB  PSS %6.2f MB  anonymous %6.2f MB\n"
+                  "  (Node's text is file-backed: shared by every Node process of the host; the anonymous part is its own)\n",
+                  s.family.c_str(), s.cell.rss_mb, s.cell.pss_mb, s.cell.anonymous_mb);
   if (!r.bars.empty()) {
     out += Format("\n%-60s %-34s %-11s %s\n", "bars (issue 4)", "measured", "target", "verdict");
     for (const auto& b : r.bars)
@@ -271,7 +272,7 @@ Status WriteJson(const BenchResults& r, const std::string& path) {
   }
   for (const auto& s : r.stem_cells)
     j["stem_cell_memory"][s.family] = {{"rss_mb", s.cell.rss_mb}, {"pss_mb", s.cell.pss_mb},
-                                       {"private_mb", s.cell.private_mb}};
+                                       {"private_mb", s.cell.private_mb}, {"anonymous_mb", s.cell.anonymous_mb}};
   j["bars"] = json::array();
   for (const auto& b : r.bars)
     j["bars"].push_back({{"bar", b.bar}, {"measured", b.measured}, {"target", b.target},

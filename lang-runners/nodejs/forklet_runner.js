@@ -53,17 +53,16 @@ function writeFrame(type, meta, payload) {
   for (let off = 0; off < all.length;) off += fs.writeSync(CHANNEL_FD, all, off, all.length - off);
 }
 
-// Booted: everything above is Node's own start-up; the daemon times it from the fork.
-writeFrame(BOOTED, { boot_us: Math.round(process.uptime() * 1e6) });
-
 const path = require('path');
 const util = require('util');
 
 // --- logs: Lambda's line format, written straight to the log pipe --------------------------------
 
 let currentRequestId = 'undefined';
+let quiet = false;  // while warming up
 
 function logLine(level, args) {
+  if (quiet) return;
   const line = `${new Date().toISOString()}\t${currentRequestId}\t${level}\t${util.format(...args)}\n`;
   try {
     fs.writeSync(LOG_FD, line);
@@ -118,24 +117,24 @@ function requireIfExists(file) {
   return fs.existsSync(file) ? require(file) : undefined;
 }
 
-function typeModule(modulePath) {
+function typeModule(root, modulePath) {
   // The nearest package.json up to the task root decides whether .js is an ES module.
-  for (let dir = path.dirname(modulePath); dir.startsWith(TASK_ROOT); dir = path.dirname(dir)) {
+  for (let dir = path.dirname(modulePath); dir.startsWith(root); dir = path.dirname(dir)) {
     try {
       return JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')).type === 'module';
     } catch (e) {
       if (e.code !== 'ENOENT') return false;
     }
-    if (dir === TASK_ROOT) break;
+    if (dir === root) break;
   }
   return false;
 }
 
-async function loadModule(moduleRoot, moduleName) {
-  const base = path.resolve(TASK_ROOT, moduleRoot, moduleName);
+async function loadModule(root, moduleRoot, moduleName) {
+  const base = path.resolve(root, moduleRoot, moduleName);
   const bare = requireIfExists(base);
   if (bare) return bare;
-  const esm = typeModule(base);
+  const esm = typeModule(root, base);
   if (!esm) {
     const js = requireIfExists(base + '.js');
     if (js) return js;
@@ -143,10 +142,10 @@ async function loadModule(moduleRoot, moduleName) {
   const loaded = (esm && (await importIfExists(base + '.js'))) || (await importIfExists(base + '.mjs')) ||
                  requireIfExists(base + '.cjs');
   if (loaded) return loaded;
-  return require(require.resolve(moduleName, { paths: [TASK_ROOT, path.resolve(TASK_ROOT, moduleRoot)] }));
+  return require(require.resolve(moduleName, { paths: [root, path.resolve(root, moduleRoot)] }));
 }
 
-async function loadHandler(fullHandler) {
+async function loadHandler(fullHandler, root = TASK_ROOT) {
   const handlerString = path.basename(fullHandler);
   const moduleRoot = fullHandler.substring(0, fullHandler.length - handlerString.length);
   const match = /^([^.]*)\.(.*)$/.exec(handlerString);
@@ -155,7 +154,7 @@ async function loadHandler(fullHandler) {
   const [, moduleName, handlerPath] = match;
   let mod;
   try {
-    mod = await loadModule(moduleRoot, moduleName);
+    mod = await loadModule(root, moduleRoot, moduleName);
   } catch (e) {
     if (e instanceof SyntaxError) throw new RuntimeError('Runtime.UserCodeSyntaxError', `${e.name}: ${e.message}`, e);
     if (e && (e.code === 'MODULE_NOT_FOUND' || e.code === 'ERR_MODULE_NOT_FOUND'))
@@ -176,8 +175,7 @@ async function loadHandler(fullHandler) {
 // --- invocations ----------------------------------------------------------------------------------
 
 let init = null;
-let handler = null;
-let current = null;  // the invocation in flight: {requestId, done, t0, waitForEmptyLoop, pending}
+let current = null;  // the invocation in flight: {requestId, done, t0, waitForEmptyLoop, pending, report}
 
 function elapsedUs(t0) {
   return Number((process.hrtime.bigint() - t0) / 1000n);
@@ -206,9 +204,8 @@ function finish(inv, ok, value) {
     logLine('ERROR', ['Invoke Error', '\t' + JSON.stringify({ ...err, stack: err.trace })]);
     body = JSON.stringify(err);
   }
-  writeFrame(RESULT, { ok, handler_us: elapsedUs(inv.t0) }, body);
   if (current === inv) current = null;
-  setImmediate(serveNext);
+  inv.report(ok, elapsedUs(inv.t0), body);
 }
 
 // The callback form: with callbackWaitsForEmptyEventLoop (the default) a success is reported
@@ -267,9 +264,10 @@ function makeContext(inv, meta) {
   return context;
 }
 
-function invoke(meta, payload) {
+// Runs handler on one event; report(ok, handler_us, body) gets its outcome once.
+function invoke(handler, meta, payload, report) {
   const inv = { requestId: String(meta.request_id), done: false, t0: process.hrtime.bigint(),
-                waitForEmptyLoop: true, pending: null };
+                waitForEmptyLoop: true, pending: null, report };
   current = inv;
   currentRequestId = inv.requestId;
   const callback = (err, result) => {
@@ -289,11 +287,36 @@ function invoke(meta, payload) {
   }
 }
 
-function serveNext() {
-  const frame = readFrame();  // blocks: the instance is idle until the daemon sends the next one
-  if (frame === null) process.exit(0);
-  if (frame.type !== INVOKE) process.exit(2);
-  invoke(frame.meta, frame.payload);
+function serve(handler) {
+  const report = (ok, handlerUs, body) => {
+    writeFrame(RESULT, { ok, handler_us: handlerUs }, body);
+    setImmediate(next);
+  };
+  const next = () => {
+    const frame = readFrame();  // blocks: the instance is idle until the daemon sends the next one
+    if (frame === null) process.exit(0);
+    if (frame.type !== INVOKE) process.exit(2);
+    invoke(handler, frame.meta, frame.payload, report);
+  };
+  setImmediate(next);
+}
+
+// V8 compiles lazily: the first call through the module loader and the invocation path cost a
+// fresh Node 1-2 ms. A stem cell pays that while it boots, with forklet_warmup.js, not its first
+// function.
+async function warmUp() {
+  quiet = true;
+  init = { function: 'forklet-warmup', arn: '', memory_mb: 0 };
+  const handler = await loadHandler('forklet_warmup.handler', __dirname);
+  delete require.cache[path.join(__dirname, 'forklet_warmup.js')];
+  const meta = { request_id: 'warmup', deadline_ms: Date.now() + 1000 };
+  for (const payload of ['{"warm": true}', '{"fail": true}']) {
+    await new Promise((resolve) => invoke(handler, meta, Buffer.from(payload), resolve));
+  }
+  util.format('%s %j', 'warm', {});
+  init = null;
+  currentRequestId = 'undefined';
+  quiet = false;
 }
 
 // Only what changes: a write to TZ makes V8 and ICU reload the time zone (milliseconds), and the
@@ -305,6 +328,9 @@ function applyEnvironment(env) {
 }
 
 async function main() {
+  await warmUp();
+  // Booted: Node's own start-up and the warm-up; the daemon times it from the fork.
+  writeFrame(BOOTED, { boot_us: Math.round(process.uptime() * 1e6) });
   const frame = readFrame();  // a stem cell waits here until it is given a function
   if (frame === null) process.exit(0);
   if (frame.type !== INIT) process.exit(2);
@@ -315,6 +341,7 @@ async function main() {
   patchConsole();
   const t0 = process.hrtime.bigint();
   const envUs = Number((t0 - tEnv) / 1000n);
+  let handler;
   try {
     handler = await loadHandler(String(init.handler));
   } catch (e) {
@@ -325,7 +352,7 @@ async function main() {
     process.exit(1);
   }
   writeFrame(READY, { init_us: elapsedUs(t0), env_us: envUs });
-  setImmediate(serveNext);
+  serve(handler);
 }
 
 main();

@@ -72,8 +72,8 @@ class Launcher {
   // A function of this runtime family exists (deployed, or found at start-up): its stem cells,
   // if it has any, boot now in the background. A host without Node functions runs no Node.
   void Prepare(const std::string& family);
-  // Stops a runtime's zygote (and its stem cells): the next new instance of that runtime is a
-  // cold start.
+  // Stops a runtime's zygote: the next new instance of that runtime is a cold start. For a
+  // runtime with stem cells (nodejs) it drops those and pauses their pool until that start.
   bool DropZygote(const std::string& family);
   std::vector<ZygoteInfo> Zygotes();
   // Stem cells per runtime family (health, capacity).

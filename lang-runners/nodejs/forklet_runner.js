@@ -355,4 +355,8 @@ async function main() {
   serve(handler);
 }
 
-main();
+main().catch((e) => {
+  // The channel broke (or the runner did): nothing can be reported; the daemon sees the exit.
+  process.stderr.write(`forklet runner: ${e && e.stack ? e.stack : e}\n`);
+  process.exit(2);
+});

@@ -23,10 +23,10 @@ constexpr char kRunner[] = "/var/runtime/nodejs/forklet_runner.js";
 }  // namespace
 
 int RunNodejs() {
-  // --v8-pool-size=0: V8 runs its background work (GC, compilation) on the main thread; one
-  // core's worth of platform threads per instance costs boot time and memory, and a function gets
-  // a core's share at most anyway. --max-semi-space-size: see README (Node.js functions).
-  const char* argv[] = {"node", "--v8-pool-size=0", kRunner, nullptr};
+  // No flags: measured on this runner, --v8-pool-size=0, --single-threaded, --jitless,
+  // --max-semi-space-size=1 and --max-lazy all boot within noise of the default (~25-35 ms of CPU,
+  // Node's own start from its built-in snapshot), and each changes how functions run.
+  const char* argv[] = {"node", kRunner, nullptr};
   // The environment until INIT brings the function's. Nothing of the host's: NODE_OPTIONS or
   // NODE_EXTRA_CA_CERTS there would change (or slow: 35 ms for a CA bundle) every instance.
   // io_uring: the seccomp policy denies it, so libuv need not probe for it.

@@ -57,18 +57,23 @@ def main():
     if sweep:
         clients = sorted({p["clients"] for p in sweep})
         tput, lat = axes[1][0], axes[1][1]
-        series = sorted({(p.get("family", "python3"), p["kind"]) for p in sweep})
-        colors = iter(["tab:blue", "tab:red", "tab:green", "tab:orange", "tab:purple", "tab:brown"])
-        for family, kind in series:
-            color = next(colors, "tab:gray")
-            pts = sorted((p for p in sweep if p["kind"] == kind and p.get("family", "python3") == family),
-                         key=lambda p: p["clients"])
-            c = [p["clients"] for p in pts]
-            label = family + (" zygote (new sandbox each)" if kind == "zygote" else " " + kind)
-            tput.plot(c, [p["throughput_per_s"] for p in pts], "o-", color=color, label=label)
-            for pct, style in (("p50", "o-"), ("p99", "^:")):
-                lat.plot(c, [p["latency_ms"][pct] for p in pts], style, color=color,
-                         label=f"{label} {pct}")
+        families = list(dict.fromkeys(p.get("family", "") for p in sweep))  # in bench order
+        colors = {"warm": ("tab:blue", "tab:cyan", "tab:purple", "tab:gray"),
+                  "zygote": ("tab:red", "tab:orange", "tab:brown", "tab:pink")}
+        for kind in ("warm", "zygote"):
+            for i, family in enumerate(families):
+                pts = sorted((p for p in sweep if p["kind"] == kind and p.get("family", "") == family),
+                             key=lambda p: p["clients"])
+                if not pts:
+                    continue
+                color = colors[kind][i % len(colors[kind])]
+                c = [p["clients"] for p in pts]
+                label = (family + " " if family else "") + (
+                    "zygote (new sandbox each)" if kind == "zygote" else kind)
+                tput.plot(c, [p["throughput_per_s"] for p in pts], "o-", color=color, label=label)
+                for pct, style in (("p50", "o-"), ("p99", "^:")):
+                    lat.plot(c, [p["latency_ms"][pct] for p in pts], style, color=color,
+                             label=f"{label} {pct}")
         for ax, ylabel, title in ((tput, "requests per second (log)", "throughput"),
                                   (lat, "ms (log)", "latency under concurrency")):
             ax.set_xscale("log", base=2)

@@ -58,6 +58,27 @@ Status BuildDev(const std::string& root) {
   return {};
 }
 
+// Lambda's Amazon Linux has bash as /bin/sh: the scripts AWS's docs show (a custom runtime's
+// `#!/bin/sh` bootstrap with `source`, `set -o pipefail` and `function`) rely on it. Debian's sh
+// is dash, so the template's /usr/bin/sh (a symlink) is covered by a read-only bind of bash.
+// move_mount, unlike mount(2), does not follow the symlink: /usr/bin/dash stays dash.
+Status ShIsBash(const std::string& root) {
+  struct stat st;
+  const std::string sh = root + "/usr/bin/sh";
+  if (lstat("/usr/bin/bash", &st) != 0 || lstat(sh.c_str(), &st) != 0) return {};  // no bash, or no sh
+  int fd = open_tree(AT_FDCWD, "/usr/bin/bash", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+  if (fd < 0) return SysError("template: open_tree /usr/bin/bash");
+  struct mount_attr attr {};
+  attr.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
+  Status s;
+  if (mount_setattr(fd, "", AT_EMPTY_PATH, &attr, sizeof(attr)) != 0)
+    s = SysError("template: read-only /usr/bin/bash");
+  else if (move_mount(fd, "", AT_FDCWD, sh.c_str(), MOVE_MOUNT_F_EMPTY_PATH) != 0)
+    s = SysError("template: bash as " + sh);
+  close(fd);
+  return s;
+}
+
 }  // namespace
 
 Status EnterTemplateRoot(const TemplateSpec& spec) {
@@ -85,6 +106,7 @@ Status EnterTemplateRoot(const TemplateSpec& spec) {
       if (auto s = BindReadOnly(dir, dst); !s) return s;
     }
   }
+  if (auto s = ShIsBash(root); !s) return s;
   if (auto s = Mkdir(root + "/etc"); !s) return s;
   if (auto s = BindReadOnly(spec.etc_dir, root + "/etc"); !s) return s;
   if (auto s = BuildDev(root); !s) return s;

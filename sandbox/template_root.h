@@ -16,7 +16,7 @@ struct TemplateSpec {
 
 // One-way: afterwards the calling process sees only the template (/usr, /lib*, /bin, /sbin,
 // /etc, /dev, the runners at /var/runtime, its own /proc, empty /tmp and /var/task mount points),
-// read-only. Fails with the
+// read-only. /bin/sh is bash, as on Lambda's Amazon Linux. Fails with the
 // step that failed, e.g. "template: bind /usr: ...".
 Status EnterTemplateRoot(const TemplateSpec& spec);
 

@@ -16,6 +16,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "bench/forklet_bench/options.h"
 #include "runtime/registry/code_archive.h"
 #include "tools/zip_dir.h"
 
@@ -28,17 +29,21 @@ using nlohmann::json;
 const std::vector<EmptyFunction>& EmptyFunctions() {
   static const std::vector<EmptyFunction> kAll = [] {
     const std::string handler = "def handler(event, context):\n    return None\n";
-    EmptyFunction py{"python3", "python3.11", "app.handler", "app.py", handler, {}};
+    EmptyFunction py{"python3", "python3.11", "app.handler", "app.py", handler, {}, {}};
     py.baseline_argv = {"/usr/bin/python3", "-c", handler + "handler({}, None)\n"};
     py.baseline_name = "python3 -c";
     const std::string js_handler = "exports.handler = async () => null;\n";
-    EmptyFunction js{"nodejs", "nodejs20.x", "index.handler", "index.js", js_handler, {}};
+    EmptyFunction js{"nodejs", "nodejs20.x", "index.handler", "index.js", js_handler, {}, {}};
     // A clean environment, as forklet's Node gets: a host's NODE_EXTRA_CA_CERTS alone adds 35 ms.
     js.baseline_argv = {"/usr/bin/env", "-i", "PATH=/usr/bin:/bin", "/usr/bin/node", "-e",
                         js_handler + "exports.handler({}, {});\n"};
     js.baseline_name = "node -e";
     js.pre_booted = true;
-    return std::vector<EmptyFunction>{py, js};
+    // The compiled runtimes' empty functions (bench/functions/), as the build made them.
+    const std::string built = NextToBinary("share/forklet/bench/functions");
+    EmptyFunction native{"native", "native", "libempty.handler", {}, {}, built + "/native-empty", {}};
+    EmptyFunction provided{"provided", "provided.al2023", "empty.handler", {}, {}, built + "/provided-empty", {}};
+    return std::vector<EmptyFunction>{py, js, native, provided};
   }();
   return kAll;
 }
@@ -140,15 +145,20 @@ Result<HttpReply> DaemonUnderTest::Admin(const std::string& method, const std::s
 }
 
 Status DaemonUnderTest::Deploy(const std::string& name, const EmptyFunction& fn) {
-  char tmpl[] = "/tmp/forklet-bench-code-XXXXXX";
-  if (!mkdtemp(tmpl)) return SysError("mkdtemp");
-  {
-    std::ofstream f(std::string(tmpl) + "/" + fn.file);
-    f << fn.code;
+  Result<std::string> zip = MakeError("zip", "no code");
+  if (!fn.built_dir.empty()) {
+    zip = tools::ZipDirectory(fn.built_dir);
+  } else {
+    char tmpl[] = "/tmp/forklet-bench-code-XXXXXX";
+    if (!mkdtemp(tmpl)) return SysError("mkdtemp");
+    {
+      std::ofstream f(std::string(tmpl) + "/" + fn.file);
+      f << fn.code;
+    }
+    zip = tools::ZipDirectory(tmpl);
+    std::error_code ec;
+    fs::remove_all(tmpl, ec);
   }
-  auto zip = tools::ZipDirectory(tmpl);
-  std::error_code ec;
-  fs::remove_all(tmpl, ec);
   if (!zip) return zip.error();
   if (auto s = Delete(name); !s) return s;  // a running daemon may hold an older one
   json req{{"FunctionName", name},

@@ -21,6 +21,7 @@ struct EmptyFunction {
   std::string handler;         // "app.handler"
   std::string file;            // "app.py"
   std::string code;            // the handler's source
+  std::string built_dir;       // or: a folder the build made (compiled runtimes), zipped as is
   std::vector<std::string> baseline_argv;  // the handler called once by the bare interpreter
   std::string baseline_name;               // its row: "python3 -c"
   // A zygote start takes a pre-booted stem cell (Node: the daemon boots successors in the

@@ -158,7 +158,7 @@ int main(int argc, char** argv) {
                                   fn.family + " " + kind);
       if (!run) Die(run.error().ToString());
       static const std::map<std::string, std::string> kHow = {
-          {"cold", "its zygote dropped before each request: the interpreter boots"},
+          {"cold", "its zygote dropped before each request: the zygote (interpreter) boots"},
           {"zygote", "a new sandbox forked from the ready zygote (X-Forklet-Fresh-Instance)"},
           {"warm", "the idle instance reused"}};
       std::string how = kHow.at(kind);

@@ -17,7 +17,7 @@ namespace forklet::bench {
 constexpr const char* kStartKinds[] = {"cold", "zygote", "warm"};
 
 struct KindRun {
-  std::string family;  // "python3", "nodejs"
+  std::string family;  // the runtime: "python3", "native", ...
   std::string kind;
   std::vector<double> e2e_ms;     // request written to response read, per sample
   std::vector<double> daemon_ms;  // X-Forklet-Total-Ms: inside the daemon
@@ -33,8 +33,8 @@ Result<KindRun> MeasureStartKind(DaemonUnderTest& daemon, const std::string& fun
                                  int warmup, int samples, const std::string& progress_label);
 
 struct SweepPoint {
-  std::string family;
-  std::string kind;  // "warm" or "zygote"
+  std::string family;  // the runtime
+  std::string kind;    // "warm" or "zygote"
   int clients = 0;
   size_t requests = 0;  // successful, of the asked start kind
   size_t errors = 0;    // failed or of another start kind

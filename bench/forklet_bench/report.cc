@@ -56,10 +56,11 @@ std::string RatioCell(double v) {
   return v >= 100 ? Format("%.0fx", v) : v >= 10 ? Format("%.1fx", v) : Format("%.2fx", v);
 }
 
-const SweepPoint* BestAtTwoPlus(const BenchResults& r, const std::string& kind) {
+const SweepPoint* BestAtTwoPlus(const BenchResults& r, const std::string& family, const std::string& kind) {
   const SweepPoint* best = nullptr;
   for (const auto& p : r.sweep)
-    if (p.kind == kind && p.clients >= 2 && (!best || p.throughput > best->throughput)) best = &p;
+    if (p.family == family && p.kind == kind && p.clients >= 2 && (!best || p.throughput > best->throughput))
+      best = &p;
   return best;
 }
 
@@ -79,9 +80,12 @@ std::string StageTable(const BenchResults& r) {
       names.push_back(last);
     }
   }
-  // One column per runtime and start kind: "python3 cold" ... "nodejs warm".
+  // Two header lines: each runtime over its first column, then the start kinds.
   std::string out = Format("%-34s", "where the time goes (median ms)");
-  for (const auto& run : r.runs) out += Format(" %14s", (run.family + " " + run.kind).c_str());
+  for (size_t i = 0; i < r.runs.size(); ++i)
+    out += Format(" %10s", i == 0 || r.runs[i - 1].family != r.runs[i].family ? r.runs[i].family.c_str() : "");
+  out += Format("\n%-34s", "");
+  for (const auto& run : r.runs) out += Format(" %10s", run.kind.c_str());
   out += "\n";
   auto cell = [](const KindRun& run, const std::string& n) {
     auto it = run.stages.find(n);
@@ -89,7 +93,7 @@ std::string StageTable(const BenchResults& r) {
   };
   for (const auto& n : names) {
     out += Format("  %-32s", n.c_str());
-    for (const auto& run : r.runs) out += Format(" %14s", cell(run, n).c_str());
+    for (const auto& run : r.runs) out += Format(" %10s", cell(run, n).c_str());
     out += "\n";
   }
   // Per sample: start_total minus its named parts; daemon total minus start and handler; end to
@@ -100,7 +104,7 @@ std::string StageTable(const BenchResults& r) {
     for (const auto& run : r.runs) {
       std::vector<double> xs;
       for (size_t i = 0; i < run.e2e_ms.size(); ++i) xs.push_back(fn(run, i));
-      out += Format(" %14s", xs.empty() ? "-" : Format("%.3f", Median(xs)).c_str());
+      out += Format(" %10s", xs.empty() ? "-" : Format("%.3f", Median(xs)).c_str());
     }
     out += "\n";
   };
@@ -166,10 +170,10 @@ void CheckBars(BenchResults& r, const std::string& family) {
   add("cold start p50 at most 1.3x bare python3 -c", "<= 1.30x",
       have, have ? Format("%.2fx (%.3f vs %.3f ms)", cold->summary.p50 / py->summary.p50, cold->summary.p50, py->summary.p50) : "",
       have && cold->summary.p50 <= 1.3 * py->summary.p50);
-  const SweepPoint* w = BestAtTwoPlus(r, "warm");
+  const SweepPoint* w = BestAtTwoPlus(r, family, "warm");
   add("warm throughput with 2+ clients", ">= 8000/s", w != nullptr,
       w ? Format("%.0f/s (%d clients)", w->throughput, w->clients) : "", w && w->throughput >= 8000);
-  const SweepPoint* z = BestAtTwoPlus(r, "zygote");
+  const SweepPoint* z = BestAtTwoPlus(r, family, "zygote");
   add("zygote-start throughput with 2+ clients", ">= 400/s", z != nullptr,
       z ? Format("%.0f/s (%d clients)", z->throughput, z->clients) : "", z && z->throughput >= 400);
   add("idle warm instance PSS beyond its zygote", "<= 3.0 MB", r.memory.has_value(),
@@ -224,7 +228,7 @@ std::string FormatTable(const BenchResults& r) {
                   "  (Node's text is file-backed: shared by every Node process of the host; the anonymous part is its own)\n",
                   s.family.c_str(), s.cell.rss_mb, s.cell.pss_mb, s.cell.anonymous_mb);
   if (!r.bars.empty()) {
-    out += Format("\n%-60s %-34s %-11s %s\n", "bars (issue 4)", "measured", "target", "verdict");
+    out += Format("\n%-60s %-34s %-11s %s\n", "bars (issue 4: the python3 function)", "measured", "target", "verdict");
     for (const auto& b : r.bars)
       out += Format("  %-58s %-34s %-11s %s\n", b.bar.c_str(), b.measured.c_str(), b.target.c_str(),
                     !b.met ? "-" : *b.met ? "MET" : "MISSED");
@@ -254,10 +258,8 @@ Status WriteJson(const BenchResults& r, const std::string& path) {
   for (const auto& run : r.runs) {
     json st = json::array();
     for (const auto& n : run.stage_order) st.push_back({n, Median(run.stages.at(n))});
-    // Python's under its start kind alone, as before; the other runtimes' under "family kind".
-    const std::string key = run.family == "python3" ? run.kind : run.family + " " + run.kind;
-    j["stages_ms"][key] = st;
-    j["off_kind_responses"][key] = run.off_kind;
+    j["stages_ms"][run.family + " " + run.kind] = st;  // as the rows are named
+    j["off_kind_responses"][run.family + " " + run.kind] = run.off_kind;
   }
   j["sweep"] = json::array();
   for (const auto& p : r.sweep)
@@ -297,7 +299,7 @@ Status WriteCsv(const BenchResults& r, const std::string& path) {
   }
   for (const auto& p : r.sweep) {
     const Summary& s = p.latency;
-    f << "sweep," << (p.family == "python3" ? p.kind : p.family + " " + p.kind) << "," << p.clients << "," << s.n << "," << num(s.p50) << "," << num(s.p90)
+    f << "sweep,\"" << p.family << " " << p.kind << "\"," << p.clients << "," << s.n << "," << num(s.p50) << "," << num(s.p90)
       << "," << num(s.p99) << "," << num(s.max) << "," << num(s.mean) << "," << num(p.throughput) << ",,,\n";
   }
   if (!f) return SysError("write " + path);

@@ -99,6 +99,12 @@ json ErrorBody(std::string_view type, std::string_view message) {
   return json{{"errorMessage", message}, {"errorType", type}};
 }
 
+std::string ResponseTooLargeBody() {
+  return Dump(ErrorBody("Function.ResponseSizeTooLarge",
+                        "Response payload size exceeded maximum allowed payload size (" +
+                            std::to_string(kMaxResponseBytes) + " bytes)."));
+}
+
 std::string Dump(const json& value) {
   return value.dump(-1, ' ', false, json::error_handler_t::replace);
 }

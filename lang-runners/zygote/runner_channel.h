@@ -48,6 +48,10 @@ struct Invoke {
 // Turns a frame into an invocation; nullopt when it is not a well-formed INVOKE.
 std::optional<Invoke> AsInvoke(Frame frame);
 
+// Lambda's limit on a response (6 MB and 100 bytes), and the error a larger one becomes.
+constexpr size_t kMaxResponseBytes = 6 * 1024 * 1024 + 100;
+std::string ResponseTooLargeBody();
+
 // Lambda's error shape: {"errorMessage", "errorType"}.
 nlohmann::json ErrorBody(std::string_view type, std::string_view message);
 // JSON text of a value whose strings came from a function: invalid UTF-8 is replaced, not thrown.

@@ -15,6 +15,7 @@
 #include "runtime/log/log.h"
 #include "sandbox/child_setup.h"
 #include "zygote/channel.h"
+#include "zygote/exit_status.h"
 #include "zygote/frame_parts.h"
 
 namespace forklet::core {
@@ -55,8 +56,10 @@ void Instance::Destroy() {
   destroyed_ = true;
   dead_ = true;
   // The instance is its pid namespace's init: killing it kills everything it started.
-  kill(pid_, SIGKILL);
-  while (waitpid(pid_, nullptr, 0) < 0 && errno == EINTR) {
+  if (!reaped_) {
+    kill(pid_, SIGKILL);
+    while (waitpid(pid_, nullptr, 0) < 0 && errno == EINTR) {
+    }
   }
   close(channel_fd_);
   close(log_fd_);
@@ -146,6 +149,21 @@ Instance::Read Instance::ReadFrame(Clock::time_point deadline, uint32_t* type, s
       }
     }
   }
+}
+
+std::string Instance::ReapExited() {
+  // It closed its channel while exiting; the exit itself follows within microseconds.
+  for (int i = 0; i < 50 && !reaped_; ++i) {
+    int status = 0;
+    pid_t r = waitpid(pid_, &status, WNOHANG);
+    if (r == pid_) {
+      reaped_ = true;
+      return zygote::DescribeExit(status);
+    }
+    if (r < 0 && errno != EINTR) return "";
+    usleep(1000);
+  }
+  return "";
 }
 
 Outcome Instance::DeathOutcome() {
@@ -314,17 +332,31 @@ ChannelResult Instance::Invoke(const std::string& request_id, int64_t deadline_e
       result.outcome = m->ok ? Outcome::kSuccess : Outcome::kUnhandled;
       result.handler_ms = m->handler_us / 1000.0;
       last_used = Clock::now();
+      if (m->last) {
+        // Its runtime has exited: the result stands (it says why), unless memory ran out.
+        dead_ = true;  // retired, never reused
+        if (DeathOutcome() == Outcome::kOutOfMemory) {
+          result.outcome = Outcome::kOutOfMemory;
+          result.body.clear();
+        }
+      }
       return result;
     }
     r = Read::kBad;
   }
   DrainLog(&result);
+  if (r == Read::kEof) result.exit_reason = ReapExited();
   result.outcome = r == Read::kTimeout ? Outcome::kTimeout
                    : r == Read::kEof   ? DeathOutcome()
                                        : Outcome::kCrashed;
   result.body.clear();
   Destroy();
   return result;
+}
+
+bool Instance::QuietWhileIdle() {
+  pollfd p{channel_fd_, POLLIN, 0};
+  return !dead_ && poll(&p, 1, 0) == 0;
 }
 
 Instance::Usage Instance::TakeUsage() {
@@ -365,10 +397,12 @@ std::optional<ResultMeta> ParseResultMeta(std::string_view meta) {
   auto m = ParseObject(meta);
   if (!m) return std::nullopt;
   ResultMeta out;
-  auto ok = m->find("ok");
+  auto ok = m->find("ok"), last = m->find("last");
   if (ok == m->end() || !ok->is_boolean() || !Micros(*m, "handler_us", &out.handler_us))
     return std::nullopt;
+  if (last != m->end() && !last->is_boolean()) return std::nullopt;
   out.ok = ok->get<bool>();
+  out.last = last != m->end() && last->get<bool>();
   return out;
 }
 

@@ -29,6 +29,7 @@ struct ChannelResult {
   double handler_ms = 0;  // as the runner timed it
   std::string output;     // the function's stdout/stderr during the invocation (bounded tail)
   bool output_truncated = false;
+  std::string exit_reason;  // when the instance exited: "exit status 1", "signal: ..."
 };
 
 class Instance {
@@ -68,6 +69,10 @@ class Instance {
 
   void Destroy();  // SIGKILL, reap, remove the cgroup. Idempotent.
 
+  // False when an idle instance has closed its channel or written to it unasked: it has ended
+  // or is misbehaving, and must not be used.
+  bool QuietWhileIdle();
+
   bool dead() const { return dead_; }
   const std::string& function() const { return function_; }
   // Which deployment it runs: changes with every code or configuration change, and across a
@@ -86,6 +91,9 @@ class Instance {
   void DrainLog(ChannelResult* into);
   Status ReadSetup(Clock::time_point deadline, Stages* stages);  // the child's SetupReport frame
   Outcome DeathOutcome();  // why the instance ended: OOM or a crash
+  // After its channel closed: waits a moment for the instance to exit and reaps it. Its exit
+  // status, or "" when it has not exited (then Destroy kills it).
+  std::string ReapExited();
 
   std::string function_;
   std::string generation_;
@@ -98,6 +106,7 @@ class Instance {
   bool destroyed_ = false;
   bool setup_read_ = false;  // the SetupReport frame is in (AwaitBoot or Start)
   bool booted_ = false;      // the runtime's kBooted frame is in
+  bool reaped_ = false;  // its pid is gone (and may be reused): never signal it again
   uint64_t cpu_ns_seen_ = 0;  // the cgroup's CPU counter at the last TakeUsage
 };
 
@@ -107,8 +116,9 @@ bool ValidFrameFromInstance(const zygote::FrameHeader& h);  // a known type, siz
 struct ResultMeta {
   bool ok = false;
   double handler_us = 0;
+  bool last = false;  // the instance ends after this result (its runtime exited)
 };
-std::optional<ResultMeta> ParseResultMeta(std::string_view meta);  // kResult: {ok, handler_us}
+std::optional<ResultMeta> ParseResultMeta(std::string_view meta);  // kResult: {ok, handler_us[, last]}
 std::optional<double> ParseReadyMeta(std::string_view meta);       // kReady: init_us
 std::optional<double> ParseBootedMeta(std::string_view meta);      // kBooted: boot_us
 struct InitErrorMeta {

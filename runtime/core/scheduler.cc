@@ -136,9 +136,14 @@ InvokeResult Scheduler::Invoke(const registry::Deployed& fn, const std::string& 
         ++i;
       }
     }
-    if (!pool.idle.empty() && !fresh_instance) {
+    while (!pool.idle.empty() && !fresh_instance && !instance) {
       instance = std::move(pool.idle.back());
       pool.idle.pop_back();
+      // One that ended while idle (e.g. a custom runtime that exited after its response) is
+      // retired here: the invocation gets a new instance instead of its death.
+      if (!instance->QuietWhileIdle()) Retire(std::move(instance));
+    }
+    if (instance) {
       result.start = StartKind::kWarm;
     } else {
       uint32_t limit = pool.reserved.value_or(options_.max_instances_per_function);
@@ -245,8 +250,9 @@ InvokeResult Scheduler::Invoke(const registry::Deployed& fn, const std::string& 
       result.max_memory_mb = cfg.memory_mb;
       break;
     default:
-      result.body = ErrorBody("RequestId: " + request_id +
-                                  " Error: Runtime exited without providing a reason",
+      result.body = ErrorBody("RequestId: " + request_id + " Error: " +
+                                  (ch.exit_reason.empty() ? "Runtime exited without providing a reason"
+                                                          : "Runtime exited with error: " + ch.exit_reason),
                               "Runtime.ExitError");
       break;
   }

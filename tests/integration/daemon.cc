@@ -1,5 +1,6 @@
 #include "tests/integration/daemon.h"
 
+#include <gtest/gtest.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -253,9 +254,15 @@ CmdResult Deploy(Daemon& d, const std::string& fn, const std::string& name,
 
 CmdResult DeployDir(Daemon& d, const std::string& fn, const std::string& dir,
                     const std::vector<std::string>& extra) {
+  return DeployDir(d, fn, dir, "python3.11", "app.handler", extra);
+}
+
+CmdResult DeployDir(Daemon& d, const std::string& fn, const std::string& dir,
+                    const std::string& runtime, const std::string& handler,
+                    const std::vector<std::string>& extra) {
   std::string zip = ZipDirectory(dir);
   std::vector<std::string> args = {"create-function", "--function-name", fn, "--runtime",
-                                   "python3.11", "--handler", "app.handler", "--zip-file",
+                                   runtime, "--handler", handler, "--zip-file",
                                    "fileb://" + zip, "--role", "arn:aws:iam::000000000000:role/x"};
   args.insert(args.end(), extra.begin(), extra.end());
   auto r = d.Aws(args);
@@ -278,6 +285,39 @@ CmdResult Invoke(Daemon& d, const std::string& fn, const std::string& payload, s
   if (body) *body = ss.str();
   unlink(out.c_str());
   return r;
+}
+
+nlohmann::json InvokeWithLog(Daemon& d, const std::string& fn, const std::string& payload,
+                             std::string* body, std::string* log) {
+  auto i = Invoke(d, fn, payload, body, {"--log-type", "Tail"});
+  if (i.exit_code != 0) ADD_FAILURE() << "invoke " << fn << ": " << i.err;
+  auto out = nlohmann::json::parse(i.out, nullptr, false);
+  if (log && out.is_object() && out.contains("LogResult")) *log = Base64Decode(out["LogResult"]);
+  return out;
+}
+
+std::string StartKindIn(const std::string& log) {
+  auto pos = log.find("Start Kind: ");
+  if (pos == std::string::npos) return "none";
+  return log.substr(pos + 12, log.find('\t', pos) - pos - 12);
+}
+
+std::string RequestIdIn(const std::string& log) {
+  auto pos = log.find("START RequestId: ");
+  return pos == std::string::npos ? "" : log.substr(pos + 17, 36);
+}
+
+std::map<std::string, std::string> StatusFields(const std::string& text) {
+  std::map<std::string, std::string> out;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    auto colon = line.find(':');
+    if (colon == std::string::npos) continue;
+    auto value = line.substr(colon + 1);
+    value.erase(0, value.find_first_not_of(" \t"));
+    out[line.substr(0, colon)] = value;
+  }
+  return out;
 }
 
 std::string Base64Decode(const std::string& s) {

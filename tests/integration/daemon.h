@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 namespace forklet::testing {
 
 struct CmdResult {
@@ -69,11 +71,25 @@ CmdResult Deploy(Daemon& d, const std::string& fn, const std::string& name,
 // Deploys the function directory DIR (an absolute path, e.g. one of tests/attacks/) as FN.
 CmdResult DeployDir(Daemon& d, const std::string& fn, const std::string& dir,
                     const std::vector<std::string>& extra = {});
+// The same with another runtime and handler than python3.11 and app.handler.
+CmdResult DeployDir(Daemon& d, const std::string& fn, const std::string& dir,
+                    const std::string& runtime, const std::string& handler,
+                    const std::vector<std::string>& extra = {});
 
 // Invokes FN with the aws CLI; the function's response body goes to *body, the CLI's JSON
 // output (StatusCode, FunctionError, LogResult, ...) is returned in the CmdResult.
 CmdResult Invoke(Daemon& d, const std::string& fn, const std::string& payload, std::string* body,
                  const std::vector<std::string>& extra = {});
+
+// `aws lambda invoke --log-type Tail`: the CLI's JSON output (StatusCode, FunctionError, ...), the
+// body in *body and the decoded log tail in *log. A failing CLI fails the test.
+nlohmann::json InvokeWithLog(Daemon& d, const std::string& fn, const std::string& payload,
+                             std::string* body, std::string* log = nullptr);
+// From a log tail: the start kind of its REPORT line, the request id of its START line.
+std::string StartKindIn(const std::string& log);
+std::string RequestIdIn(const std::string& log);
+// "Key:  value" lines (as /proc/self/status) as a map.
+std::map<std::string, std::string> StatusFields(const std::string& text);
 
 // Base64 decoding for LogResult.
 std::string Base64Decode(const std::string& s);

@@ -1,0 +1,1 @@
+../../../tools/examples/provided-bash/function.sh

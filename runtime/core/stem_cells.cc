@@ -12,6 +12,9 @@ namespace forklet::core {
 namespace {
 
 constexpr std::chrono::milliseconds kFirstRetry{100}, kLastRetry{30000};
+// A successor boots this long after a stem cell was taken: not while the start that took it and
+// its first invocation run (on a small host, a Node boot beside them adds ~1.5 ms to both).
+constexpr std::chrono::milliseconds kRefillDelay{10};
 
 // A stem cell says nothing after its boot report until it gets INIT: anything readable on its
 // channel (a frame, or the hang-up of a dead one) means it cannot be used.
@@ -51,8 +54,10 @@ std::optional<StemCell> StemCellPool::Take() {
   while (!ready_.empty() && !out) {
     StemCell cell = std::move(ready_.front());
     ready_.pop_front();
-    if (Quiet(*cell.instance))
+    if (Quiet(*cell.instance)) {
       out = std::move(cell);
+      taken_at_ = Clock::now();
+    }
     else
       retired_.push_back(std::move(cell.instance));
   }
@@ -110,6 +115,10 @@ void StemCellPool::FillLoop() {
       continue;
     }
     if (stop_) return;
+    if (auto ready_at = taken_at_ + kRefillDelay; Clock::now() < ready_at) {
+      wake_.wait_until(lock, ready_at, [&] { return stop_; });
+      continue;
+    }
     ++booting_;
     lock.unlock();
     auto made = make_();

@@ -80,6 +80,7 @@ class StemCellPool {
   bool paused_ = false;
   bool stop_ = false;
   double last_boot_ms_ = 0;
+  Clock::time_point taken_at_{};  // the last Take that gave one out
   std::string last_error_;
   std::thread filler_;
 };

@@ -47,8 +47,11 @@ int AttachCgroup(const ChildResources& res) {
   return 0;
 }
 
-// The code arrives as a detached read-only mount (the zygote's root does not contain it).
+// The code arrives as a detached read-only mount (the zygote's root does not contain it). A
+// stem cell (code_fd -1) boots with an empty /var/task and gets its code later (zygote/protocol.h
+// kMountCode).
 int MountCode(const ChildResources& res) {
+  if (res.code_fd < 0) return 0;
   if (move_mount(res.code_fd, "", AT_FDCWD, "/var/task", MOVE_MOUNT_F_EMPTY_PATH) != 0) return errno;
   return Errno(chdir("/var/task"));
 }

@@ -60,7 +60,8 @@ struct ChildSpec {
 struct ChildResources {
   int channel_fd = -1;
   int log_fd = -1;
-  int code_fd = -1;  // the function's code as a detached read-only mount (DetachedReadOnlyTree)
+  int code_fd = -1;  // the function's code as a detached read-only mount (DetachedReadOnlyTree);
+                     // -1: none yet (a stem cell), /var/task stays empty
   int net_fd = -1;   // a fresh net namespace from the daemon's pool; -1: clone made one
   int cgroup_fds[kMaxCgroupFds];
   int n_cgroup_fds = 0;

@@ -49,9 +49,10 @@ class ChildSetupTest : public ::testing::Test {
 
   // Plays the zygote: a forked helper enters the template root (as forklet's zygote does once),
   // then clones a sandboxed child that runs `probe` after setup. Returns the probe's exit code
-  // (or 200 + the failed step when setup failed) and the setup report.
+  // (or 200 + the failed step when setup failed) and the setup report. with_code false: a stem
+  // cell's child, forked without code.
   template <typename Probe>
-  int RunInSandbox(Probe probe, SetupReport* report_out, bool with_seccomp = false) {
+  int RunInSandbox(Probe probe, SetupReport* report_out, bool with_seccomp = false, bool with_code = true) {
     int sv[2], logp[2];
     EXPECT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
     EXPECT_EQ(pipe2(logp, O_CLOEXEC), 0);
@@ -68,7 +69,9 @@ class ChildSetupTest : public ::testing::Test {
     snprintf(root.root, sizeof(root.root), "%s/root", dir_.c_str());
     snprintf(root.etc_dir, sizeof(root.etc_dir), "%s/etc", dir_.c_str());
     auto code = DetachedReadOnlyTree(dir_ + "/code");
-    int code_fd = code.ok() ? *code : -1;
+    constexpr int kNotAnFd = 999;  // no code dir: mount_code gets a descriptor that is not open
+    int code_fd = !with_code ? -1 : code.ok() ? *code : kNotAnFd;
+    if (!with_code && code.ok()) close(*code);
     pid_t zygote = fork();
     if (zygote == 0) {
       if (!EnterTemplateRoot(root).ok()) _exit(199);
@@ -91,7 +94,7 @@ class ChildSetupTest : public ::testing::Test {
       waitpid(static_cast<pid_t>(pid), &status, 0);
       _exit(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
     }
-    if (code_fd >= 0) close(code_fd);
+    if (code_fd >= 0 && code_fd != kNotAnFd) close(code_fd);
     close(sv[1]);
     close(logp[1]);
     (void)!read(sv[0], report_out, sizeof(*report_out));
@@ -162,6 +165,24 @@ TEST_F(ChildSetupTest, SeccompIsOnLastAndDeniesMount) {
       },
       &report, /*with_seccomp=*/true);
   EXPECT_EQ(rc, 0);
+}
+
+TEST_F(ChildSetupTest, AStemCellIsSandboxedWithAnEmptyVarTask) {
+  SetupReport report{};
+  int rc = RunInSandbox(
+      [] {
+        DIR* d = opendir("/var/task");
+        if (!d) return 1;
+        int entries = 0;
+        while (dirent* e = readdir(d))
+          if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) ++entries;
+        closedir(d);
+        if (entries != 0) return 2;  // no code until the zygote mounts it (kMountCode)
+        return getuid() == 100123 ? 0 : 3;
+      },
+      &report, /*with_seccomp=*/true, /*with_code=*/false);
+  EXPECT_EQ(rc, 0) << "failed at " << SetupStepName(static_cast<SetupStep>(report.failed_step));
+  EXPECT_EQ(report.n_timings, static_cast<uint32_t>(SetupStep::kCount));
 }
 
 TEST_F(ChildSetupTest, AFailingStepIsNamed) {

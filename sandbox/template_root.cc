@@ -113,6 +113,12 @@ Status EnterTemplateRoot(const TemplateSpec& spec) {
   // Mount points every instance covers with its own: code, /tmp, /proc.
   for (const char* d : {"/var", "/var/task", "/tmp", "/proc"})
     if (auto s = Mkdir(root + d); !s) return s;
+  // The runners a runtime executes inside the sandbox (Node's runner script), as Lambda's
+  // LAMBDA_RUNTIME_DIR. Forklet's own code, no secrets: every instance may read it.
+  if (spec.runtime_dir[0] != 0) {
+    if (auto s = Mkdir(root + "/var/runtime"); !s) return s;
+    if (auto s = BindReadOnly(spec.runtime_dir, root + "/var/runtime", MS_NOEXEC); !s) return s;
+  }
   // The zygote's own /proc: children resolve /proc/self/fd/N through it before theirs is up.
   if (mount("proc", (root + "/proc").c_str(), "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0)
     return SysError("template: mount /proc");

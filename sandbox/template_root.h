@@ -9,13 +9,14 @@
 namespace forklet::sandbox {
 
 struct TemplateSpec {
-  char root[256];     // an existing empty host directory to build the template on
-  char etc_dir[256];  // the minimal /etc, bound read-only
+  char root[256];         // an existing empty host directory to build the template on
+  char etc_dir[256];      // the minimal /etc, bound read-only
+  char runtime_dir[256];  // the runners (lang-runners/), bound read-only at /var/runtime; "": none
 };
 
 // One-way: afterwards the calling process sees only the template (/usr, /lib*, /bin, /sbin,
-// /etc, /dev, its own /proc, empty /tmp and /var/task mount points), read-only. /bin/sh is bash,
-// as on Lambda's Amazon Linux. Fails with the
+// /etc, /dev, the runners at /var/runtime, its own /proc, empty /tmp and /var/task mount points),
+// read-only. /bin/sh is bash, as on Lambda's Amazon Linux. Fails with the
 // step that failed, e.g. "template: bind /usr: ...".
 Status EnterTemplateRoot(const TemplateSpec& spec);
 

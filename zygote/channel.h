@@ -21,6 +21,8 @@ enum class FrameType : uint32_t {
   kInvoke = 5,     // daemon -> instance: meta {request_id, deadline_ms (epoch)}; payload: event
   kResult = 6,     // instance -> daemon: meta {ok, handler_us}; payload: response or error JSON
   kRestored = 7,   // daemon -> restored instance: it was restored from a snapshot; answers kReady
+  kBooted = 8,     // instance -> daemon, optional, before READY or INIT_ERROR: meta {boot_us}: a
+                   // runtime that boots after the fork (Node) has booted and waits for INIT
 };
 
 constexpr uint32_t kMaxMetaBytes = 64 * 1024;

@@ -12,6 +12,8 @@
 
 #include <chrono>
 #include <cstring>
+#include <iterator>
+#include <string>
 
 #include "zygote/protocol.h"
 
@@ -137,6 +139,42 @@ bool ZygoteProcess::alive() {
   return !dead_;
 }
 
+Status ZygoteProcess::ExchangeLocked(const void* request, size_t request_len, const int* fds,
+                                     size_t n_fds, void* reply, size_t reply_len, const char* what) {
+  constexpr size_t kMaxFds = 4 + sandbox::kMaxCgroupFds;
+  if (n_fds > kMaxFds) return MakeError(what, "too many fds");
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFds)]{};
+  iovec iov{const_cast<void*>(request), request_len};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  if (n_fds > 0) {
+    msg.msg_control = control;
+    msg.msg_controllen = CMSG_SPACE(sizeof(int) * n_fds);
+    cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int) * n_fds);
+    memcpy(CMSG_DATA(c), fds, sizeof(int) * n_fds);
+  }
+  if (sendmsg(fd_, &msg, MSG_NOSIGNAL) < 0) {
+    dead_ = true;
+    return SysError(what);
+  }
+  if (auto s = ReceiveExact(fd_, reply, reply_len, 5000, what); !s) {
+    dead_ = true;
+    return s.error();
+  }
+  MsgHeader sent, got;
+  memcpy(&sent, request, sizeof(sent));
+  memcpy(&got, reply, sizeof(got));
+  if (got.seq != sent.seq) {
+    dead_ = true;
+    return MakeError(what, "out-of-order reply");
+  }
+  return {};
+}
+
 Result<ForkedChild> ZygoteProcess::Fork(const sandbox::ChildSpec& spec, int channel_fd,
                                         int log_fd, int code_fd, int net_fd,
                                         const std::vector<int>& cgroup_fds, bool exec_runner) {
@@ -148,42 +186,38 @@ Result<ForkedChild> ZygoteProcess::Fork(const sandbox::ChildSpec& spec, int chan
   req.h = Header(MsgType::kFork, ++seq_);
   req.spec = spec;
   req.n_cgroup_fds = static_cast<uint32_t>(cgroup_fds.size());
-  req.flags = (net_fd >= 0 ? kForkWithNetNs : 0) | (exec_runner ? kForkExecRunner : 0);
+  req.flags = (net_fd >= 0 ? kForkWithNetNs : 0) | (exec_runner ? kForkExecRunner : 0) |
+              (code_fd < 0 ? kForkWithoutCode : 0);
 
   int fds[4 + sandbox::kMaxCgroupFds];
   size_t n_fds = 0;
-  for (int fd : {channel_fd, log_fd, code_fd}) fds[n_fds++] = fd;
+  for (int fd : {channel_fd, log_fd}) fds[n_fds++] = fd;
+  if (code_fd >= 0) fds[n_fds++] = code_fd;
   if (net_fd >= 0) fds[n_fds++] = net_fd;
   for (int fd : cgroup_fds) fds[n_fds++] = fd;
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * (4 + sandbox::kMaxCgroupFds))]{};
-  iovec iov{&req, sizeof(req)};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = CMSG_SPACE(sizeof(int) * n_fds);
-  cmsghdr* c = CMSG_FIRSTHDR(&msg);
-  c->cmsg_level = SOL_SOCKET;
-  c->cmsg_type = SCM_RIGHTS;
-  c->cmsg_len = CMSG_LEN(sizeof(int) * n_fds);
-  memcpy(CMSG_DATA(c), fds, sizeof(int) * n_fds);
-
   uint64_t t0 = NowMicros();
-  if (sendmsg(fd_, &msg, MSG_NOSIGNAL) < 0) {
-    dead_ = true;
-    return SysError("zygote: send fork request");
-  }
   ForkReply reply;
-  if (auto s = ReceiveExact(fd_, &reply, sizeof(reply), 5000, "zygote: fork reply"); !s) {
-    dead_ = true;
+  if (auto s = ExchangeLocked(&req, sizeof(req), fds, n_fds, &reply, sizeof(reply), "zygote: fork"); !s)
     return s.error();
-  }
-  if (reply.h.seq != req.h.seq) {
-    dead_ = true;
-    return MakeError("zygote: fork reply", "out-of-order reply");
-  }
   if (reply.pid <= 0) return SysError("zygote: clone", reply.err ? reply.err : EIO);
   return ForkedChild{reply.pid, reply.fork_us, NowMicros() - t0};
+}
+
+Result<uint64_t> ZygoteProcess::MountCode(pid_t pid, uint32_t uid, uint32_t gid, int code_fd) {
+  std::lock_guard lock(mu_);
+  if (dead_) return MakeError("zygote: mount code", "the zygote has exited");
+  MountCodeRequest req{Header(MsgType::kMountCode, ++seq_), static_cast<int32_t>(pid), uid, gid, 0};
+  uint64_t t0 = NowMicros();
+  MountCodeReply reply;
+  if (auto s = ExchangeLocked(&req, sizeof(req), &code_fd, 1, &reply, sizeof(reply), "zygote: mount code"); !s)
+    return s.error();
+  if (reply.err != 0) {
+    static constexpr const char* kSteps[] = {"request", "open mount namespace",
+                                             "enter mount namespace", "move code onto /var/task"};
+    const char* step = reply.step < std::size(kSteps) ? kSteps[reply.step] : "unknown step";
+    return SysError(std::string("zygote: mount code: ") + step, reply.err);
+  }
+  return NowMicros() - t0;
 }
 
 }  // namespace forklet::zygote

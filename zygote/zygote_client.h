@@ -42,13 +42,17 @@ class ZygoteProcess {
       const std::function<void(pid_t)>& on_spawned = {}, int hello_timeout_ms = 10000);
   ~ZygoteProcess();  // closes the socket (the zygote exits), SIGKILLs it if needed, reaps it
 
-  // Sends a fork request with the child's fds (code_fd: O_PATH directory of the function's
-  // code); the fds stay owned by the caller.
+  // Sends a fork request with the child's fds (code_fd: the function's code as a detached mount,
+  // or -1 for a stem cell that gets it later through MountCode); the fds stay owned by the caller.
   // net_fd: a pooled net namespace, or -1 to have clone make one.
   // exec_runner: the child execs a fresh runner in its sandbox (kForkExecRunner), for instances
   // that will be checkpointed.
   Result<ForkedChild> Fork(const sandbox::ChildSpec& spec, int channel_fd, int log_fd, int code_fd,
                            int net_fd, const std::vector<int>& cgroup_fds, bool exec_runner = false);
+
+  // Mounts code (a detached mount; stays the caller's) at /var/task of a child forked without
+  // code. uid and gid are the child's (its ChildSpec). Returns the round trip in microseconds.
+  Result<uint64_t> MountCode(pid_t pid, uint32_t uid, uint32_t gid, int code_fd);
 
   pid_t pid() const { return pid_; }
   uint32_t boot_us() const { return boot_us_; }      // as the zygote measured its own boot
@@ -58,6 +62,10 @@ class ZygoteProcess {
  private:
   ZygoteProcess(pid_t pid, int fd) : pid_(pid), fd_(fd) {}
   void MarkDead();
+  // Under mu_: one request (it opens with a MsgHeader) with its fds, and its reply of exactly
+  // reply_len bytes with the same seq. A zygote that fails either is dead from then on.
+  Status ExchangeLocked(const void* request, size_t request_len, const int* fds, size_t n_fds,
+                        void* reply, size_t reply_len, const char* what);
 
   std::mutex mu_;
   pid_t pid_;

@@ -2,9 +2,12 @@
 // child apply its sandbox, answer with the pid. Single-threaded by contract.
 #include "zygote/zygote_server.h"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/fsuid.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -59,6 +62,7 @@ struct Server {
   int (*idle_hook)(void) = nullptr;
   bool configured = false;  // in the template root; forks are refused before
   bool child_execs = false;  // in a child: the request's kForkExecRunner
+  int own_mnt_ns = -1;      // the template root's namespace, to return to after kMountCode
 
   // Returns 0 in a ready child, -1 when the daemon has gone; loops otherwise.
   int Run(uint32_t boot_us) {
@@ -131,6 +135,7 @@ struct Server {
           snprintf(reply.message, sizeof(reply.message), "%s", s.error().ToString().c_str());
         } else {
           configured = true;
+          own_mnt_ns = open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC);
         }
         send(control_fd, &reply, sizeof(reply), MSG_NOSIGNAL);
         return 1;
@@ -141,6 +146,13 @@ struct Server {
         memcpy(&req, buf, sizeof(req));
         return Fork(req, fds, n_fds);
       }
+      case MsgType::kMountCode: {
+        if (len != sizeof(MountCodeRequest)) return 1;
+        MountCodeRequest req;
+        memcpy(&req, buf, sizeof(req));
+        MountCode(req, fds, n_fds);
+        return 1;
+      }
       default:
         return 1;
     }
@@ -148,7 +160,9 @@ struct Server {
 
   int Fork(const ForkRequest& req, const int* fds, int n_fds) {
     ForkReply reply{Header(MsgType::kForkReply, req.h.seq), -1, 0, 0, 0};
-    const int fixed = (req.flags & kForkWithNetNs) ? 4 : 3;
+    const bool with_code = !(req.flags & kForkWithoutCode);
+    const bool with_net = req.flags & kForkWithNetNs;
+    const int fixed = 2 + with_code + with_net;
     if (!configured || n_fds != fixed + static_cast<int>(req.n_cgroup_fds) ||
         req.n_cgroup_fds > sandbox::kMaxCgroupFds) {
       reply.err = EBADMSG;
@@ -158,8 +172,8 @@ struct Server {
     sandbox::ChildResources res;
     res.channel_fd = fds[0];
     res.log_fd = fds[1];
-    res.code_fd = fds[2];
-    res.net_fd = fixed == 4 ? fds[3] : -1;
+    res.code_fd = with_code ? fds[2] : -1;
+    res.net_fd = with_net ? fds[2 + with_code] : -1;
     res.n_cgroup_fds = static_cast<int>(req.n_cgroup_fds);
     for (int i = 0; i < res.n_cgroup_fds; ++i) res.cgroup_fds[i] = fds[fixed + i];
     const int ns_flags = res.net_fd >= 0 ? sandbox::kSandboxCloneFlags & ~sandbox::kCloneNewNet
@@ -185,6 +199,41 @@ struct Server {
     reply.fork_us = static_cast<uint32_t>(NowMicros() - t0);
     send(control_fd, &reply, sizeof(reply), MSG_NOSIGNAL);
     return 1;
+  }
+
+  // kMountCode: the zygote enters the instance's mount namespace, moves the code onto
+  // /var/task and returns to its own namespace (a zygote that cannot return exits: it must never
+  // fork from another namespace).
+  void MountCode(const MountCodeRequest& req, const int* fds, int n_fds) {
+    MountCodeReply reply{Header(MsgType::kMountCodeReply, req.h.seq), 0, 0, 0, 0};
+    uint64_t t0 = NowMicros();
+    if (!configured || n_fds != 1 || req.pid <= 0 || own_mnt_ns < 0) {
+      reply.err = EBADMSG;
+    } else {
+      char path[48];
+      snprintf(path, sizeof(path), "/proc/%d/ns/mnt", req.pid);
+      // As the instance's user: the kernel lets the same user open a dumpable process's
+      // namespaces, so the daemon needs no CAP_SYS_PTRACE.
+      setfsgid(req.gid);
+      setfsuid(req.uid);
+      int ns = open(path, O_RDONLY | O_CLOEXEC);
+      int open_err = errno;
+      setfsuid(0);
+      setfsgid(0);
+      if (ns < 0) {
+        reply.step = static_cast<uint32_t>(MountCodeStep::kOpenNamespace), reply.err = open_err;
+      } else if (setns(ns, CLONE_NEWNS) != 0) {
+        reply.step = static_cast<uint32_t>(MountCodeStep::kEnterNamespace), reply.err = errno;
+      } else {
+        int rc = move_mount(fds[0], "", AT_FDCWD, "/var/task", MOVE_MOUNT_F_EMPTY_PATH);
+        int err = errno;
+        if (setns(own_mnt_ns, CLONE_NEWNS) != 0) _exit(70);
+        if (rc != 0) reply.step = static_cast<uint32_t>(MountCodeStep::kMoveMount), reply.err = err;
+      }
+      if (ns >= 0) close(ns);
+    }
+    reply.mount_us = static_cast<uint32_t>(NowMicros() - t0);
+    send(control_fd, &reply, sizeof(reply), MSG_NOSIGNAL);
   }
 };
 

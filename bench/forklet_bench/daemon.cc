@@ -31,11 +31,19 @@ const std::vector<EmptyFunction>& EmptyFunctions() {
     const std::string handler = "def handler(event, context):\n    return None\n";
     EmptyFunction py{"python3", "python3.11", "app.handler", "app.py", handler, {}, {}};
     py.baseline_argv = {"/usr/bin/python3", "-c", handler + "handler({}, None)\n"};
+    py.baseline_name = "python3 -c";
+    const std::string js_handler = "exports.handler = async () => null;\n";
+    EmptyFunction js{"nodejs", "nodejs20.x", "index.handler", "index.js", js_handler, {}, {}};
+    // A clean environment, as forklet's Node gets: a host's NODE_EXTRA_CA_CERTS alone adds 35 ms.
+    js.baseline_argv = {"/usr/bin/env", "-i", "PATH=/usr/bin:/bin", "/usr/bin/node", "-e",
+                        js_handler + "exports.handler({}, {});\n"};
+    js.baseline_name = "node -e";
+    js.pre_booted = true;
     // The compiled runtimes' empty functions (bench/functions/), as the build made them.
     const std::string built = NextToBinary("share/forklet/bench/functions");
     EmptyFunction native{"native", "native", "libempty.handler", {}, {}, built + "/native-empty", {}};
     EmptyFunction provided{"provided", "provided.al2023", "empty.handler", {}, {}, built + "/provided-empty", {}};
-    return std::vector<EmptyFunction>{py, native, provided};
+    return std::vector<EmptyFunction>{py, js, native, provided};
   }();
   return kAll;
 }
@@ -197,7 +205,27 @@ Result<Health> DaemonUnderTest::GetHealth() {
   h.idle = inst.value("idle", 0u);
   h.busy = inst.value("busy", 0u);
   for (const auto& p : inst.value("idle_pids", json::array())) h.idle_instance_pids.push_back(p.get<pid_t>());
+  const json stem_cells = j.value("stem_cells", json::object());
+  for (const auto& [family, s] : stem_cells.items()) {
+    StemCellHealth& out = h.stem_cells[family];
+    out.ready = s.value("ready", 0u);
+    out.booting = s.value("booting", 0u);
+    out.target = s.value("target", 0u);
+    for (const auto& p : s.value("pids", json::array())) out.pids.push_back(p.get<pid_t>());
+  }
   return h;
+}
+
+Status DaemonUnderTest::WaitForStemCells(const std::string& family, bool full) {
+  for (int i = 0; i < 2000; ++i) {
+    auto h = GetHealth();
+    if (!h) return h.error();
+    auto it = h->stem_cells.find(family);
+    if (it == h->stem_cells.end()) return {};
+    if (full ? it->second.ready >= it->second.target : it->second.booting == 0) return {};
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return MakeError("stem cells of " + family, full ? "not booted within 10 s" : "still booting after 10 s");
 }
 
 }  // namespace forklet::bench

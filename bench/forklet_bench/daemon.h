@@ -4,6 +4,7 @@
 
 #include <sys/types.h>
 
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -22,6 +23,10 @@ struct EmptyFunction {
   std::string code;            // the handler's source
   std::string built_dir;       // or: a folder the build made (compiled runtimes), zipped as is
   std::vector<std::string> baseline_argv;  // the handler called once by the bare interpreter
+  std::string baseline_name;               // its row: "python3 -c"
+  // A zygote start takes a pre-booted stem cell (Node: the daemon boots successors in the
+  // background after each start), not a fork of a booted interpreter.
+  bool pre_booted = false;
 };
 
 // The runtimes forklet serves, each with its empty function.
@@ -32,10 +37,16 @@ struct ZygoteHealth {
   pid_t pid = 0;
 };
 
+struct StemCellHealth {
+  uint32_t ready = 0, booting = 0, target = 0;
+  std::vector<pid_t> pids;  // of the ready ones
+};
+
 struct Health {
   std::vector<ZygoteHealth> zygotes;
   std::vector<pid_t> idle_instance_pids;
   uint32_t idle = 0, busy = 0;
+  std::map<std::string, StemCellHealth> stem_cells;  // by runtime family
 };
 
 class DaemonUnderTest {
@@ -58,6 +69,9 @@ class DaemonUnderTest {
   Status DropIdleInstances(const std::string& function = {});
   Status DropZygote(const std::string& family);
   Result<Health> GetHealth();
+  // Until the family's stem cells are all booted (full: ready up to the target) or, after a
+  // drop, until none is booting; at most 10 s. Immediately for a family without stem cells.
+  Status WaitForStemCells(const std::string& family, bool full);
 
  private:
   explicit DaemonUnderTest(std::string endpoint) : api_(endpoint), endpoint_(std::move(endpoint)) {}

@@ -38,8 +38,8 @@ Result<HttpReply> Invoke(HttpConnection& conn, const std::string& function, cons
 }  // namespace
 
 Result<KindRun> MeasureStartKind(DaemonUnderTest& daemon, const std::string& function,
-                                 const std::string& family, const std::string& kind, int warmup,
-                                 int samples, const std::string& progress_label) {
+                                 const std::string& family, bool pre_booted, const std::string& kind,
+                                 int warmup, int samples, const std::string& progress_label) {
   KindRun run;
   run.family = family;
   run.kind = kind;
@@ -52,7 +52,11 @@ Result<KindRun> MeasureStartKind(DaemonUnderTest& daemon, const std::string& fun
                                               std::to_string(run.off_kind) + ")");
     if (kind == "cold") {
       if (auto s = daemon.DropZygote(family); !s) return s.error();
+      if (pre_booted)
+        if (auto s = daemon.WaitForStemCells(family, false); !s) return s.error();
     }
+    if (kind == "zygote" && pre_booted)
+      if (auto s = daemon.WaitForStemCells(family, true); !s) return s.error();
     auto t0 = Clock::now();
     auto r = Invoke(conn, function, kind);
     auto t1 = Clock::now();

@@ -26,9 +26,11 @@ struct KindRun {
   size_t off_kind = 0;  // responses of another start kind than asked for (not counted)
 };
 
+// pre_booted (Node): a zygote sample first waits for the stem cells to be booted, a cold one for
+// the dropped pool to be quiet, so that no background boot shares the sample's CPU.
 Result<KindRun> MeasureStartKind(DaemonUnderTest& daemon, const std::string& function,
-                                 const std::string& family, const std::string& kind, int warmup,
-                                 int samples, const std::string& progress_label);
+                                 const std::string& family, bool pre_booted, const std::string& kind,
+                                 int warmup, int samples, const std::string& progress_label);
 
 struct SweepPoint {
   std::string family;  // the runtime

@@ -28,6 +28,7 @@ Result<Rollup> ReadRollup(pid_t pid) {
     if (n == "Rss") r.rss_mb = kb, any = true;
     else if (n == "Pss") r.pss_mb = kb;
     else if (n == "Private_Clean" || n == "Private_Dirty") r.private_mb += kb;
+    else if (n == "Anonymous") r.anonymous_mb = kb;
   }
   if (!any) return MakeError("smaps_rollup of " + std::to_string(pid), "no Rss line");
   return r;
@@ -110,6 +111,23 @@ Result<InstanceMemory> MeasureIdleInstanceMemory(DaemonUnderTest& daemon, const 
   m.instance = each[each.size() / 2];
   m.marginal_pss_mb = (sum - alone->pss_mb) / static_cast<double>(functions.size());
   return m;
+}
+
+Result<StemCellMemory> MeasureStemCellMemory(DaemonUnderTest& daemon, const std::string& family) {
+  if (auto s = daemon.WaitForStemCells(family, true); !s) return s.error();
+  auto h = daemon.GetHealth();
+  if (!h) return h.error();
+  auto it = h->stem_cells.find(family);
+  if (it == h->stem_cells.end() || it->second.pids.empty())
+    return MakeError("memory", "no " + family + " stem cell is ready");
+  std::vector<Rollup> each;
+  for (pid_t p : it->second.pids) {
+    auto r = ReadRollup(p);
+    if (!r) return r.error();
+    each.push_back(*r);
+  }
+  std::sort(each.begin(), each.end(), [](const Rollup& a, const Rollup& b) { return a.pss_mb < b.pss_mb; });
+  return StemCellMemory{family, each[each.size() / 2], static_cast<int>(each.size())};
 }
 
 }  // namespace forklet::bench

@@ -12,6 +12,7 @@ namespace forklet::bench {
 
 struct Rollup {
   double rss_mb = 0, pss_mb = 0, private_mb = 0;  // private: clean + dirty
+  double anonymous_mb = 0;  // heap and stacks: what no other process can share (file pages can)
 };
 Result<Rollup> ReadRollup(pid_t pid);  // /proc/PID/smaps_rollup
 
@@ -28,5 +29,13 @@ struct InstanceMemory {
 // group really holds, so the difference per instance is what one more idle instance costs.
 Result<InstanceMemory> MeasureIdleInstanceMemory(DaemonUnderTest& daemon, const std::string& family,
                                                  const std::vector<std::string>& functions);
+
+// What a pre-booted stem cell (an idle Node, no function yet) holds while it waits.
+struct StemCellMemory {
+  std::string family;
+  Rollup cell;  // one of them (the median by PSS)
+  int cells = 0;
+};
+Result<StemCellMemory> MeasureStemCellMemory(DaemonUnderTest& daemon, const std::string& family);
 
 }  // namespace forklet::bench

@@ -9,8 +9,8 @@ namespace fs = std::filesystem;
 namespace {
 
 const char* kUsage = R"(usage: forklet-bench [options]
-Measures empty-function response times through forkletd for each start kind (cold, zygote, warm)
-as a client sees them, next to baselines run with the same handler and the same timing, a
+Measures empty-function response times through forkletd for each runtime (Python, Node.js) and
+start kind (cold, zygote or pre-booted, warm) as a client sees them, next to baselines run with the same handler and the same timing, a
 concurrency sweep, the stage breakdown and the memory of an idle instance. Runs as root.
 
   --endpoint URL          use a running daemon (http://127.0.0.1:9000) instead of starting one
@@ -18,6 +18,8 @@ concurrency sweep, the stage breakdown and the memory of an idle instance. Runs 
   --daemon-arg ARG        pass ARG to the daemon it starts (repeatable)
   --cold N --zygote N --warm N
                           samples per start kind (default 50, 500, 10000)
+  --pre-booted N          zygote samples of Node.js, whose zygote start takes a pre-booted stem
+                          cell and waits for its successor to boot first (default 100)
   --warmup N              untimed requests before each start kind (default 20; cold: 2)
   --baseline N            runs of each process baseline (default 50)
   --floor-iterations N    clone() iterations inside the clone floor (default 2000)
@@ -79,9 +81,10 @@ bool ParseOptions(int argc, char** argv, Options* o, std::string* message, bool*
       if (!value()) return false;
       o->daemon_args.push_back(v);
     } else if (a == "--cold" || a == "--zygote" || a == "--warm" || a == "--warmup" ||
-               a == "--baseline" || a == "--floor-iterations") {
+               a == "--baseline" || a == "--floor-iterations" || a == "--pre-booted") {
       int* target = a == "--cold" ? &o->cold : a == "--zygote" ? &o->zygote : a == "--warm" ? &o->warm
-                    : a == "--warmup" ? &o->warmup : a == "--baseline" ? &o->baseline : &o->floor_iterations;
+                    : a == "--warmup" ? &o->warmup : a == "--baseline" ? &o->baseline
+                    : a == "--pre-booted" ? &o->pre_booted : &o->floor_iterations;
       if (!value() || !Int(a, v, a == "--warmup" ? 0 : 1, target, message)) return false;
     } else if (a == "--clients") {
       if (!value()) return false;

@@ -12,6 +12,8 @@ struct Options {
   std::vector<std::string> daemon_args;  // extra forkletd flags for the daemon it starts
   int warmup = 20;                       // untimed requests before each start kind (cold: 2)
   int cold = 50, zygote = 500, warm = 10000;
+  int pre_booted = 100;                  // zygote samples of a pre-booted runtime (each waits for
+                                         // its stem cell to boot)
   int baseline = 50;                     // process runs of each baseline
   int floor_iterations = 2000;           // iterations inside one clone-floor run
   std::vector<int> clients = {1, 2, 4, 8};

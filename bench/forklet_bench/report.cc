@@ -223,6 +223,10 @@ std::string FormatTable(const BenchResults& r) {
   } else if (!r.memory_error.empty()) {
     out += "\nidle warm instance memory: not measured: " + r.memory_error + "\n";
   }
+  for (const auto& s : r.stem_cells)
+    out += Format("%s stem cell (pre-booted, no function yet): RSS %6.2f MB  PSS %6.2f MB  anonymous %6.2f MB\n"
+                  "  (Node's text is file-backed: shared by every Node process of the host; the anonymous part is its own)\n",
+                  s.family.c_str(), s.cell.rss_mb, s.cell.pss_mb, s.cell.anonymous_mb);
   if (!r.bars.empty()) {
     out += Format("\n%-60s %-34s %-11s %s\n", "bars (issue 4: the python3 function)", "measured", "target", "verdict");
     for (const auto& b : r.bars)
@@ -268,6 +272,9 @@ Status WriteJson(const BenchResults& r, const std::string& path) {
                    {"zygote_with_instances", roll(r.memory->zygote_with)}, {"idle_instance", roll(r.memory->instance)},
                    {"marginal_pss_mb", r.memory->marginal_pss_mb}};
   }
+  for (const auto& s : r.stem_cells)
+    j["stem_cell_memory"][s.family] = {{"rss_mb", s.cell.rss_mb}, {"pss_mb", s.cell.pss_mb},
+                                       {"private_mb", s.cell.private_mb}, {"anonymous_mb", s.cell.anonymous_mb}};
   j["bars"] = json::array();
   for (const auto& b : r.bars)
     j["bars"].push_back({{"bar", b.bar}, {"measured", b.measured}, {"target", b.target},

@@ -41,6 +41,7 @@ struct BenchResults {
   std::vector<SweepPoint> sweep;
   std::optional<InstanceMemory> memory;
   std::string memory_error;
+  std::vector<StemCellMemory> stem_cells;
   std::vector<Bar> bars;
 };
 

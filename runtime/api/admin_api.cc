@@ -45,6 +45,8 @@ json AdminApi::Capacity() {
         {"reserved", c.memory_mb},
         {"free", budget > c.memory_mb ? budget - c.memory_mb : 0},
         {"idle", c.idle_memory_mb},  // reserved by idle instances, evicted when memory is needed
+        // held by pre-booted stem cells out of the free memory, given up when instances need it
+        {"standby", launcher_->StandbyMemoryMb()},
         {"host_available", HostAvailableMb()}}},
       {"instances", {{"idle", c.idle}, {"running", c.busy - c.starting}, {"starting", c.starting}}},
       {"zygotes", {{"ready", runtimes.size()}, {"runtimes", runtimes}}},
@@ -59,12 +61,18 @@ HttpResponse AdminApi::Handle(const HttpRequest& r) {
     json zygotes = json::array();
     for (const auto& z : launcher_->Zygotes())
       zygotes.push_back({{"runtime", z.runtime}, {"pid", z.pid}, {"boot_ms", z.boot_ms}, {"forks", z.forks}});
+    json stem_cells = json::object();
+    for (const auto& [family, s] : launcher_->StemCells())
+      stem_cells[family] = {{"ready", s.ready}, {"booting", s.booting}, {"target", s.target},
+                            {"memory_mb", s.reserved_mb}, {"last_boot_ms", s.last_boot_ms},
+                            {"pids", s.pids}};
     return Json(200, json{{"status", scheduler_->draining() ? "draining" : "ready"},
                           {"cgroups", launcher_->cgroups().version()},
                           {"instances", {{"idle", c.idle}, {"busy", c.busy}, {"memory_mb", c.memory_mb},
                                          {"idle_pids", scheduler_->IdlePids()}}},
                           {"zygotes", zygotes},
-                          {"snapshots", launcher_->SnapshotReport()}});
+                          {"snapshots", launcher_->SnapshotReport()},
+                          {"stem_cells", stem_cells}});
   }
   if (p == "/forklet/v1/capacity" && r.method == "GET") return Json(200, Capacity());
   if (p == "/forklet/v1/admin/drain" && r.method == "POST") {

@@ -184,6 +184,7 @@ HttpResponse LambdaApi::CreateFunction(const HttpRequest& r) {
   if (!zip) return FromError(zip.error());
   auto created = registry_->Create(std::move(cfg.value()), *zip);
   if (!created) return FromError(created.error());
+  scheduler_->Prepare(created->config);
   return Json(201, registry::ToLambdaJson(created->config));
 }
 
@@ -233,6 +234,7 @@ HttpResponse LambdaApi::UpdateConfiguration(const std::string& name, const HttpR
   auto updated = registry_->UpdateConfiguration(name, *body);
   if (!updated) return FromError(updated.error());
   scheduler_->FunctionChanged(name);
+  scheduler_->Prepare(updated->config);
   return Json(200, registry::ToLambdaJson(updated->config));
 }
 

@@ -174,18 +174,12 @@ Outcome Instance::DeathOutcome() {
   return Outcome::kCrashed;
 }
 
-Status Instance::Start(const nlohmann::json& init, Clock::time_point deadline, Stages* stages,
-                       double* init_ms, ChannelResult* init_error) {
-  if (!WriteFrame(static_cast<uint32_t>(zygote::FrameType::kInit), init.dump(), {}, deadline)) {
-    Destroy();
-    return MakeError("instance start", "the instance closed its channel before init");
-  }
+Status Instance::ReadSetup(Clock::time_point deadline, Stages* stages) {
   uint32_t type = 0;
   std::string meta, payload;
   ChannelResult logs;
   auto t_wait = Clock::now();
   Read r = ReadFrame(deadline, &type, &meta, &payload, &logs);
-  auto t_setup = Clock::now();
   if (r != Read::kFrame || type != static_cast<uint32_t>(zygote::FrameType::kSetup) ||
       payload.size() != sizeof(sandbox::SetupReport)) {
     Destroy();
@@ -207,9 +201,64 @@ Status Instance::Start(const nlohmann::json& init, Clock::time_point deadline, S
   for (uint32_t i = 0; i < report.n_timings && i < static_cast<uint32_t>(sandbox::SetupStep::kCount); ++i)
     steps_ms += report.timings[i].micros / 1000.0;
   stages->emplace_back("setup_other",
-                       std::max(0.0, std::chrono::duration<double, std::milli>(t_setup - t_wait).count() - steps_ms));
-  r = ReadFrame(deadline, &type, &meta, &payload, init_error);
-  double ready_ms = std::chrono::duration<double, std::milli>(Clock::now() - t_setup).count();
+                       std::max(0.0, std::chrono::duration<double, std::milli>(Clock::now() - t_wait).count() - steps_ms));
+  setup_read_ = true;
+  return {};
+}
+
+Status Instance::AwaitBoot(Clock::time_point deadline, Stages* stages) {
+  if (!setup_read_)
+    if (auto s = ReadSetup(deadline, stages); !s) return s;
+  auto t0 = Clock::now();
+  uint32_t type = 0;
+  std::string meta, payload;
+  ChannelResult logs;
+  Read r = ReadFrame(deadline, &type, &meta, &payload, &logs);
+  if (r != Read::kFrame || type != static_cast<uint32_t>(zygote::FrameType::kBooted) ||
+      !ParseBootedMeta(meta)) {
+    Destroy();
+    // An init error here is the runtime failing to start (e.g. its interpreter is missing).
+    auto failed = type == static_cast<uint32_t>(zygote::FrameType::kInitError) ? ParseInitErrorMeta(meta)
+                                                                               : std::nullopt;
+    return MakeError("runtime boot", r == Read::kTimeout ? "timed out"
+                                     : failed            ? failed->body
+                                     : r == Read::kFrame ? "no boot report"
+                                                         : "the runtime exited while booting: " +
+                                                               logs.output.substr(0, 512));
+  }
+  booted_ = true;
+  stages->emplace_back("runtime_boot", std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+  return {};
+}
+
+void Instance::AssignTo(std::string function, std::string generation, uint32_t memory_mb) {
+  function_ = std::move(function);
+  generation_ = std::move(generation);
+  memory_mb_ = memory_mb;
+}
+
+Status Instance::Start(const nlohmann::json& init, Clock::time_point deadline, Stages* stages,
+                       double* init_ms, ChannelResult* init_error) {
+  if (!WriteFrame(static_cast<uint32_t>(zygote::FrameType::kInit), init.dump(), {}, deadline)) {
+    Destroy();
+    return MakeError("instance start", "the instance closed its channel before init");
+  }
+  if (!setup_read_)
+    if (auto s = ReadSetup(deadline, stages); !s) return s;
+  uint32_t type = 0;
+  std::string meta, payload;
+  auto t_setup = Clock::now();
+  Read r = ReadFrame(deadline, &type, &meta, &payload, init_error);
+  double boot_ms = 0;
+  if (r == Read::kFrame && type == static_cast<uint32_t>(zygote::FrameType::kBooted) && !booted_ &&
+      ParseBootedMeta(meta)) {
+    // A runtime that boots after the fork (Node, cold): its boot is this start's.
+    booted_ = true;
+    boot_ms = std::chrono::duration<double, std::milli>(Clock::now() - t_setup).count();
+    stages->emplace_back("runtime_boot", boot_ms);
+    r = ReadFrame(deadline, &type, &meta, &payload, init_error);
+  }
+  double ready_ms = std::chrono::duration<double, std::milli>(Clock::now() - t_setup).count() - boot_ms;
   if (r != Read::kFrame) {
     Outcome why = r == Read::kTimeout ? Outcome::kTimeout : DeathOutcome();
     Destroy();
@@ -341,7 +390,7 @@ Instance::Usage Instance::TakeUsage() {
 bool ValidFrameFromInstance(const zygote::FrameHeader& h) {
   return h.meta_len <= zygote::kMaxMetaBytes && h.payload_len <= zygote::kMaxPayloadBytes &&
          h.type >= static_cast<uint32_t>(zygote::FrameType::kSetup) &&
-         h.type <= static_cast<uint32_t>(zygote::FrameType::kResult);
+         h.type <= static_cast<uint32_t>(zygote::FrameType::kBooted);
 }
 
 namespace {
@@ -381,6 +430,13 @@ std::optional<double> ParseReadyMeta(std::string_view meta) {
   return init_us;
 }
 
+std::optional<double> ParseBootedMeta(std::string_view meta) {
+  auto m = ParseObject(meta);
+  double boot_us = 0;
+  if (!m || !Micros(*m, "boot_us", &boot_us)) return std::nullopt;
+  return boot_us;
+}
+
 std::optional<InitErrorMeta> ParseInitErrorMeta(std::string_view meta) {
   auto m = ParseObject(meta);
   InitErrorMeta out;
@@ -390,10 +446,13 @@ std::optional<InitErrorMeta> ParseInitErrorMeta(std::string_view meta) {
     return std::nullopt;
   // Lambda's shape and nothing else: no forged fields, no depth for the encoder to recurse into.
   nlohmann::json body{{"errorMessage", *message}, {"errorType", *type}};
-  auto trace = m->find("stackTrace");
-  if (trace != m->end() && trace->is_array() &&
-      std::all_of(trace->begin(), trace->end(), [](const auto& line) { return line.is_string(); }))
-    body["stackTrace"] = *trace;
+  // Python's runner sends stackTrace; Node's, as Lambda's Node runtime, trace.
+  for (const char* key : {"stackTrace", "trace"}) {
+    auto trace = m->find(key);
+    if (trace != m->end() && trace->is_array() &&
+        std::all_of(trace->begin(), trace->end(), [](const auto& line) { return line.is_string(); }))
+      body[key] = *trace;
+  }
   out.body = body.dump();
   return out;
 }

@@ -40,14 +40,23 @@ class Instance {
   Instance(const Instance&) = delete;
   Instance& operator=(const Instance&) = delete;
 
-  // Sends the function's init message, then waits for the sandbox setup report and the runner's
-  // ready. Fills stages with the setup steps and init. On an init error, result holds it.
+  // Sends the function's init message, then waits for the sandbox setup report (unless
+  // AwaitBoot read it), the runtime's boot report if it sends one, and the runner's ready. Fills
+  // stages with the setup steps, runtime_boot and init. On an init error, result holds it.
   Status Start(const nlohmann::json& init, Clock::time_point deadline, Stages* stages,
                double* init_ms, ChannelResult* init_error);
 
   // For a copy restored from a snapshot (taken after its ready): tells it so (it renews what must
   // differ between copies) and waits for its ready.
   Status Resume(Clock::time_point deadline);
+  // A stem cell (stem_cells.h): forked without code, it reports its sandbox setup and then that
+  // its runtime has booted (kBooted). Fails, and destroys it, when it does not.
+  Status AwaitBoot(Clock::time_point deadline, Stages* stages);
+  // Gives a booted stem cell to a function: before Start, once its code is mounted.
+  void AssignTo(std::string function, std::string generation, uint32_t memory_mb);
+  // The cgroup's limits, for a stem cell given to a function.
+  sandbox::Cgroup* cgroup() { return cgroup_.get(); }
+  int channel_fd() const { return channel_fd_; }
 
   // Runs one invocation; on timeout, OOM or a crash the instance is dead afterwards.
   ChannelResult Invoke(const std::string& request_id, int64_t deadline_epoch_ms,
@@ -83,6 +92,7 @@ class Instance {
   bool WriteFrame(uint32_t type, const std::string& meta, const std::string& payload,
                   Clock::time_point deadline);
   void DrainLog(ChannelResult* into);
+  Status ReadSetup(Clock::time_point deadline, Stages* stages);  // the child's SetupReport frame
   Outcome DeathOutcome();  // why the instance ended: OOM or a crash
   // After its channel closed: waits a moment for the instance to exit and reaps it. Its exit
   // status, or "" when it has not exited (then Destroy kills it).
@@ -97,6 +107,8 @@ class Instance {
   std::unique_ptr<sandbox::Cgroup> cgroup_;
   bool dead_ = false;
   bool destroyed_ = false;
+  bool setup_read_ = false;  // the SetupReport frame is in (AwaitBoot or Start)
+  bool booted_ = false;      // the runtime's kBooted frame is in
   bool reaped_ = false;  // its pid is gone (and may be reused): never signal it again
   uint64_t cpu_ns_seen_ = 0;  // the cgroup's CPU counter at the last TakeUsage
 };
@@ -111,6 +123,7 @@ struct ResultMeta {
 };
 std::optional<ResultMeta> ParseResultMeta(std::string_view meta);  // kResult: {ok, handler_us[, last]}
 std::optional<double> ParseReadyMeta(std::string_view meta);       // kReady: init_us
+std::optional<double> ParseBootedMeta(std::string_view meta);      // kBooted: boot_us
 struct InitErrorMeta {
   std::string body;  // {errorMessage, errorType[, stackTrace]}: Lambda's shape, nothing more
   double init_us = 0;

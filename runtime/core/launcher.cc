@@ -126,6 +126,10 @@ Result<std::unique_ptr<Launcher>> Launcher::Create(const LauncherOptions& option
 Launcher::~Launcher() {
   supervisor_.reset();  // before the zygotes go: it must not reboot them
   {
+    std::lock_guard lock(stem_mu_);  // their fillers use the zygotes; their cgroups are the tree's
+    stem_cells_.clear();
+  }
+  {
     std::lock_guard lock(snap_mu_);
     stopping_ = true;
   }
@@ -256,6 +260,7 @@ Result<zygote::ZygoteProcess*> Launcher::ZygoteFor(const std::string& family, bo
   sandbox::TemplateSpec root{};
   CopyString(root.root, sizeof(root.root), root_dir_);
   CopyString(root.etc_dir, sizeof(root.etc_dir), etc_dir_);
+  CopyString(root.runtime_dir, sizeof(root.runtime_dir), options_.runners.runners_dir);
   auto spawned = zygote::ZygoteProcess::Spawn(*cmd, root, seccomp_, attach);
   if (!spawned) {
     // Spawn reaped the failed zygote microseconds ago; pids are not reused that fast.
@@ -276,7 +281,20 @@ Status Launcher::WarmUp() {
   return {};
 }
 
+void Launcher::Prepare(const std::string& family) {
+  (void)StemCellsFor(family);  // its filler boots them in the background
+}
+
 bool Launcher::DropZygote(const std::string& family) {
+  if (UsesStemCells(family)) {
+    // What makes its starts fast are the pre-booted stem cells; its fork server stays (it boots
+    // in about a millisecond and a cold start does not wait for one in real life).
+    std::lock_guard lock(stem_mu_);
+    auto it = stem_cells_.find(family);
+    if (it == stem_cells_.end()) return false;
+    it->second->Drop();
+    return true;
+  }
   std::lock_guard lock(zygotes_mu_);
   auto it = zygotes_.find(family);
   if (it == zygotes_.end() || !it->second) return false;
@@ -317,7 +335,43 @@ std::vector<ZygoteInfo> Launcher::Zygotes() {
   return out;
 }
 
-sandbox::CgroupLimits Launcher::Limits(const registry::FunctionConfig& cfg) const {
+StemCellPool* Launcher::StemCellsFor(const std::string& family) {
+  if (!UsesStemCells(family) || options_.node_stem_cells == 0) return nullptr;
+  std::lock_guard lock(stem_mu_);
+  auto& pool = stem_cells_[family];
+  if (!pool) {
+    pool = std::make_unique<StemCellPool>(family, options_.node_stem_cells, options_.stem_cell_mb,
+                                          [this, family] { return MakeStemCell(family); });
+    pool->SetAllowance(standby_allowance_mb_);
+  }
+  return pool.get();
+}
+
+std::map<std::string, StemCellCounts> Launcher::StemCells() {
+  std::lock_guard lock(stem_mu_);
+  std::map<std::string, StemCellCounts> out;
+  for (auto& [family, pool] : stem_cells_) out[family] = pool->Counts();
+  return out;
+}
+
+uint64_t Launcher::StandbyMemoryMb() {
+  uint64_t mb = 0;
+  for (auto& [family, counts] : StemCells()) mb += counts.reserved_mb;
+  return mb;
+}
+
+void Launcher::SetStandbyAllowance(uint64_t mb) {
+  std::lock_guard lock(stem_mu_);
+  standby_allowance_mb_ = mb;
+  // One pool today (nodejs); were there more, the first would get what it fits, the next the rest.
+  for (auto& [family, pool] : stem_cells_) {
+    pool->SetAllowance(mb);
+    uint64_t used = pool->Counts().reserved_mb;
+    mb = mb > used ? mb - used : 0;
+  }
+}
+
+sandbox::CgroupLimits Launcher::FunctionLimits(const registry::FunctionConfig& cfg) const {
   sandbox::CgroupLimits limits;
   limits.memory_bytes = static_cast<uint64_t>(cfg.memory_mb) << 20;
   limits.pids_max = options_.pids_max;
@@ -326,10 +380,10 @@ sandbox::CgroupLimits Launcher::Limits(const registry::FunctionConfig& cfg) cons
   return limits;
 }
 
-Result<Launcher::InstanceCgroup> Launcher::AcquireCgroup(const registry::FunctionConfig& cfg,
+Result<Launcher::InstanceCgroup> Launcher::AcquireCgroup(const sandbox::CgroupLimits& limits,
                                                          Stages* stages) {
   auto t0 = Clock::now();
-  auto cgroup = pool_->Acquire(Limits(cfg));
+  auto cgroup = pool_->Acquire(limits);
   if (!cgroup) return cgroup.error();
   auto procs = cgroup.value()->OpenProcsFds();
   if (!procs) return procs.error();
@@ -337,16 +391,13 @@ Result<Launcher::InstanceCgroup> Launcher::AcquireCgroup(const registry::Functio
   return InstanceCgroup{std::move(cgroup.value()), std::move(procs.value())};
 }
 
-Result<Launched> Launcher::ForkInstance(const registry::Deployed& fn, bool exec_runner) {
-  const auto& cfg = fn.config;
-  Launched out;
-  auto t0 = Clock::now();
-  bool booted = false;
-  auto z = ZygoteFor(registry::RuntimeFamily(cfg.runtime), &booted, &out.stages);
+Result<Launcher::Forked> Launcher::ForkInstance(const std::string& family,
+                                                const sandbox::CgroupLimits& limits, int code_fd,
+                                                bool exec_runner, bool* booted, Stages* stages) {
+  auto z = ZygoteFor(family, booted, stages);
   if (!z) return z.error();
-  out.start = booted ? StartKind::kCold : StartKind::kZygote;
 
-  auto cgroup = AcquireCgroup(cfg, &out.stages);
+  auto cgroup = AcquireCgroup(limits, stages);
   if (!cgroup) return cgroup.error();
   auto* procs = &cgroup->procs;
 
@@ -372,13 +423,6 @@ Result<Launched> Launcher::ForkInstance(const registry::Deployed& fn, bool exec_
   spec.gid = kSandboxGid;
   spec.nofile_limit = 1024;
 
-  auto code = sandbox::DetachedReadOnlyTree(fn.code_dir);
-  if (!code) {
-    for (int fd : *procs) close(fd);
-    for (int fd : {channel[0], channel[1], log[0], log[1]}) close(fd);
-    return code.error();
-  }
-  int code_fd = *code;
   int net_fd = netns_ ? netns_->Take() : -1;
   // Off the request path (a snapshot's source): worth waiting for the pool's filler.
   for (int i = 0; exec_runner && netns_ && net_fd < 0 && i < 100; ++i) {
@@ -391,7 +435,7 @@ Result<Launched> Launcher::ForkInstance(const registry::Deployed& fn, bool exec_
     close(channel[1]);
     if (net_fd < 0 || !SocketPairIn(net_fd, channel)) {
       for (int fd : *procs) close(fd);
-      for (int fd : {log[0], log[1], code_fd}) close(fd);
+      for (int fd : {log[0], log[1]}) close(fd);
       if (net_fd >= 0) close(net_fd);
       return MakeError("snapshot instance", "no net namespace to make its channel in");
     }
@@ -399,13 +443,9 @@ Result<Launched> Launcher::ForkInstance(const registry::Deployed& fn, bool exec_
   auto forked = (*z)->Fork(spec, channel[1], log[1], code_fd, net_fd, *procs, exec_runner);
   if (!forked && !(*z)->alive()) {
     // The zygote died under this request (killed, crashed): its successor forks it, cold.
-    z = ZygoteFor(registry::RuntimeFamily(cfg.runtime), &booted, &out.stages);
-    if (z) {
-      out.start = booted ? StartKind::kCold : StartKind::kZygote;
-      forked = (*z)->Fork(spec, channel[1], log[1], code_fd, net_fd, *procs, exec_runner);
-    }
+    z = ZygoteFor(family, booted, stages);
+    if (z) forked = (*z)->Fork(spec, channel[1], log[1], code_fd, net_fd, *procs, exec_runner);
   }
-  close(code_fd);
   if (net_fd >= 0) close(net_fd);
   for (int fd : *procs) close(fd);
   close(channel[1]);
@@ -417,24 +457,106 @@ Result<Launched> Launcher::ForkInstance(const registry::Deployed& fn, bool exec_
   }
   {
     std::lock_guard lock(zygotes_mu_);
-    ++forks_[registry::RuntimeFamily(cfg.runtime)];
+    ++forks_[family];
   }
-  out.stages.emplace_back("fork", forked->round_trip_us / 1000.0);
-  auto instance = std::make_unique<Instance>(cfg.name, Generation(cfg), cfg.memory_mb, forked->pid,
-                                             channel[0], log[0], std::move(cgroup->cgroup));
+  stages->emplace_back("fork", forked->round_trip_us / 1000.0);
+  Forked out;
+  out.instance = std::make_unique<Instance>("", "", 0, forked->pid, channel[0], log[0],
+                                            std::move(cgroup->cgroup));
+  out.uid = spec.uid;
+  out.gid = spec.gid;
+  return out;
+}
+
+Result<StemCell> Launcher::MakeStemCell(const std::string& family) {
+  auto t0 = Clock::now();
+  bool booted = false;
+  Stages stages;
+  sandbox::CgroupLimits limits;
+  limits.memory_bytes = options_.stem_cell_mb << 20;
+  limits.pids_max = options_.pids_max;
+  // Its boot is background work: the CPU weight of a small function, not a running one's.
+  limits.cpu_weight = std::max<uint32_t>(2, static_cast<uint32_t>(1024ull * options_.stem_cell_mb / 1769));
+  auto forked = ForkInstance(family, limits, -1, false, &booted, &stages);
+  if (!forked) return forked.error();
+  if (auto s = forked->instance->AwaitBoot(Clock::now() + std::chrono::seconds(10), &stages); !s)
+    return s.error();
+  StemCell cell;
+  cell.instance = std::move(forked->instance);
+  cell.uid = forked->uid;
+  cell.gid = forked->gid;
+  cell.boot_ms = MsSince(t0);
+  return cell;
+}
+
+Status Launcher::StartStemCell(const registry::Deployed& fn, const StemCell& cell, Launched* out) {
+  const auto& cfg = fn.config;
+  Instance& instance = *cell.instance;
+  auto t_cg = Clock::now();
+  // Its boot's memory stays charged to its cgroup: a function with less memory than a stem cell
+  // already uses is started cold (a fresh Node, charged from zero), never OOM-killed at once.
+  auto limits = FunctionLimits(cfg);
+  auto stats = instance.cgroup()->ReadStats();
+  if (!stats) return stats.error();
+  if (stats->memory_current_bytes + (8ull << 20) > limits.memory_bytes)
+    return MakeError("stem cell", "uses " + std::to_string(stats->memory_current_bytes >> 20) +
+                                      " MB, too close to the function's " + std::to_string(cfg.memory_mb) + " MB");
+  if (auto s = instance.cgroup()->SetLimits(limits); !s) return s.error();
+  out->stages.emplace_back("cgroup", MsSince(t_cg));
+
+  auto t_tree = Clock::now();
+  auto code = sandbox::DetachedReadOnlyTree(fn.code_dir);
+  if (!code) return code.error();
+  out->stages.emplace_back("code_tree", MsSince(t_tree));
+  auto t_mount = Clock::now();
+  bool booted = false;
+  auto z = ZygoteFor(registry::RuntimeFamily(cfg.runtime), &booted, &out->stages);
+  Result<uint64_t> mounted = z ? (*z)->MountCode(instance.pid(), cell.uid, cell.gid, *code)
+                               : Result<uint64_t>(z.error());
+  close(*code);
+  if (!mounted) return mounted.error();
+  out->stages.emplace_back("mount_code", MsSince(t_mount));
+  instance.AssignTo(cfg.name, Generation(cfg), cfg.memory_mb);
+  return StartInstance(cfg, &instance, out);
+}
+
+Status Launcher::StartInstance(const registry::FunctionConfig& cfg, Instance* instance, Launched* out) {
   auto init = InitMessage(cfg);
   auto deadline = Clock::now() + std::chrono::seconds(10 + cfg.timeout_s);
-  auto started = instance->Start(init, deadline, &out.stages, &out.init_ms, &out.init_error);
-  if (!started) return started.error();
-  if (out.init_error.outcome == Outcome::kSuccess) out.instance = std::move(instance);
-  out.stages.emplace_back("start_total", MsSince(t0));
-  return out;
+  return instance->Start(init, deadline, &out->stages, &out->init_ms, &out->init_error);
 }
 
 Result<Launched> Launcher::Launch(const registry::Deployed& fn) {
   const auto& cfg = fn.config;
+  const std::string family = registry::RuntimeFamily(cfg.runtime);
+  auto t0 = Clock::now();
+  // A runtime that boots after the fork: a pre-booted stem cell is its zygote start; without one,
+  // the interpreter boots for this request (cold).
+  StemCellPool* stems = StemCellsFor(family);
+  struct ResumeAfter {  // a drop-zygote pauses the pool until this start (a cold one) is done
+    StemCellPool* pool;
+    ~ResumeAfter() {
+      if (pool) pool->Resume();
+    }
+  } resume_after{stems};
+  if (stems) {
+    if (auto cell = stems->Take()) {
+      Launched out;
+      out.start = StartKind::kZygote;
+      out.stages.emplace_back("stem_cell", MsSince(t0));
+      if (auto s = StartStemCell(fn, *cell, &out); s) {
+        if (out.init_error.outcome == Outcome::kSuccess) out.instance = std::move(cell->instance);
+        out.stages.emplace_back("start_total", MsSince(t0));
+        return out;
+      } else {
+        log::Warning("stem cell " + std::to_string(cell->instance->pid()) + " could not take " +
+                     cfg.name + " (" + s.error().ToString() + "): starting it cold");
+      }
+    }
+  }
   const auto policy = SnapshotPolicyOf(cfg);
-  const bool snapshots = policy != SnapshotPolicy::kOff && snapshots_;
+  // Snapshots restore the Python runner only (it renews its state on kRestored).
+  const bool snapshots = policy != SnapshotPolicy::kOff && snapshots_ && family == "python3";
   if (snapshots) {
     if (auto images = snapshots_->Find(cfg.name, Generation(cfg)); images && ChooseRestore(cfg.name, policy)) {
       auto restored = RestoreInstance(fn, *images);
@@ -449,7 +571,7 @@ Result<Launched> Launcher::Launch(const registry::Deployed& fn) {
       st.last_error = restored.error().ToString();
     }
   }
-  auto out = ForkInstance(fn, false);
+  auto out = ForkAndStart(fn, false);
   if (snapshots && out && out->instance) {
     double start_ms = out->stages.empty() ? 0 : out->stages.back().second;
     std::lock_guard lock(snap_mu_);
@@ -467,6 +589,27 @@ Result<Launched> Launcher::Launch(const registry::Deployed& fn) {
   }
   return out;
 }
+
+Result<Launched> Launcher::ForkAndStart(const registry::Deployed& fn, bool exec_runner) {
+  const auto& cfg = fn.config;
+  const std::string family = registry::RuntimeFamily(cfg.runtime);
+  auto t0 = Clock::now();
+  Launched out;
+  auto code = sandbox::DetachedReadOnlyTree(fn.code_dir);
+  if (!code) return code.error();
+  bool booted = false;
+  auto forked = ForkInstance(family, FunctionLimits(cfg), *code, exec_runner, &booted, &out.stages);
+  close(*code);
+  if (!forked) return forked.error();
+  out.start = booted || UsesStemCells(family) ? StartKind::kCold : StartKind::kZygote;
+  auto& instance = forked->instance;
+  instance->AssignTo(cfg.name, Generation(cfg), cfg.memory_mb);
+  if (auto s = StartInstance(cfg, instance.get(), &out); !s) return s.error();
+  if (out.init_error.outcome == Outcome::kSuccess) out.instance = std::move(instance);
+  out.stages.emplace_back("start_total", MsSince(t0));
+  return out;
+}
+
 
 bool Launcher::ChooseRestore(const std::string& function, SnapshotPolicy policy) {
   std::lock_guard lock(snap_mu_);
@@ -490,7 +633,7 @@ Result<Launched> Launcher::RestoreInstance(const registry::Deployed& fn, const s
   Launched out;
   out.start = StartKind::kRestore;
   auto t0 = Clock::now();
-  auto cgroup = AcquireCgroup(cfg, &out.stages);
+  auto cgroup = AcquireCgroup(FunctionLimits(cfg), &out.stages);
   if (!cgroup) return cgroup.error();
   auto* procs = &cgroup->procs;
   int net_fd = netns_ ? netns_->Take() : -1;
@@ -588,7 +731,7 @@ void Launcher::SnapshotLoop() {
 
 Status Launcher::TakeSnapshot(const registry::Deployed& fn, uint64_t change) {
   // A fresh instance just for the checkpoint: it has served nobody, so it holds no request's data.
-  auto source = ForkInstance(fn, true);
+  auto source = ForkAndStart(fn, true);
   if (!source) return source.error();
   if (!source->instance) return MakeError("snapshot", "the function's init failed");
   auto& instance = *source->instance;

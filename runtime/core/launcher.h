@@ -16,6 +16,7 @@
 #include "runtime/core/zygote_supervisor.h"
 #include "runtime/core/netns_pool.h"
 #include "runtime/core/runners.h"
+#include "runtime/core/stem_cells.h"
 #include "runtime/registry/registry.h"
 #include "runtime/snapshot/criu.h"
 #include "runtime/snapshot/snapshot_store.h"
@@ -51,6 +52,11 @@ struct LauncherOptions {
   std::string criu;            // criu executable; empty: the set-up script's, then $PATH
   std::string criu_preload;    // libforklet_criu_shim.so
   uint64_t snapshot_max_bytes = 2ull << 30;  // all snapshots together (LRU)
+  // Pre-booted Node instances kept ready (stem_cells.h); 0: every new Node instance is cold.
+  size_t node_stem_cells = 1;
+  // A stem cell's memory limit (MB) until a function takes it; what it counts against the
+  // memory budget. A stem cell using more than a function's MemorySize is not given to it.
+  uint64_t stem_cell_mb = 128;
 };
 
 struct Launched {
@@ -88,9 +94,20 @@ class Launcher {
   // Starts the Python zygote ahead of the first request (the C++ zygotes boot in about a
   // millisecond: they start on first use).
   Status WarmUp();
-  // Stops a runtime's zygote: the next new instance of that runtime is a cold start.
+  // A function of this runtime family exists (deployed, or found at start-up): its stem cells,
+  // if it has any, boot now in the background. A host without Node functions runs no Node.
+  void Prepare(const std::string& family);
+  // Stops a runtime's zygote: the next new instance of that runtime is a cold start. For a
+  // runtime with stem cells (nodejs) it drops those and pauses their pool until that start.
   bool DropZygote(const std::string& family);
   std::vector<ZygoteInfo> Zygotes();
+  // Stem cells per runtime family (health, capacity).
+  std::map<std::string, StemCellCounts> StemCells();
+  // The memory (MB) stem cells hold against the budget, and how much they may hold: the
+  // scheduler's budget minus what instances reserve. The scheduler sets it after every start,
+  // which also has the pools boot successors of the stem cells taken (stem_cells.h).
+  uint64_t StandbyMemoryMb();
+  void SetStandbyAllowance(uint64_t mb);
   // Boots a successor for every zygote that died (one dropped on purpose is not rebooted); returns
   // how many. The supervisor calls it in the background; an invocation never waits on a dead one.
   size_t RebootDeadZygotes();
@@ -100,22 +117,41 @@ class Launcher {
   explicit Launcher(LauncherOptions options) : options_(std::move(options)) {}
   Status PrepareSandboxFiles();
   Status PrepareSnapshots();
-  sandbox::CgroupLimits Limits(const registry::FunctionConfig& cfg) const;
   struct InstanceCgroup {
     std::unique_ptr<sandbox::Cgroup> cgroup;
     std::vector<int> procs;  // its cgroup.procs files, open for the child (the caller closes them)
   };
-  // A pooled cgroup with the function's limits (timed as the stage "cgroup").
-  Result<InstanceCgroup> AcquireCgroup(const registry::FunctionConfig& cfg, Stages* stages);
+  // A pooled cgroup with these limits (timed as the stage "cgroup").
+  Result<InstanceCgroup> AcquireCgroup(const sandbox::CgroupLimits& limits, Stages* stages);
   SnapshotPolicy SnapshotPolicyOf(const registry::FunctionConfig& cfg) const;
+  // A new instance of fn forked from its runtime's zygote, started (INIT sent, ready awaited).
   // exec_runner: the child execs a fresh runner in its sandbox (a snapshot's source).
-  Result<Launched> ForkInstance(const registry::Deployed& fn, bool exec_runner);
+  Result<Launched> ForkAndStart(const registry::Deployed& fn, bool exec_runner);
   Result<Launched> RestoreInstance(const registry::Deployed& fn, const std::string& images);
   bool ChooseRestore(const std::string& function, SnapshotPolicy policy);
   void SnapshotLoop();
   Status TakeSnapshot(const registry::Deployed& fn, uint64_t change);
   // The runtime's zygote, booting one (a cold start) if none is alive.
   Result<zygote::ZygoteProcess*> ZygoteFor(const std::string& family, bool* booted, Stages* stages);
+
+  // A new sandboxed child of the family's zygote in a cgroup with these limits, not yet any
+  // function's. code_fd: the code (a detached mount), or -1 for a stem cell. booted: the zygote
+  // had to boot (or reboot) for it. exec_runner: see ForkAndStart.
+  struct Forked {
+    std::unique_ptr<Instance> instance;
+    uint32_t uid = 0, gid = 0;
+  };
+  Result<Forked> ForkInstance(const std::string& family, const sandbox::CgroupLimits& limits,
+                              int code_fd, bool exec_runner, bool* booted, Stages* stages);
+  // A stem cell of the family, booted (the stem-cell pool's maker).
+  Result<StemCell> MakeStemCell(const std::string& family);
+  // The family's stem-cell pool (made on first use), or null when the family has none.
+  StemCellPool* StemCellsFor(const std::string& family);
+  // Gives a stem cell to fn: its limits, its code, INIT. Fails (and the stem cell goes) when it
+  // cannot take the function: the start is then cold.
+  Status StartStemCell(const registry::Deployed& fn, const StemCell& cell, Launched* out);
+  sandbox::CgroupLimits FunctionLimits(const registry::FunctionConfig& cfg) const;
+  Status StartInstance(const registry::FunctionConfig& cfg, Instance* instance, Launched* out);
 
   LauncherOptions options_;
   sandbox::SeccompProgram seccomp_;
@@ -154,6 +190,9 @@ class Launcher {
   std::map<std::string, uint64_t> changes_;  // ForgetSnapshot count per function
   std::deque<registry::Deployed> snapshot_queue_;
   std::thread snapshotter_;
+  std::mutex stem_mu_;
+  std::map<std::string, std::unique_ptr<StemCellPool>> stem_cells_;  // stopped before the zygotes go
+  uint64_t standby_allowance_mb_ = UINT64_MAX;
   std::unique_ptr<ZygoteSupervisor> supervisor_;  // last: stopped first
 };
 

@@ -30,6 +30,7 @@ int64_t EpochMs() {
 
 Scheduler::Scheduler(SchedulerOptions options, Launcher* launcher)
     : options_(options), launcher_(launcher) {
+  FitStandbyLocked();
   teardown_thread_ = std::thread([this] { TeardownLoop(); });
   keep_alive_thread_ = std::thread([this] { KeepAliveLoop(); });
 }
@@ -47,8 +48,16 @@ Scheduler::~Scheduler() {
   keep_alive_thread_.join();
 }
 
+void Scheduler::FitStandbyLocked() {
+  if (!launcher_) return;  // tests that start no instance
+  launcher_->SetStandbyAllowance(options_.memory_budget_mb > live_memory_mb_
+                                     ? options_.memory_budget_mb - live_memory_mb_
+                                     : 0);
+}
+
 void Scheduler::Retire(std::unique_ptr<Instance> instance) {
   live_memory_mb_ -= instance->memory_mb();
+  FitStandbyLocked();
   retiring_.push_back(std::move(instance));
   cv_.notify_all();
 }
@@ -162,6 +171,7 @@ InvokeResult Scheduler::Invoke(const registry::Deployed& fn, const std::string& 
     if (inst) running_.erase(inst->pid());
     if (new_instance_failed) {
       live_memory_mb_ -= cfg.memory_mb;
+      FitStandbyLocked();
       return;
     }
     if (!inst) return;
@@ -176,6 +186,12 @@ InvokeResult Scheduler::Invoke(const registry::Deployed& fn, const std::string& 
     starting_++;
     auto launched = launcher_->Launch(fn);
     starting_--;
+    {
+      // Only now, as the start may have taken a stem cell: they keep what instances leave of
+      // the budget, and the pool boots their successors.
+      std::lock_guard lock(mu_);
+      FitStandbyLocked();
+    }
     if (!launched) {
       release(nullptr, true);
       result.outcome = Outcome::kSetupFailed;
@@ -259,6 +275,12 @@ std::optional<uint32_t> Scheduler::ReservedConcurrency(const std::string& functi
   return it == pools_.end() ? std::nullopt : it->second.reserved;
 }
 
+void Scheduler::Prepare(const registry::FunctionConfig& config) {
+  if (launcher_) launcher_->Prepare(registry::RuntimeFamily(config.runtime));
+  std::lock_guard lock(mu_);
+  FitStandbyLocked();  // a new pool gets the budget's allowance at once
+}
+
 size_t Scheduler::DropIdle(const std::string& function) {
   std::lock_guard lock(mu_);
   size_t n = 0;
@@ -318,6 +340,7 @@ void Scheduler::SetLiveOptions(std::chrono::milliseconds keep_alive,
   options_.memory_budget_mb = memory_budget_mb;
   while (live_memory_mb_ > options_.memory_budget_mb && EvictOneIdleLocked()) {
   }
+  FitStandbyLocked();
 }
 
 SchedulerOptions Scheduler::options() {

@@ -26,7 +26,7 @@ namespace forklet::core {
 struct SchedulerOptions {
   std::chrono::milliseconds keep_alive{10 * 60 * 1000};  // idle instances live this long
   uint32_t max_instances_per_function = 10;  // concurrency limit unless reserved concurrency says
-  uint64_t memory_budget_mb = 8192;          // sum of MemorySize over live instances
+  uint64_t memory_budget_mb = 8192;          // sum of MemorySize over live instances (and stem cells)
   uint32_t billing_granularity_ms = 100;
   bool bill_init = false;  // billed duration includes a new instance's init (forkletd --bill-init)
 };
@@ -54,6 +54,8 @@ class Scheduler {
   // Reserved concurrency (PutFunctionConcurrency); nullopt removes it.
   void SetReservedConcurrency(const std::string& function, std::optional<uint32_t> limit);
   std::optional<uint32_t> ReservedConcurrency(const std::string& function);
+  // A function was deployed or reconfigured: what its runtime keeps ready (stem cells) starts.
+  void Prepare(const registry::FunctionConfig& config);
   // Tears down idle instances of one function (or all when empty); returns how many.
   size_t DropIdle(const std::string& function);
   // After a delete: forget the function's pool and snapshot; busy instances go when they finish.
@@ -103,6 +105,9 @@ class Scheduler {
     std::optional<uint32_t> reserved;
   };
   void Retire(std::unique_ptr<Instance> instance);  // under mu_: to the teardown thread
+  // Under mu_, after live memory or the budget changed: the launcher's stem cells may hold what
+  // instances leave of the budget (they yield to instances, never the other way round).
+  void FitStandbyLocked();
   bool EvictOneIdleLocked();                         // least recently used, any function
   void TeardownLoop();
   void KeepAliveLoop();

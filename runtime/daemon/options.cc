@@ -36,6 +36,8 @@ const char* kUsage = R"(usage: forkletd [options]
                              without FORKLET_SNAPSHOT (default auto; needs criu, see docs/snapshots.md)
   --criu PATH                criu executable (default: tools/setup-criu.sh's, else $PATH)
   --snapshot-mb N            disk for all snapshots together, least recently used go (default 2048)
+  --node-stem-cells N        pre-booted Node.js instances kept ready once a Node function is
+                             deployed (default 1; 0: every new Node instance starts cold)
   --drain-grace SECONDS      on SIGTERM, how long in-flight invocations may finish (default 30)
   --billing-granularity-ms N billed duration rounds up to N ms (default 100, Lambda 2017; 1 works)
   --price-per-request USD    per invocation (default 0.0000002: $0.20 per million)
@@ -215,6 +217,9 @@ bool ParseOptions(int argc, char** argv, Options* o, std::string* message, bool*
     } else if (a == "--snapshot-mb") {
       if (!number(1, 1ull << 30)) return false;
       o->launcher.snapshot_max_bytes = n << 20;
+    } else if (a == "--node-stem-cells") {
+      if (!number(0, 64)) return false;
+      o->launcher.node_stem_cells = n;
     } else if (a == "--no-warmup") {
       o->warmup = false;
     } else if (a == "--warmup") {

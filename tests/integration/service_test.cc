@@ -152,6 +152,8 @@ TEST_F(InstallTest, PutsEveryFileWhereTheUnitAndTheDaemonLookForIt) {
                         INSTALL_INCLUDEDIR "/forklet/forklet.h",
                         INSTALL_DATADIR "/forklet/lang-runners/python/forklet_zygote.py",
                         INSTALL_DATADIR "/forklet/lang-runners/python/forklet_instance.py",
+                        INSTALL_DATADIR "/forklet/lang-runners/nodejs/forklet_runner.js",
+                        INSTALL_DATADIR "/forklet/lang-runners/nodejs/forklet_warmup.js",
                         INSTALL_UNITDIR "/forkletd.service", INSTALL_CONFIG})
     EXPECT_TRUE(fs::exists(*destdir_ + f)) << f;
   std::ifstream config(*destdir_ + INSTALL_CONFIG);

@@ -1,0 +1,4 @@
+// Not JavaScript: the module fails to load.
+exports.handler = async (event) => {
+  return {;
+};

@@ -21,10 +21,10 @@ sys.path.insert(0, _RUNNER_DIR)
 import forklet_instance  # noqa: E402
 
 sys.path.remove(_RUNNER_DIR)  # instances cannot see it anyway
-# For instances that exec a fresh interpreter in their sandbox (to be checkpointed): the runner's
-# source travels in argv, as the sandbox has no view of this folder.
-with open(forklet_instance.__file__, encoding="utf-8") as _f:
-    _EXEC_RUNNER = _f.read() + "\n\nsys.exit(serve())\n"
+# For instances that exec a fresh interpreter in their sandbox (to be checkpointed): the runners
+# are at /var/runtime in every sandbox (the template root binds them read-only there).
+_EXEC_RUNNER = ("import sys; sys.path.insert(0, '/var/runtime/python'); import forklet_instance; "
+                "sys.path.pop(0); sys.exit(forklet_instance.serve())")
 
 CONTROL_FD = 3
 

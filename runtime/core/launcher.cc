@@ -225,7 +225,7 @@ Status Launcher::PrepareSnapshots() {
     }
     if (ec) return SysError("create " + restore_root_ + dir, ec.value());
   }
-  for (const char* d : {"/etc", "/dev", "/var", "/var/task", "/tmp", "/proc"})
+  for (const char* d : {"/etc", "/dev", "/var", "/var/task", "/var/runtime", "/tmp", "/proc"})
     fs::create_directory(restore_root_ + d, ec);
   if (ec) return SysError("create the restore root in " + restore_root_, ec.value());
   log::Notice("snapshots on: criu " + criu_->info().version + " at " + criu_->info().path);
@@ -664,6 +664,8 @@ Result<Launched> Launcher::RestoreInstance(const registry::Deployed& fn, const s
     req.mount_sources[dev] = dev;
   req.mount_sources["/etc"] = etc_dir_;
   req.mount_sources["/var/task"] = fn.code_dir;
+  req.mount_sources["/var/runtime"] = options_.runners.runners_dir;
+  req.mount_sources["/usr/bin/sh"] = "/usr/bin/bash";  // the template root's bash as /bin/sh
   req.channel_fd = channel[1];
   req.log_fd = log[1];
   req.net_fd = net_fd;

@@ -46,13 +46,31 @@ def progress(label, i, n):
         sys.stderr.flush()
 
 
+def runtime_of(client, fn):
+    _, _, body = client.call("GET", f"/2015-03-31/functions/{fn}")
+    return json.loads(body).get("Configuration", {}).get("Runtime", "python3")
+
+
+def wait_for_stem_cells(client, family):
+    """A runtime with pre-booted instances (nodejs): its zygote start takes one; wait for the refill."""
+    for _ in range(300):
+        _, _, body = client.call("GET", "/forklet/v1/health")
+        s = json.loads(body).get("stem_cells", {}).get(family)
+        if not s or s["ready"] >= s["target"]:
+            return
+        time.sleep(0.02)
+
+
 def measure(client, fn, kind, n):
     lat, stages = [], {}
+    runtime = runtime_of(client, fn)
     for i in range(n):
         if kind in ("cold", "zygote", "restore"):
             client.call("POST", f"/forklet/v1/admin/instances/drop?function={fn}")
         if kind == "cold":
-            client.call("POST", "/forklet/v1/admin/zygotes/python3/drop")
+            client.call("POST", f"/forklet/v1/admin/zygotes/{runtime}/drop")
+        if kind == "zygote" and runtime.startswith("nodejs"):
+            wait_for_stem_cells(client, "nodejs")
         t0 = time.perf_counter()
         status, headers, body = client.call("POST", f"/2015-03-31/functions/{fn}/invocations", b"{}")
         dt = (time.perf_counter() - t0) * 1000

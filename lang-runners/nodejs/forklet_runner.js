@@ -15,7 +15,7 @@ const fs = require('fs');
 
 const CHANNEL_FD = 3;
 const LOG_FD = 1;
-const SETUP = 1, INIT = 2, READY = 3, INIT_ERROR = 4, INVOKE = 5, RESULT = 6, BOOTED = 8;  // 7 is RESTORED (snapshots; Python only)
+const SETUP = 1, INIT = 2, READY = 3, INIT_ERROR = 4, INVOKE = 5, RESULT = 6, RESTORED = 7, BOOTED = 8;
 const TASK_ROOT = '/var/task';
 
 // --- the channel -------------------------------------------------------------------------------
@@ -287,6 +287,16 @@ function invoke(handler, meta, payload, report) {
   }
 }
 
+// This process was restored from a snapshot taken after init (runtime/snapshot): every copy of it
+// starts with the same memory. The runner keeps nothing per copy; what it cannot renew is
+// V8's Math.random state and OpenSSL's generator (crypto.randomBytes, randomUUID): copies of one
+// snapshot draw the same values, which is why the daemon restores Node only for functions that
+// ask for it (FORKLET_SNAPSHOT=on; docs/snapshots.md).
+function afterRestore() {
+  const t0 = process.hrtime.bigint();
+  writeFrame(READY, { init_us: 0, restore_us: elapsedUs(t0) });
+}
+
 function serve(handler) {
   const report = (ok, handlerUs, body) => {
     writeFrame(RESULT, { ok, handler_us: handlerUs }, body);
@@ -295,6 +305,10 @@ function serve(handler) {
   const next = () => {
     const frame = readFrame();  // blocks: the instance is idle until the daemon sends the next one
     if (frame === null) process.exit(0);
+    if (frame.type === RESTORED) {
+      afterRestore();
+      return setImmediate(next);
+    }
     if (frame.type !== INVOKE) process.exit(2);
     invoke(handler, frame.meta, frame.payload, report);
   };

@@ -13,6 +13,7 @@
 
 #include "lang-runners/zygote/modes.h"
 #include "lang-runners/zygote/runner_channel.h"
+#include "zygote/zygote_server.h"
 
 namespace forklet::runner {
 namespace {
@@ -23,6 +24,9 @@ constexpr char kRunner[] = "/var/runtime/nodejs/forklet_runner.js";
 }  // namespace
 
 int RunNodejs() {
+  // A snapshot's source (kForkExecRunner): its own session, as CRIU needs ("A session leader of N
+  // is outside of its pid namespace"); Node execs in the sandbox either way.
+  if (forklet_zygote_child_execs()) setsid();
   // No flags: measured on this runner, --v8-pool-size=0, --single-threaded, --jitless,
   // --max-semi-space-size=1 and --max-lazy all boot within noise of the default (~25-35 ms of CPU,
   // Node's own start from its built-in snapshot), and each changes how functions run.

@@ -530,49 +530,30 @@ Result<Launched> Launcher::Launch(const registry::Deployed& fn) {
   const auto& cfg = fn.config;
   const std::string family = registry::RuntimeFamily(cfg.runtime);
   auto t0 = Clock::now();
-  // A runtime that boots after the fork: a pre-booted stem cell is its zygote start; without one,
-  // the interpreter boots for this request (cold).
-  StemCellPool* stems = StemCellsFor(family);
-  struct ResumeAfter {  // a drop-zygote pauses the pool until this start (a cold one) is done
-    StemCellPool* pool;
-    ~ResumeAfter() {
-      if (pool) pool->Resume();
-    }
-  } resume_after{stems};
-  if (stems) {
-    if (auto cell = stems->Take()) {
-      Launched out;
-      out.start = StartKind::kZygote;
-      out.stages.emplace_back("stem_cell", MsSince(t0));
-      if (auto s = StartStemCell(fn, *cell, &out); s) {
-        if (out.init_error.outcome == Outcome::kSuccess) out.instance = std::move(cell->instance);
-        out.stages.emplace_back("start_total", MsSince(t0));
-        return out;
-      } else {
-        log::Warning("stem cell " + std::to_string(cell->instance->pid()) + " could not take " +
-                     cfg.name + " (" + s.error().ToString() + "): starting it cold");
-      }
-    }
-  }
   const auto policy = SnapshotPolicyOf(cfg);
-  // Snapshots restore the Python runner only (it renews its state on kRestored).
-  const bool snapshots = policy != SnapshotPolicy::kOff && snapshots_ && family == "python3";
-  if (snapshots) {
-    if (auto images = snapshots_->Find(cfg.name, Generation(cfg)); images && ChooseRestore(cfg.name, policy)) {
-      auto restored = RestoreInstance(fn, *images);
-      if (restored) return restored;
-      // Never the invocation's failure: the snapshot goes, a zygote start follows.
-      log::Warning("restore of " + cfg.name + " failed, starting it from the zygote: " +
-                   restored.error().ToString());
-      snapshots_->Remove(cfg.name);
-      std::lock_guard lock(snap_mu_);
-      auto& st = snap_[cfg.name];
-      ++st.failures;
-      st.last_error = restored.error().ToString();
-    }
-  }
-  auto out = ForkAndStart(fn, false);
-  if (snapshots && out && out->instance) {
+  // Snapshots restore the runners that answer kRestored: Python's (it reseeds `random`) and, only
+  // when asked for (policy on), Node's: its copies share V8's Math.random and OpenSSL's generator
+  // state, which no JavaScript can renew (docs/snapshots.md).
+  const bool snapshots = snapshots_ && (family == "python3" ? policy != SnapshotPolicy::kOff
+                                        : family == "nodejs" && policy == SnapshotPolicy::kOn);
+  auto try_restore = [&]() -> std::optional<Result<Launched>> {
+    auto images = snapshots_->Find(cfg.name, Generation(cfg));
+    if (!images || !ChooseRestore(cfg.name, policy)) return std::nullopt;
+    auto restored = RestoreInstance(fn, *images);
+    if (restored) return std::move(restored);
+    // Never the invocation's failure: the snapshot goes, a zygote start follows.
+    log::Warning("restore of " + cfg.name + " failed, starting it from the zygote: " +
+                 restored.error().ToString());
+    snapshots_->Remove(cfg.name);
+    std::lock_guard lock(snap_mu_);
+    auto& st = snap_[cfg.name];
+    ++st.failures;
+    st.last_error = restored.error().ToString();
+    return std::nullopt;
+  };
+  // After a zygote (or stem cell) start: measure it, queue a snapshot if one is wanted.
+  auto after_start = [&](Result<Launched>& out) {
+    if (!snapshots || !out || !out->instance) return;
     double start_ms = out->stages.empty() ? 0 : out->stages.back().second;
     std::lock_guard lock(snap_mu_);
     auto& st = snap_[cfg.name];
@@ -586,7 +567,39 @@ Result<Launched> Launcher::Launch(const registry::Deployed& fn) {
       snapshot_queue_.push_back(fn);
       snap_cv_.notify_one();
     }
+  };
+  // A runtime that boots after the fork: a pre-booted stem cell is its zygote start; without one,
+  // the interpreter boots for this request (cold).
+  StemCellPool* stems = StemCellsFor(family);
+  struct ResumeAfter {  // a drop-zygote pauses the pool until this start (a cold one) is done
+    StemCellPool* pool;
+    ~ResumeAfter() {
+      if (pool) pool->Resume();
+    }
+  } resume_after{stems};
+  // Policy on: the function's snapshot first (it holds its init); auto keeps the faster stem cell.
+  if (snapshots && stems && policy == SnapshotPolicy::kOn)
+    if (auto restored = try_restore()) return std::move(*restored);
+  if (stems) {
+    if (auto cell = stems->Take()) {
+      Result<Launched> out = Launched{};
+      out->start = StartKind::kZygote;
+      out->stages.emplace_back("stem_cell", MsSince(t0));
+      if (auto s = StartStemCell(fn, *cell, &*out); s) {
+        if (out->init_error.outcome == Outcome::kSuccess) out->instance = std::move(cell->instance);
+        out->stages.emplace_back("start_total", MsSince(t0));
+        after_start(out);
+        return out;
+      } else {
+        log::Warning("stem cell " + std::to_string(cell->instance->pid()) + " could not take " +
+                     cfg.name + " (" + s.error().ToString() + "): starting it cold");
+      }
+    }
   }
+  if (snapshots && !(stems && policy == SnapshotPolicy::kOn))
+    if (auto restored = try_restore()) return std::move(*restored);
+  auto out = ForkAndStart(fn, false);
+  after_start(out);
   return out;
 }
 

@@ -73,6 +73,16 @@ class SnapshotTest : public ::testing::Test {
     return false;
   }
 
+  bool WaitForStemCells() {  // until the nodejs stem-cell pool is full
+    for (int i = 0; i < 300; ++i) {
+      auto h = Health();
+      if (!h.contains("stem_cells") || !h["stem_cells"].contains("nodejs")) return true;
+      if (h["stem_cells"]["nodejs"]["ready"] >= h["stem_cells"]["nodejs"]["target"]) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return false;
+  }
+
   bool HasSnapshotFiles(const std::string& fn) {
     return fs::exists(daemon_->state_dir() + "/snapshots/" + fn);
   }
@@ -218,6 +228,55 @@ TEST_F(SnapshotTest, ACorruptedSnapshotFallsBackToAZygoteStart) {
     DropInstances("slow");
     EXPECT_EQ(Call("slow", json{{"key", 5}}).start_kind, "restore");
   }
+}
+
+// Node: the snapshot of a booted, initialized runner; with policy on a restore comes before a
+// pre-booted stem cell and answers as a zygote (stem-cell) start does.
+TEST_F(SnapshotTest, NodeRestoresGiveTheSameResultsAsAZygoteStart) {
+  auto d = DeployDir(*daemon_, "nsnap", std::string(TEST_FUNCTIONS_DIR) + "/node-snap", "nodejs20.x",
+                     "index.handler", {"--environment", "Variables={FORKLET_SNAPSHOT=on}"});
+  ASSERT_EQ(d.exit_code, 0) << d.err;
+  ASSERT_TRUE(WaitForStemCells());
+  json event{{"key", 21}};
+  auto zygote = Call("nsnap", event);
+  ASSERT_EQ(zygote.start_kind, "zygote") << zygote.body.dump();
+  ASSERT_EQ(zygote.body["entries"], 2000) << zygote.body.dump();
+  ASSERT_TRUE(WaitForSnapshot("nsnap")) << Health()["snapshots"].dump();
+  std::vector<Invoked> restores;
+  for (int i = 0; i < 3; ++i) {
+    DropInstances("nsnap");
+    auto restored = Call("nsnap", event);
+    ASSERT_EQ(restored.start_kind, "restore") << Health()["snapshots"].dump();
+    for (const char* same : {"value", "entries", "calls", "tmp", "function_name", "memory_limit_in_mb", "cwd", "env"})
+      EXPECT_EQ(restored.body[same], zygote.body[same]) << same << ": " << restored.body.dump();
+    EXPECT_NE(restored.body["request_id"], zygote.body["request_id"]);
+    restores.push_back(restored);
+  }
+  // The init's state is the snapshot's: every restore has the marker its source drew.
+  EXPECT_EQ(restores[1].body["marker"], restores[0].body["marker"]);
+  EXPECT_EQ(restores[2].body["marker"], restores[0].body["marker"]);
+  auto f = Health()["snapshots"]["functions"]["nsnap"];
+  EXPECT_GE(f["restores"], 3);
+  EXPECT_EQ(f["failures"], 0) << f.dump();
+  auto warm = Call("nsnap", event);
+  EXPECT_EQ(warm.start_kind, "warm");
+  EXPECT_EQ(warm.body["calls"], 2);
+  EXPECT_EQ(warm.body["tmp"], json::array({"seen"}));
+}
+
+// auto never checkpoints a Node function, however slow its init: its copies would share
+// Math.random's and OpenSSL's generator state.
+TEST_F(SnapshotTest, AutoDoesNotCheckpointNode) {
+  auto d = DeployDir(*daemon_, "nauto", std::string(TEST_FUNCTIONS_DIR) + "/node-snap", "nodejs20.x",
+                     "index.handler", {"--environment", "Variables={FORKLET_SNAPSHOT=auto,INIT_MS=120}"});
+  ASSERT_EQ(d.exit_code, 0) << d.err;
+  ASSERT_TRUE(WaitForStemCells());
+  EXPECT_EQ(Call("nauto", json{}).start_kind, "zygote");
+  DropInstances("nauto");
+  ASSERT_TRUE(WaitForStemCells());
+  EXPECT_EQ(Call("nauto", json{}).start_kind, "zygote");
+  EXPECT_FALSE(Health()["snapshots"]["functions"].contains("nauto")) << Health()["snapshots"].dump();
+  EXPECT_FALSE(HasSnapshotFiles("nauto"));
 }
 
 }  // namespace

@@ -122,7 +122,7 @@ int main(int argc, char** argv) {
     g.memory_budget_mb = scheduler->options().memory_budget_mb;
     for (const auto& z : (*launcher)->Zygotes()) g.zygotes.push_back({z.runtime, z.boot_ms, z.forks});
     return g;
-  });
+  }, [&] { return (*launcher)->SnapshotReport(); });
   api::AdminApi admin(registry->get(), scheduler.get(), launcher->get());
 
   // The socket's directory: systemd makes /run/forklet (RuntimeDirectory=); by hand, we do.

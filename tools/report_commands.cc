@@ -62,6 +62,29 @@ std::string Ms(double v) {
   return buf;
 }
 
+// Snapshots: whether CRIU is there, and per function what auto decided and why.
+std::string SnapshotLines(const json& snap) {
+  if (!snap.is_object() || !snap.contains("criu")) return "";
+  const json& criu = snap["criu"];
+  std::string out = criu.value("available", false)
+                        ? "snapshots: CRIU " + criu.value("version", std::string("?")) + "\n"
+                        : "snapshots: off (" + criu.value("reason", std::string("no CRIU")) + ")\n";
+  const json functions = snap.value("functions", json::object());  // outlives the loop's items()
+  for (const auto& [name, f] : functions.items()) {
+    std::string line = "  " + name + ": " +
+                       (f.value("decision", std::string()).empty() ? std::string("no decision yet")
+                                                                   : f.value("decision", std::string()));
+    line += "; restores " + std::to_string(f.value("restores", 0)) + ", failures " +
+            std::to_string(f.value("failures", 0));
+    if (f.contains("size_bytes"))
+      line += ", snapshot " + Ms(f["size_bytes"].get<double>() / (1 << 20)) + " MB";
+    if (f.value("dumping", false)) line += ", dumping";
+    if (f.contains("last_error")) line += "; last error: " + f["last_error"].get<std::string>();
+    out += line + "\n";
+  }
+  return out;
+}
+
 std::string StatsTable(const json& stats) {
   std::vector<std::vector<std::string>> rows = {
       {"FUNCTION", "RUNTIME", "START", "COUNT", "P50_MS", "P90_MS", "P99_MS", "MAX_MS", "NOT_OK"}};
@@ -99,6 +122,7 @@ std::string StatsTable(const json& stats) {
     if (n > 0) out += stage_lines[n - 1];
   }
   if (rows.size() == 1) out += "(no invocations yet)\n";
+  out += SnapshotLines(stats.value("snapshots", json::object()));
   return out;
 }
 

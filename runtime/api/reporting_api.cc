@@ -66,9 +66,20 @@ HttpResponse ReportingApi::Stats(const HttpRequest& r) {
     }
     series.push_back(std::move(j));
   }
-  return Json(200, json{{"since", billing::FormatTime(stats_->since_epoch_ms())},
-                        {"since_ms", stats_->since_epoch_ms()},
-                        {"series", series}});
+  json out{{"since", billing::FormatTime(stats_->since_epoch_ms())},
+            {"since_ms", stats_->since_epoch_ms()},
+            {"series", series}};
+  if (snapshots_) {
+    json snap = snapshots_();
+    const std::string only = Query(r, "function");
+    if (!only.empty() && snap.contains("functions")) {
+      json kept = json::object();
+      if (snap["functions"].contains(only)) kept[only] = snap["functions"][only];
+      snap["functions"] = kept;
+    }
+    out["snapshots"] = std::move(snap);
+  }
+  return Json(200, out);
 }
 
 HttpResponse ReportingApi::Bill(const HttpRequest& r) {

@@ -5,6 +5,8 @@
 #include <functional>
 #include <string>
 
+#include <nlohmann/json.hpp>
+
 #include "runtime/api/http_server.h"
 #include "runtime/billing/ledger.h"
 #include "runtime/metrics/latency_stats.h"
@@ -15,9 +17,12 @@ namespace forklet::api {
 class ReportingApi {
  public:
   using GaugesFn = std::function<metrics::NodeGauges()>;
+  // The launcher's snapshot report (CRIU, and per function its decision and why), for /stats.
+  using SnapshotsFn = std::function<nlohmann::json()>;
   // ledger may be null (the daemon runs without one): /bill then answers 503.
-  ReportingApi(metrics::LatencyStats* stats, billing::Ledger* ledger, GaugesFn gauges)
-      : stats_(stats), ledger_(ledger), gauges_(std::move(gauges)) {}
+  ReportingApi(metrics::LatencyStats* stats, billing::Ledger* ledger, GaugesFn gauges,
+               SnapshotsFn snapshots = {})
+      : stats_(stats), ledger_(ledger), gauges_(std::move(gauges)), snapshots_(std::move(snapshots)) {}
 
   static bool Serves(const std::string& path);
   HttpResponse Handle(const HttpRequest& request);
@@ -30,6 +35,7 @@ class ReportingApi {
   metrics::LatencyStats* stats_;
   billing::Ledger* ledger_;
   GaugesFn gauges_;
+  SnapshotsFn snapshots_;
 };
 
 }  // namespace forklet::api

@@ -116,6 +116,11 @@ TEST_F(SnapshotTest, RestoresGiveTheSameResultsAndStartMuchFaster) {
   auto f = Health()["snapshots"]["functions"]["slow"];
   EXPECT_GE(f["restores"], 3);
   EXPECT_EQ(f["failures"], 0);
+  // `forklet stats` says what was decided for the function and why.
+  auto stats = daemon_->Cli({"stats", "--function", "slow"});
+  ASSERT_EQ(stats.exit_code, 0) << stats.err;
+  EXPECT_NE(stats.out.find("snapshots: CRIU"), std::string::npos) << stats.out;
+  EXPECT_NE(stats.out.find("slow: restore: policy on; restores "), std::string::npos) << stats.out;
   // A warm start after a restore is the restored instance itself, with its own state.
   auto warm = Call("slow", event);
   EXPECT_EQ(warm.start_kind, "warm");

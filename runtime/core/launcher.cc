@@ -1,4 +1,5 @@
-// New instances: zygote choice (cold or zygote start), sandbox spec, cgroup, fork, ready.
+// New instances: zygote choice (cold or zygote start), Node's stem cells, sandbox spec, cgroup,
+// fork, ready. Snapshots (checkpoint and restore) are in launcher_snapshots.cc.
 #include "runtime/core/launcher.h"
 
 #include "sandbox/template_root.h"
@@ -14,6 +15,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "runtime/core/launch_timing.h"
 #include "runtime/log/log.h"
 
 namespace forklet::core {
@@ -23,16 +25,6 @@ namespace {
 constexpr uint32_t kFirstSandboxUid = 100000;  // far above host accounts
 constexpr uint32_t kSandboxUids = 50000;
 constexpr uint32_t kSandboxGid = 100000;
-
-std::string Ms(double ms) {
-  char buf[32];
-  snprintf(buf, sizeof(buf), "%.1f ms", ms);
-  return buf;
-}
-
-double MsSince(Clock::time_point t0) {
-  return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-}
 
 void CopyString(char* dst, size_t cap, const std::string& src) {
   size_t n = std::min(cap - 1, src.size());
@@ -82,13 +74,6 @@ bool SocketPairIn(int net_fd, int fds[2]) {
 }
 
 }  // namespace
-
-std::optional<SnapshotPolicy> ParseSnapshotPolicy(const std::string& text) {
-  if (text == "off") return SnapshotPolicy::kOff;
-  if (text == "on") return SnapshotPolicy::kOn;
-  if (text == "auto") return SnapshotPolicy::kAuto;
-  return std::nullopt;
-}
 
 std::string Generation(const registry::FunctionConfig& config) {
   return std::to_string(config.revision) + "|" + config.last_modified + "|" + config.code_sha256;
@@ -193,51 +178,6 @@ Status Launcher::PrepareSandboxFiles() {
                   fs::copy_options::overwrite_existing, ec);  // optional: skip what is absent
   }
   return {};
-}
-
-Status Launcher::PrepareSnapshots() {
-  criu_ = snapshot::Criu::Detect(options_.criu, options_.criu_preload);
-  if (!criu_->available()) {
-    log::Notice("snapshots off: " + criu_->info().reason);
-    return {};
-  }
-  if (options_.netns_pool_size == 0) {
-    log::Notice("snapshots off: they need the net namespace pool (--netns-pool)");
-    return {};
-  }
-  auto store = snapshot::SnapshotStore::Open(options_.state_dir + "/snapshots", options_.snapshot_max_bytes);
-  if (!store) return store.error();
-  snapshots_ = std::move(store.value());
-  // criu --root: the mount points of the template root, nothing else (it stays empty; restored
-  // mounts are the copy's own).
-  restore_root_ = options_.state_dir + "/sandbox/restore-root";
-  std::error_code ec;
-  fs::remove_all(restore_root_, ec);
-  fs::create_directories(restore_root_, ec);
-  if (ec) return SysError("create " + restore_root_, ec.value());
-  for (const char* dir : {"/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32"}) {
-    struct stat st;
-    if (lstat(dir, &st) != 0) continue;
-    if (S_ISLNK(st.st_mode)) {
-      fs::copy_symlink(dir, restore_root_ + dir, ec);
-    } else {
-      fs::create_directory(restore_root_ + dir, ec);
-    }
-    if (ec) return SysError("create " + restore_root_ + dir, ec.value());
-  }
-  for (const char* d : {"/etc", "/dev", "/var", "/var/task", "/var/runtime", "/tmp", "/proc"})
-    fs::create_directory(restore_root_ + d, ec);
-  if (ec) return SysError("create the restore root in " + restore_root_, ec.value());
-  log::Notice("snapshots on: criu " + criu_->info().version + " at " + criu_->info().path);
-  snapshotter_ = std::thread([this] { SnapshotLoop(); });
-  return {};
-}
-
-SnapshotPolicy Launcher::SnapshotPolicyOf(const registry::FunctionConfig& cfg) const {
-  auto it = cfg.environment.find("FORKLET_SNAPSHOT");
-  if (it != cfg.environment.end())
-    if (auto p = ParseSnapshotPolicy(it->second)) return *p;
-  return options_.snapshot_policy;
 }
 
 Result<zygote::ZygoteProcess*> Launcher::ZygoteFor(const std::string& family, bool* booted,
@@ -371,12 +311,12 @@ void Launcher::SetStandbyAllowance(uint64_t mb) {
   }
 }
 
-sandbox::CgroupLimits Launcher::FunctionLimits(const registry::FunctionConfig& cfg) const {
+sandbox::CgroupLimits Launcher::LimitsFor(uint64_t memory_mb) const {
   sandbox::CgroupLimits limits;
-  limits.memory_bytes = static_cast<uint64_t>(cfg.memory_mb) << 20;
+  limits.memory_bytes = memory_mb << 20;
   limits.pids_max = options_.pids_max;
   // CPU share proportional to memory, as Lambda: a full core's weight at 1769 MB.
-  limits.cpu_weight = std::max<uint32_t>(2, static_cast<uint32_t>(1024ull * cfg.memory_mb / 1769));
+  limits.cpu_weight = std::max<uint32_t>(2, static_cast<uint32_t>(1024ull * memory_mb / 1769));
   return limits;
 }
 
@@ -401,20 +341,6 @@ Result<Launcher::Forked> Launcher::ForkInstance(const std::string& family,
   if (!cgroup) return cgroup.error();
   auto* procs = &cgroup->procs;
 
-  int channel[2], log[2];
-  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, channel) != 0) {
-    for (int fd : *procs) close(fd);
-    return SysError("socketpair");
-  }
-  if (pipe2(log, O_CLOEXEC) != 0) {
-    for (int fd : *procs) close(fd);
-    close(channel[0]);
-    close(channel[1]);
-    return SysError("pipe");
-  }
-  fcntl(channel[0], F_SETFL, O_NONBLOCK);
-  fcntl(log[0], F_SETFL, O_NONBLOCK);
-  fcntl(log[0], F_SETPIPE_SZ, 1 << 20);  // room for a burst of output between drains
 
   sandbox::ChildSpec spec{};
   CopyString(spec.hostname, sizeof(spec.hostname), "forklet");
@@ -429,17 +355,21 @@ Result<Launcher::Forked> Launcher::ForkInstance(const std::string& family,
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
     net_fd = netns_->Take();
   }
-  if (exec_runner) {
-    // A checkpoint can only take a channel that lives in the instance's own net namespace.
-    close(channel[0]);
-    close(channel[1]);
-    if (net_fd < 0 || !SocketPairIn(net_fd, channel)) {
-      for (int fd : *procs) close(fd);
-      for (int fd : {log[0], log[1]}) close(fd);
-      if (net_fd >= 0) close(net_fd);
-      return MakeError("snapshot instance", "no net namespace to make its channel in");
-    }
+  // A checkpoint can only take a channel that lives in the instance's own net namespace.
+  int channel[2] = {-1, -1}, log[2] = {-1, -1};
+  bool made = exec_runner ? net_fd >= 0 && SocketPairIn(net_fd, channel)
+                          : socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, channel) == 0;
+  if (!made || pipe2(log, O_CLOEXEC) != 0) {
+    int e = errno;
+    for (int fd : *procs) close(fd);
+    for (int fd : {channel[0], channel[1], net_fd})
+      if (fd >= 0) close(fd);
+    if (exec_runner && net_fd < 0) return MakeError("snapshot instance", "no net namespace to make its channel in");
+    return SysError(made ? "pipe" : "socketpair", e);
   }
+  fcntl(channel[0], F_SETFL, O_NONBLOCK);
+  fcntl(log[0], F_SETFL, O_NONBLOCK);
+  fcntl(log[0], F_SETPIPE_SZ, 1 << 20);  // room for a burst of output between drains
   auto forked = (*z)->Fork(spec, channel[1], log[1], code_fd, net_fd, *procs, exec_runner);
   if (!forked && !(*z)->alive()) {
     // The zygote died under this request (killed, crashed): its successor forks it, cold.
@@ -472,12 +402,8 @@ Result<StemCell> Launcher::MakeStemCell(const std::string& family) {
   auto t0 = Clock::now();
   bool booted = false;
   Stages stages;
-  sandbox::CgroupLimits limits;
-  limits.memory_bytes = options_.stem_cell_mb << 20;
-  limits.pids_max = options_.pids_max;
   // Its boot is background work: the CPU weight of a small function, not a running one's.
-  limits.cpu_weight = std::max<uint32_t>(2, static_cast<uint32_t>(1024ull * options_.stem_cell_mb / 1769));
-  auto forked = ForkInstance(family, limits, -1, false, &booted, &stages);
+  auto forked = ForkInstance(family, LimitsFor(options_.stem_cell_mb), -1, false, &booted, &stages);
   if (!forked) return forked.error();
   if (auto s = forked->instance->AwaitBoot(Clock::now() + std::chrono::seconds(10), &stages); !s)
     return s.error();
@@ -495,7 +421,7 @@ Status Launcher::StartStemCell(const registry::Deployed& fn, const StemCell& cel
   auto t_cg = Clock::now();
   // Its boot's memory stays charged to its cgroup: a function with less memory than a stem cell
   // already uses is started cold (a fresh Node, charged from zero), never OOM-killed at once.
-  auto limits = FunctionLimits(cfg);
+  auto limits = LimitsFor(cfg.memory_mb);
   auto stats = instance.cgroup()->ReadStats();
   if (!stats) return stats.error();
   if (stats->memory_current_bytes + (8ull << 20) > limits.memory_bytes)
@@ -536,38 +462,6 @@ Result<Launched> Launcher::Launch(const registry::Deployed& fn) {
   // state, which no JavaScript can renew (docs/snapshots.md).
   const bool snapshots = snapshots_ && (family == "python3" ? policy != SnapshotPolicy::kOff
                                         : family == "nodejs" && policy == SnapshotPolicy::kOn);
-  auto try_restore = [&]() -> std::optional<Result<Launched>> {
-    auto images = snapshots_->Find(cfg.name, Generation(cfg));
-    if (!images || !ChooseRestore(cfg.name, policy)) return std::nullopt;
-    auto restored = RestoreInstance(fn, *images);
-    if (restored) return std::move(restored);
-    // Never the invocation's failure: the snapshot goes, a zygote start follows.
-    log::Warning("restore of " + cfg.name + " failed, starting it from the zygote: " +
-                 restored.error().ToString());
-    snapshots_->Remove(cfg.name);
-    std::lock_guard lock(snap_mu_);
-    auto& st = snap_[cfg.name];
-    ++st.failures;
-    st.last_error = restored.error().ToString();
-    return std::nullopt;
-  };
-  // After a zygote (or stem cell) start: measure it, queue a snapshot if one is wanted.
-  auto after_start = [&](Result<Launched>& out) {
-    if (!snapshots || !out || !out->instance) return;
-    double start_ms = out->stages.empty() ? 0 : out->stages.back().second;
-    std::lock_guard lock(snap_mu_);
-    auto& st = snap_[cfg.name];
-    if (out->start == StartKind::kZygote)
-      st.zygote_start_ms = st.zygote_start_ms == 0 ? start_ms : 0.7 * st.zygote_start_ms + 0.3 * start_ms;
-    bool worth = policy == SnapshotPolicy::kOn || out->init_ms >= kAutoMinInitMs;
-    if (!worth) {
-      st.decision = "no snapshot: init " + Ms(out->init_ms) + " is below " + Ms(kAutoMinInitMs);
-    } else if (!st.queued && !snapshots_->Find(cfg.name, Generation(cfg))) {
-      st.queued = true;
-      snapshot_queue_.push_back(fn);
-      snap_cv_.notify_one();
-    }
-  };
   // A runtime that boots after the fork: a pre-booted stem cell is its zygote start; without one,
   // the interpreter boots for this request (cold).
   StemCellPool* stems = StemCellsFor(family);
@@ -579,7 +473,7 @@ Result<Launched> Launcher::Launch(const registry::Deployed& fn) {
   } resume_after{stems};
   // Policy on: the function's snapshot first (it holds its init); auto keeps the faster stem cell.
   if (snapshots && stems && policy == SnapshotPolicy::kOn)
-    if (auto restored = try_restore()) return std::move(*restored);
+    if (auto restored = TryRestore(fn, policy)) return std::move(*restored);
   if (stems) {
     if (auto cell = stems->Take()) {
       Result<Launched> out = Launched{};
@@ -588,7 +482,7 @@ Result<Launched> Launcher::Launch(const registry::Deployed& fn) {
       if (auto s = StartStemCell(fn, *cell, &*out); s) {
         if (out->init_error.outcome == Outcome::kSuccess) out->instance = std::move(cell->instance);
         out->stages.emplace_back("start_total", MsSince(t0));
-        after_start(out);
+        RecordStart(fn, policy, snapshots, out);
         return out;
       } else {
         log::Warning("stem cell " + std::to_string(cell->instance->pid()) + " could not take " +
@@ -597,9 +491,9 @@ Result<Launched> Launcher::Launch(const registry::Deployed& fn) {
     }
   }
   if (snapshots && !(stems && policy == SnapshotPolicy::kOn))
-    if (auto restored = try_restore()) return std::move(*restored);
+    if (auto restored = TryRestore(fn, policy)) return std::move(*restored);
   auto out = ForkAndStart(fn, false);
-  after_start(out);
+  RecordStart(fn, policy, snapshots, out);
   return out;
 }
 
@@ -611,7 +505,7 @@ Result<Launched> Launcher::ForkAndStart(const registry::Deployed& fn, bool exec_
   auto code = sandbox::DetachedReadOnlyTree(fn.code_dir);
   if (!code) return code.error();
   bool booted = false;
-  auto forked = ForkInstance(family, FunctionLimits(cfg), *code, exec_runner, &booted, &out.stages);
+  auto forked = ForkInstance(family, LimitsFor(cfg.memory_mb), *code, exec_runner, &booted, &out.stages);
   close(*code);
   if (!forked) return forked.error();
   out.start = booted || UsesStemCells(family) ? StartKind::kCold : StartKind::kZygote;
@@ -623,176 +517,5 @@ Result<Launched> Launcher::ForkAndStart(const registry::Deployed& fn, bool exec_
   return out;
 }
 
-
-bool Launcher::ChooseRestore(const std::string& function, SnapshotPolicy policy) {
-  std::lock_guard lock(snap_mu_);
-  auto& st = snap_[function];
-  if (policy == SnapshotPolicy::kOn) {
-    st.decision = "restore: policy on";
-    return true;
-  }
-  if (st.restore_ms == 0 || st.zygote_start_ms == 0) {
-    st.decision = "restore: not measured yet";
-    return true;
-  }
-  bool restore = st.restore_ms < st.zygote_start_ms;
-  st.decision = std::string(restore ? "restore" : "zygote") + ": restore " + Ms(st.restore_ms) +
-                (restore ? " < " : " >= ") + "zygote start with init " + Ms(st.zygote_start_ms);
-  return restore;
-}
-
-Result<Launched> Launcher::RestoreInstance(const registry::Deployed& fn, const std::string& images) {
-  const auto& cfg = fn.config;
-  Launched out;
-  out.start = StartKind::kRestore;
-  auto t0 = Clock::now();
-  auto cgroup = AcquireCgroup(FunctionLimits(cfg), &out.stages);
-  if (!cgroup) return cgroup.error();
-  auto* procs = &cgroup->procs;
-  int net_fd = netns_ ? netns_->Take() : -1;
-  int channel[2] = {-1, -1}, log[2] = {-1, -1};
-  auto close_all = [&] {
-    for (int fd : *procs) close(fd);
-    for (int fd : {net_fd, channel[1], log[1]})
-      if (fd >= 0) close(fd);
-  };
-  if (net_fd < 0) {
-    close_all();
-    return MakeError("restore", "no pooled net namespace is ready");
-  }
-  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, channel) != 0 || pipe2(log, O_CLOEXEC) != 0) {
-    int e = errno;
-    close_all();
-    if (channel[0] >= 0) close(channel[0]);
-    return SysError("restore: channel", e);
-  }
-  fcntl(channel[0], F_SETFL, O_NONBLOCK);
-  fcntl(log[0], F_SETFL, O_NONBLOCK);
-  fcntl(log[0], F_SETPIPE_SZ, 1 << 20);
-  snapshot::RestoreRequest req;
-  req.images_dir = images;
-  req.root_dir = restore_root_;
-  for (const char* dir : {"/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32"}) req.mount_sources[dir] = dir;
-  for (const char* dev : {"/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom"})
-    req.mount_sources[dev] = dev;
-  req.mount_sources["/etc"] = etc_dir_;
-  req.mount_sources["/var/task"] = fn.code_dir;
-  req.mount_sources["/var/runtime"] = options_.runners.runners_dir;
-  req.mount_sources["/usr/bin/sh"] = "/usr/bin/bash";  // the template root's bash as /bin/sh
-  req.channel_fd = channel[1];
-  req.log_fd = log[1];
-  req.net_fd = net_fd;
-  req.cgroup_procs_fds = *procs;
-  auto t_criu = Clock::now();
-  auto pid = criu_->Restore(req);
-  close_all();
-  if (!pid) {
-    close(channel[0]);
-    close(log[0]);
-    return pid.error();
-  }
-  out.stages.emplace_back("criu_restore", MsSince(t_criu));
-  auto instance = std::make_unique<Instance>(cfg.name, Generation(cfg), cfg.memory_mb, *pid, channel[0],
-                                             log[0], std::move(cgroup->cgroup));
-  auto t_resume = Clock::now();
-  if (auto s = instance->Resume(Clock::now() + std::chrono::seconds(10)); !s) return s.error();
-  out.stages.emplace_back("resume", MsSince(t_resume));
-  double total = MsSince(t0);
-  out.stages.emplace_back("start_total", total);
-  out.instance = std::move(instance);
-  std::lock_guard lock(snap_mu_);
-  auto& st = snap_[cfg.name];
-  ++st.restores;
-  st.restore_ms = st.restore_ms == 0 ? total : 0.7 * st.restore_ms + 0.3 * total;
-  return out;
-}
-
-void Launcher::ForgetSnapshot(const std::string& function) {
-  if (!snapshots_) return;
-  {
-    std::lock_guard lock(snap_mu_);
-    ++changes_[function];  // a dump under way for the old deployment is discarded
-    snap_.erase(function);
-  }
-  snapshots_->Remove(function);
-}
-
-void Launcher::SnapshotLoop() {
-  for (;;) {
-    registry::Deployed fn;
-    uint64_t change = 0;
-    {
-      std::unique_lock lock(snap_mu_);
-      snap_cv_.wait(lock, [&] { return stopping_ || !snapshot_queue_.empty(); });
-      if (stopping_) return;
-      fn = std::move(snapshot_queue_.front());
-      snapshot_queue_.pop_front();
-      change = changes_[fn.config.name];
-    }
-    auto t0 = Clock::now();
-    auto made = TakeSnapshot(fn, change);
-    std::lock_guard lock(snap_mu_);
-    auto& st = snap_[fn.config.name];
-    st.queued = false;
-    if (!made) {
-      ++st.failures;
-      st.last_error = made.error().ToString();
-      log::Warning("snapshot of " + fn.config.name + " failed: " + st.last_error);
-    } else {
-      st.dump_ms = MsSince(t0);
-    }
-  }
-}
-
-Status Launcher::TakeSnapshot(const registry::Deployed& fn, uint64_t change) {
-  // A fresh instance just for the checkpoint: it has served nobody, so it holds no request's data.
-  auto source = ForkAndStart(fn, true);
-  if (!source) return source.error();
-  if (!source->instance) return MakeError("snapshot", "the function's init failed");
-  auto& instance = *source->instance;
-  auto mounts = snapshot::HostMounts(instance.pid());
-  if (!mounts) return mounts.error();
-  auto dir = snapshots_->Prepare(fn.config.name);
-  if (!dir) return dir.error();
-  auto dumped = criu_->Dump({instance.pid(), *dir, *mounts});
-  instance.Destroy();  // criu killed it; reaped here
-  if (!dumped) {
-    snapshots_->Discard(*dir);
-    return dumped;
-  }
-  {
-    std::lock_guard lock(snap_mu_);
-    if (changes_[fn.config.name] != change) {  // updated or deleted meanwhile
-      snapshots_->Discard(*dir);
-      return {};
-    }
-  }
-  return snapshots_->Commit(fn.config.name, Generation(fn.config), *dir);
-}
-
-nlohmann::json Launcher::SnapshotReport() {
-  nlohmann::json out{{"criu", {{"available", criu_ && criu_->available()}}}};
-  if (criu_) {
-    const auto& i = criu_->info();
-    out["criu"]["path"] = i.path;
-    if (i.available) out["criu"]["version"] = i.version;
-    else out["criu"]["reason"] = i.reason;
-  }
-  if (!snapshots_) return out;
-  auto u = snapshots_->Usage();
-  out["store"] = {{"snapshots", u.snapshots}, {"bytes", u.bytes}, {"max_bytes", u.max_bytes}};
-  nlohmann::json fns = nlohmann::json::object();
-  std::lock_guard lock(snap_mu_);
-  for (const auto& [name, st] : snap_) {
-    nlohmann::json f{{"restores", st.restores}, {"failures", st.failures},
-                     {"restore_ms", st.restore_ms}, {"zygote_start_ms", st.zygote_start_ms},
-                     {"dump_ms", st.dump_ms}, {"decision", st.decision}, {"dumping", st.queued}};
-    if (auto size = snapshots_->Size(name)) f["size_bytes"] = *size;
-    if (!st.last_error.empty()) f["last_error"] = st.last_error;
-    fns[name] = f;
-  }
-  out["functions"] = fns;
-  return out;
-}
 
 }  // namespace forklet::core

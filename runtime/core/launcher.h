@@ -129,6 +129,12 @@ class Launcher {
   Result<Launched> ForkAndStart(const registry::Deployed& fn, bool exec_runner);
   Result<Launched> RestoreInstance(const registry::Deployed& fn, const std::string& images);
   bool ChooseRestore(const std::string& function, SnapshotPolicy policy);
+  // The function's snapshot restored, when it has one and the policy chooses it; nullopt: start
+  // it another way (a failed restore is logged, counted and its snapshot removed).
+  std::optional<Result<Launched>> TryRestore(const registry::Deployed& fn, SnapshotPolicy policy);
+  // After a zygote or stem-cell start: its time for auto's decision; queues a snapshot if wanted.
+  void RecordStart(const registry::Deployed& fn, SnapshotPolicy policy, bool snapshots,
+                   const Result<Launched>& out);
   void SnapshotLoop();
   Status TakeSnapshot(const registry::Deployed& fn, uint64_t change);
   // The runtime's zygote, booting one (a cold start) if none is alive.
@@ -150,7 +156,8 @@ class Launcher {
   // Gives a stem cell to fn: its limits, its code, INIT. Fails (and the stem cell goes) when it
   // cannot take the function: the start is then cold.
   Status StartStemCell(const registry::Deployed& fn, const StemCell& cell, Launched* out);
-  sandbox::CgroupLimits FunctionLimits(const registry::FunctionConfig& cfg) const;
+  // A function's (or a stem cell's) limits from its memory size.
+  sandbox::CgroupLimits LimitsFor(uint64_t memory_mb) const;
   Status StartInstance(const registry::FunctionConfig& cfg, Instance* instance, Launched* out);
 
   LauncherOptions options_;

@@ -460,7 +460,7 @@ Result<Launched> Launcher::Launch(const registry::Deployed& fn) {
   // Snapshots restore the runners that answer kRestored: Python's (it reseeds `random`) and, only
   // when asked for (policy on), Node's: its copies share V8's Math.random and OpenSSL's generator
   // state, which no JavaScript can renew (docs/snapshots.md).
-  const bool snapshots = snapshots_ && (family == "python3" ? policy != SnapshotPolicy::kOff
+  const bool snapshots = snapshots_ && criu_ready_ && (family == "python3" ? policy != SnapshotPolicy::kOff
                                         : family == "nodejs" && policy == SnapshotPolicy::kOn);
   // A runtime that boots after the fork: a pre-booted stem cell is its zygote start; without one,
   // the interpreter boots for this request (cold).

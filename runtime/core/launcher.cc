@@ -88,6 +88,9 @@ Result<std::unique_ptr<Launcher>> Launcher::Create(const LauncherOptions& option
   auto tree = sandbox::OpenCgroupTree(options.cgroup_tag);
   if (!tree) return tree.error();
   l->tree_ = std::move(tree.value());
+  // Which forklet.<tag> cgroups are this daemon's, for tools/cleanup.sh on a host where other
+  // daemons run (it removes every other forklet tree whose daemon is gone).
+  std::ofstream(options.state_dir + "/cgroup-tag") << options.cgroup_tag << "\n";
   // What a crashed predecessor left behind goes first.
   if (auto removed = l->tree_->RemoveStale(); !removed)
     return removed.error();

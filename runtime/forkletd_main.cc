@@ -13,6 +13,7 @@
 
 #include "runtime/api/admin_api.h"
 #include "runtime/api/http_server.h"
+#include "runtime/api/sigv4.h"
 #include "runtime/api/lambda_api.h"
 #include "runtime/api/reporting_api.h"
 #include "runtime/billing/ledger.h"
@@ -127,10 +128,29 @@ int main(int argc, char** argv) {
 
   // The socket's directory: systemd makes /run/forklet (RuntimeDirectory=); by hand, we do.
   fs::create_directories(fs::path(options.socket_path).parent_path(), ec);
+  // Signature V4 on the TCP API when access keys are configured; the Unix socket's file mode
+  // (0660, root's) is its access control.
+  std::unique_ptr<api::CredentialStore> credentials;
+  std::unique_ptr<api::SigV4Verifier> verifier;
+  if (!options.credentials_path.empty()) {
+    auto loaded = api::CredentialStore::Load(options.credentials_path);
+    if (!loaded) Die(loaded.error().ToString());
+    credentials = std::move(loaded.value());
+    verifier = std::make_unique<api::SigV4Verifier>(credentials.get(), api::SigV4Options{options.regions});
+    log::Notice("the TCP API takes requests signed with Signature V4 by " + std::to_string(credentials->size()) +
+                " access keys of " + options.credentials_path);
+  } else if (const std::string host = options.listen.substr(0, options.listen.rfind(':'));
+             !options.listen.empty() && host != "127.0.0.1" && host != "localhost" && host != "[::1]") {
+    log::Warning("the TCP API on " + options.listen + " takes unsigned requests from anyone who reaches it: "
+                 "give --credentials");
+  }
   api::HttpServerOptions ho;
   ho.listen = options.listen;
   ho.unix_socket = options.socket_path;
   auto server = api::HttpServer::Start(ho, [&](const api::HttpRequest& r) {
+    if (verifier && !r.local)
+      if (auto refused = verifier->Verify(r, std::chrono::system_clock::now()))
+        return api::AuthFailureResponse(*refused);
     if (api::ReportingApi::Serves(r.path)) return reporting.Handle(r);
     return r.path.rfind("/forklet/", 0) == 0 ? admin.Handle(r) : lambda.Handle(r);
   });
@@ -152,6 +172,12 @@ int main(int argc, char** argv) {
   int signo;
   while ((signo = daemon::WaitForSignal()) == SIGHUP) {
     notifier.Reloading();
+    if (credentials) {
+      if (auto s = credentials->Reload(); s)
+        log::Notice("credentials: " + std::to_string(credentials->size()) + " access keys from " + credentials->path());
+      else
+        log::Error(s.error().ToString() + " (the access keys in force stay)");
+    }
     if (daemon::Reload(argc, argv, &options, scheduler.get())) {
       // Prices change live; the billing granularity and bill-init are the scheduler's and wait
       // for a restart (a bill must not mix roundings silently).

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <functional>
 #include <initializer_list>
+#include <sstream>
 #include <vector>
 
 #include "runtime/daemon/config_file.h"
@@ -21,6 +22,10 @@ const char* kUsage = R"(usage: forkletd [options]
   --listen HOST:PORT         loopback TCP address of the API (default 127.0.0.1:9000; port 0: any)
   --state-dir DIR            functions, code and sockets (default /var/lib/forklet)
   --socket PATH              Unix socket of the API (default STATE_DIR/forkletd.sock)
+  --credentials FILE         access keys (JSON, see README) that sign requests to the TCP API with
+                             AWS Signature V4; every TCP request must be signed by one of them
+                             (re-read on SIGHUP). Without it the TCP API is open: keep it on loopback
+  --regions LIST             regions a signature may be scoped to, comma-separated (default: any)
   --keep-alive SECONDS       how long an idle instance is kept (default 600)
   --max-concurrency N        instances per function unless reserved (default 10)
   --memory-budget-mb N       memory for instances; idle ones are evicted past it (default: 75% of RAM)
@@ -176,6 +181,15 @@ bool ParseOptions(int argc, char** argv, Options* o, std::string* message, bool*
     } else if (a == "--socket") {
       if (!value()) return false;
       o->socket_path = v;
+    } else if (a == "--credentials") {
+      if (!value()) return false;
+      o->credentials_path = v;
+    } else if (a == "--regions") {
+      if (!value()) return false;
+      o->regions.clear();
+      std::string item;
+      for (std::istringstream in(v); std::getline(in, item, ',');)
+        if (!item.empty()) o->regions.insert(item);
     } else if (a == "--keep-alive") {
       if (!number(0, 7 * 86400)) return false;
       o->scheduler.keep_alive = std::chrono::seconds(n);

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <set>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -19,6 +20,8 @@ struct Options {
   std::string listen = "127.0.0.1:9000";
   std::string state_dir = "/var/lib/forklet";
   std::string socket_path;  // default: <state_dir>/forkletd.sock
+  std::string credentials_path;   // SigV4 access keys for the TCP API; empty: unsigned requests
+  std::set<std::string> regions;  // a signature's region must be one of these; empty: any
   bool warmup = true;
   core::SchedulerOptions scheduler;
   core::LauncherOptions launcher;  // state_dir and cgroup_tag are derived in Finish()

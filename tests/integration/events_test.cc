@@ -150,6 +150,60 @@ TEST(EventsTest, ABurstFarPastReservedConcurrencyRunsCompletely) {
   EXPECT_EQ(stats["depth"], 0);
   EXPECT_GT(stats["throttled"].get<int>(), 0) << "the concurrency limit was never reached";
   EXPECT_TRUE(DeadLetters(*d, "slow").empty());
+  // What an operator sees: /metrics, forklet stats, forklet events.
+  auto metrics = Http(*d, "GET", "/metrics").body;
+  EXPECT_NE(metrics.find(R"(forklet_async_events_received_total{function="slow"} 30)"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find(R"(forklet_async_queue_depth{function="slow"} 0)"), std::string::npos) << metrics;
+  auto st = d->Cli({"stats"});
+  EXPECT_NE(st.out.find("slow: queued 0"), std::string::npos) << st.out;
+  EXPECT_NE(st.out.find("received 30, succeeded 30"), std::string::npos) << st.out;
+  auto ev = d->Cli({"events"});
+  EXPECT_EQ(ev.exit_code, 0) << ev.err;
+  EXPECT_NE(ev.out.find("slow"), std::string::npos) << ev.out;
+}
+
+TEST(EventsTest, AHotFunctionDoesNotStarveAnother) {
+  auto d = Daemon::Start({"--event-workers", "2"});
+  ASSERT_EQ(Deploy(*d, "hot", "sleep").exit_code, 0);
+  ASSERT_EQ(Deploy(*d, "other", "hello").exit_code, 0);
+  for (int i = 0; i < 20; ++i) ASSERT_EQ(InvokeEvent(*d, "hot", R"({"seconds": 1})").status, 202);
+  ASSERT_EQ(InvokeEvent(*d, "other", "{}").status, 202);
+  // Two workers, 20 one-second events ahead of it: the other function's event still gets a turn
+  // long before the hot function's queue is empty.
+  ASSERT_TRUE(WaitFor([&] { return QueueStats(*d, "other")["succeeded"] == 1; }, 60, d.get()));
+  EXPECT_GT(QueueStats(*d, "hot")["depth"].get<int>(), 5) << QueueStats(*d, "hot").dump();
+}
+
+TEST(EventsTest, AGracefulStopKeepsTheWaitingEventsAndTheRestartRunsThem) {
+  std::string state = "/tmp/forklet-test-state-events-stop-" + std::to_string(getpid());
+  fs::remove_all(state);
+  std::set<std::string> accepted;
+  {
+    auto d = Daemon::Start({}, state);
+    ASSERT_EQ(Deploy(*d, "queued", "sleep").exit_code, 0);
+    ASSERT_EQ(d->Aws({"put-function-concurrency", "--function-name", "queued",
+                      "--reserved-concurrent-executions", "1"}).exit_code, 0);
+    for (int i = 0; i < 8; ++i) {
+      auto r = InvokeEvent(*d, "queued", R"({"seconds": 1})");
+      ASSERT_EQ(r.status, 202) << r.body;
+      accepted.insert(RequestIdOf(r));
+    }
+    ASSERT_TRUE(WaitFor([&] { return QueueStats(*d, "queued")["in_flight"] == 1; }, 30));
+  }  // SIGTERM: the running event finishes, the waiting ones stay in the log
+  auto before = EventsRun(state, "queued");
+  EXPECT_GE(before.size(), 1u);
+  EXPECT_LT(before.size(), 8u);
+  auto d = Daemon::Start({}, state);
+  EXPECT_TRUE(WaitFor([&] { return EventsRun(state, "queued").size() >= 8; }, 120, d.get()))
+      << EventsRun(state, "queued").size() << " of 8 ran";
+  auto runs = EventsRun(state, "queued");
+  for (const auto& id : accepted) EXPECT_TRUE(runs.count(id)) << id << " was lost";
+  // Nothing was cut short by the stop, nothing ran twice.
+  auto all = LedgerRuns(state, "queued");
+  for (const auto& [id, outcome] : all) EXPECT_EQ(outcome, "success") << id;
+  EXPECT_EQ(all.size(), 8u);
+  d.reset();
+  fs::remove_all(state);
 }
 
 TEST(EventsTest, Kill9WithAFullQueueThenRestartRunsEveryAcceptedEvent) {

@@ -187,7 +187,7 @@ int EventLog::WriteLocked(std::string_view line) {
   return 0;
 }
 
-Status EventLog::AppendLine(std::string line) {
+Status EventLog::AppendLine(std::string line, bool sync) {
   std::unique_lock lock(mu_);
   if (int e = WriteLocked(line); e != 0) {
     counters_.errors++;
@@ -195,7 +195,7 @@ Status EventLog::AppendLine(std::string line) {
   }
   counters_.appends++;
   uint64_t mine = ++written_seq_;
-  if (!options_.sync) return {};
+  if (!options_.sync || !sync) return {};
   // Group commit: one fdatasync covers every line written before it started; whoever finds no
   // sync running starts the next one for all that wait.
   while (synced_seq_ < mine) {
@@ -225,7 +225,7 @@ Status EventLog::AppendLine(std::string line) {
 Status EventLog::Accept(const std::shared_ptr<const EventData>& event) {
   std::string line = AcceptLine(*event);
   size_t n = line.size();
-  if (auto s = AppendLine(std::move(line)); !s) return s;
+  if (auto s = AppendLine(std::move(line), true); !s) return s;
   std::lock_guard lock(mu_);
   pending_[event->id] = PendingEvent{event, 0, 0};
   live_bytes_ += n;
@@ -240,11 +240,11 @@ Status EventLog::Started(const std::string& id, uint32_t invocations, uint32_t f
       it->second.failures = failures;
     }
   }
-  return AppendLine(StartedLine(id, invocations, failures));
+  return AppendLine(StartedLine(id, invocations, failures), false);
 }
 
 Status EventLog::Finished(const std::string& id) {
-  auto s = AppendLine(Dump(json{{"op", "D"}, {"id", id}}));
+  auto s = AppendLine(Dump(json{{"op", "D"}, {"id", id}}), false);
   std::unique_lock lock(mu_);
   // Forgotten even when the line could not be written: the next compaction drops it for good.
   if (auto it = pending_.find(id); it != pending_.end()) {
@@ -258,7 +258,7 @@ Status EventLog::Finished(const std::string& id) {
 Status EventLog::Dead(DeadEvent dead) {
   std::string line = DeadLine(dead);
   size_t n = line.size();
-  auto s = AppendLine(std::move(line));
+  auto s = AppendLine(std::move(line), true);
   std::unique_lock lock(mu_);
   if (auto it = pending_.find(dead.data->id); it != pending_.end()) {
     live_bytes_ -= std::min<uint64_t>(live_bytes_, it->second.data->payload.size() + 64);
@@ -285,7 +285,7 @@ Result<DeadEvent> EventLog::RemoveDead(const std::string& id) {
     if (it == dead_.end()) return MakeError("ResourceNotFoundException", "no dead-letter event " + id);
     d = it->second;
   }
-  if (auto s = AppendLine(Dump(json{{"op", "Y"}, {"id", id}})); !s) return s.error();
+  if (auto s = AppendLine(Dump(json{{"op", "Y"}, {"id", id}}), false); !s) return s.error();
   std::lock_guard lock(mu_);
   dead_.erase(id);
   return d;

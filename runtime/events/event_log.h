@@ -1,9 +1,9 @@
 // The durable record of accepted Event invocations and of the dead-letter store, in
 // STATE_DIR/events/log: an append-only file of one JSON line per change, with the billing
 // ledger's discipline (one write() per record under a lock; a failed write is cut back so no half
-// line stays; the page cache survives kill -9 of the daemon). With sync on, each append also
-// waits for fdatasync, shared by every append that came in meanwhile (group commit), so that a
-// power cut loses nothing either.
+// line stays; the page cache survives kill -9 of the daemon). With sync on, an acceptance (and a
+// move to the dead-letter store) also waits for fdatasync, shared by every append that came in
+// meanwhile (group commit), so that a power cut loses no accepted event either.
 //
 // Lines: A (accepted: id, function, payload, time), S (an attempt is about to start: its number
 // and the function errors so far), D (finished: its outcome is recorded elsewhere), X (moved to
@@ -91,7 +91,9 @@ class EventLog {
  private:
   EventLog(std::string dir, EventLogOptions options);
   Status Init();
-  Status AppendLine(std::string line);  // locks mu_; group commit when sync is on
+  // Locks mu_; with options_.sync and sync, waits for fdatasync (group commit). Only what would
+  // lose an event is synced (A, X); a lost S, D or Y line means at most a duplicate run.
+  Status AppendLine(std::string line, bool sync);
   int WriteLocked(std::string_view line);
   Status CompactLocked(std::unique_lock<std::mutex>& lock);
   void MaybeCompactLocked(std::unique_lock<std::mutex>& lock);

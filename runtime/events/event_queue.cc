@@ -190,10 +190,12 @@ void EventQueue::WorkerLoop() {
       std::string function = item.event.data->function;
       running_++;
       lock.unlock();
-      Run(std::move(item));
+      bool ran = Run(std::move(item));
       lock.lock();
       running_--;
-      queues_[function].in_flight--;
+      Queue& q = queues_[function];
+      q.in_flight--;
+      if (ran) q.blocked_until_ms = 0;  // its instance is free again: no need to wait out a throttle
       idle_cv_.notify_all();
       cv_.notify_all();  // a share or capacity came free
       continue;
@@ -220,7 +222,7 @@ void EventQueue::Requeue(Item item, bool throttled) {
   cv_.notify_one();
 }
 
-void EventQueue::Run(Item item) {
+bool EventQueue::Run(Item item) {
   PendingEvent& e = item.event;
   const std::string& name = e.data->function;
   InvokeConfig cfg = configs_->Effective(name);
@@ -228,12 +230,12 @@ void EventQueue::Run(Item item) {
   if (age_ms > static_cast<int64_t>(cfg.max_event_age_s) * 1000) {
     Finish(e, "EventAgeExceeded", nullptr,
            "not run within MaximumEventAgeInSeconds (" + std::to_string(cfg.max_event_age_s) + ")");
-    return;
+    return false;
   }
   auto fn = registry_->Get(name);
   if (!fn) {
     Finish(e, "FunctionNotFound", nullptr, "the function was deleted before the event ran");
-    return;
+    return false;
   }
   // Capacity first: a function at its concurrency waits here without an attempt being logged.
   uint32_t limit = scheduler_->ReservedConcurrency(name).value_or(
@@ -241,13 +243,13 @@ void EventQueue::Run(Item item) {
   auto counts = scheduler_->Counts(name);
   if (counts.idle == 0 && counts.busy >= limit) {
     Requeue(std::move(item), true);
-    return;
+    return false;
   }
   auto admission = scheduler_->Admit();
   if (!admission) {  // draining (one-way): kept in the log for the next start
     StopDispatch();
     Requeue(std::move(item), false);
-    return;
+    return false;
   }
   e.invocations++;
   if (auto s = log_->Started(e.data->id, e.invocations, e.failures); !s)
@@ -256,7 +258,7 @@ void EventQueue::Run(Item item) {
   if (result.outcome == core::Outcome::kThrottled) {
     e.invocations--;  // it did not run
     Requeue(std::move(item), true);
-    return;
+    return false;
   }
   {
     std::lock_guard lock(mu_);
@@ -268,13 +270,13 @@ void EventQueue::Run(Item item) {
   if (observer_) observer_->OnInvocation(name, fn->config.runtime, fn->config.memory_mb, ledger_id, result);
   if (result.outcome == core::Outcome::kSuccess) {
     Finish(e, "Success", &result, "");
-    return;
+    return true;
   }
   if (result.outcome == core::Outcome::kSetupFailed) {  // the node's fault, not the function's
     log::Warning("events: " + e.data->id + " of " + name + ": " + result.error_message + "; trying again in 1 s");
     item.not_before_ms = NowMs() + 1000;
     Requeue(std::move(item), false);
-    return;
+    return true;
   }
   bool draining;
   {
@@ -284,7 +286,7 @@ void EventQueue::Run(Item item) {
   if (draining && result.outcome == core::Outcome::kCrashed) {
     // Stopped by the drain's kill, not by its own fault: kept for the next start.
     Requeue(std::move(item), false);
-    return;
+    return true;
   }
   e.failures++;
   {
@@ -301,10 +303,11 @@ void EventQueue::Run(Item item) {
     if (auto s = log_->Started(e.data->id, e.invocations, e.failures); !s)
       log::Warning("events: " + s.error().ToString());
     Requeue(std::move(item), false);
-    return;
+    return true;
   }
   Finish(e, "RetriesExhausted", &result, core::OutcomeName(result.outcome) + std::string(": ") +
                                              result.body.substr(0, 1024));
+  return true;
 }
 
 void EventQueue::Finish(const PendingEvent& e, const std::string& condition,

@@ -87,7 +87,7 @@ class EventQueue {
   void EnqueueLocked(Item item);
   bool PickLocked(int64_t now_ms, Item* out, int64_t* wake_ms);
   void WorkerLoop();
-  void Run(Item item);
+  bool Run(Item item);  // true when an invocation ran (its capacity is free again)
   // The event's end: a destination record or the dead-letter store, then the log forgets it.
   void Finish(const PendingEvent& e, const std::string& condition, const core::InvokeResult* result,
               const std::string& detail);

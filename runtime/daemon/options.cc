@@ -49,6 +49,11 @@ const char* kUsage = R"(usage: forkletd [options]
   --price-per-gb-second USD  per GB-second of memory size x billed duration (default 0.0000166667)
   --bill-init                bill the init of new instances too (default: not, as Lambda 2017)
   --no-ledger                keep no billing ledger (STATE_DIR/ledger.db); for measuring its cost
+  --event-workers N          Event invocations run at once, all functions together (default 16)
+  --event-retry-base-ms N    wait before the first retry of a failed Event invocation; the second
+                             waits twice as long (default 60000, as Lambda)
+  --event-sync               fdatasync every accepted event before its 202 (group commit): safe
+                             from a power cut, not only from the daemon's death (default: off)
 SIGHUP re-reads the configuration: keep-alive, max-concurrency, memory-budget-mb and the prices
 change live.
 )";
@@ -255,6 +260,14 @@ bool ParseOptions(int argc, char** argv, Options* o, std::string* message, bool*
       o->pricing.bill_init = a == "--bill-init";
     } else if (a == "--ledger" || a == "--no-ledger") {
       o->ledger = a == "--ledger";
+    } else if (a == "--event-workers") {
+      if (!number(1, 1024)) return false;
+      o->events.workers = static_cast<uint32_t>(n);
+    } else if (a == "--event-retry-base-ms") {
+      if (!number(0, 3600000)) return false;
+      o->events.retry_base = std::chrono::milliseconds(n);
+    } else if (a == "--event-sync" || a == "--no-event-sync") {
+      o->event_sync = a == "--event-sync";
     } else if (a == "--drain-grace") {
       if (!number(0, 3600)) return false;
       o->drain_grace = std::chrono::seconds(n);

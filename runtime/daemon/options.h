@@ -12,6 +12,7 @@
 #include "runtime/billing/pricing.h"
 #include "runtime/core/launcher.h"
 #include "runtime/core/scheduler.h"
+#include "runtime/events/event_queue.h"
 #include "runtime/registry/code_archive.h"
 
 namespace forklet::daemon {
@@ -31,6 +32,8 @@ struct Options {
   nlohmann::json prices;    // the file's "prices", for the billing ledger
   billing::PricingConfig pricing;  // Lambda 2017 by default; the file's "prices", then flags
   bool ledger = true;              // --no-ledger: nothing is billed (to measure its cost)
+  events::EventQueueOptions events;  // Event invocations: workers, retry backoff
+  bool event_sync = false;           // --event-sync: fdatasync each accepted event (group commit)
 };
 
 // Reads the configuration file (--config FILE, else the default path when it exists) and parses

@@ -11,9 +11,11 @@ namespace forklet::core {
 namespace {
 
 constexpr std::chrono::milliseconds kFirstRetry{100}, kLastRetry{30000};
-// A spare boots this long after one was bound: not while the start that bound it and its first
-// invocation run (a Python zygote's boot is ~40 ms of CPU that a small host would share with them).
+// A spare boots this long after the start that bound one has ended (the scheduler's SetAllowance
+// after it): not while that start runs, nor at once beside its first invocation (a Python zygote's boot is ~40 ms
+// of CPU that a small host would share with them). kRefillHold bounds the wait for that end.
 constexpr std::chrono::milliseconds kRefillDelay{50};
+constexpr std::chrono::milliseconds kRefillHold{2000};
 
 }  // namespace
 
@@ -103,7 +105,7 @@ Result<ZygoteBank::Lease> ZygoteBank::For(const std::string& family, const std::
     stages->emplace_back("zygote_bind", 0.0);  // says this start bound a spare
     forks_[z->pid()];
     taken_at_ = Clock::now();
-    cv_.notify_all();  // its successor boots after kRefillDelay
+    start_running_ = true;  // its successor boots after this start (SetAllowance)
     return Lease{std::move(z), false, true};
   }
   // None ready: one boots for this start (cold). Others of the function wait for it.
@@ -114,6 +116,7 @@ Result<ZygoteBank::Lease> ZygoteBank::For(const std::string& family, const std::
   double boot_ms = MsSince(t0);
   lock.lock();
   taken_at_ = Clock::now();
+  start_running_ = true;
   cv_.notify_all();
   auto it = bound_.find(function);
   bool still_ours = it != bound_.end() && it->second.booting && it->second.generation == generation;
@@ -184,6 +187,10 @@ Status ZygoteBank::AwaitSpare(const std::string& family, std::chrono::millisecon
 void ZygoteBank::SetAllowance(uint64_t mb) {
   std::lock_guard lock(mu_);
   allowance_mb_ = mb;
+  if (start_running_) {  // the scheduler calls this after every start: refills may follow
+    start_running_ = false;
+    taken_at_ = Clock::now();
+  }
   for (auto& [family, spares] : spares_) {
     while (!spares.empty() && spares.size() + booting_[family] > WantedLocked(family)) {
       RetireLocked(std::move(spares.back().zygote));
@@ -301,8 +308,8 @@ void ZygoteBank::FillLoop() {
       continue;
     }
     if (stop_) return;
-    if (auto ready_at = taken_at_ + kRefillDelay; Clock::now() < ready_at) {
-      cv_.wait_until(lock, ready_at, [&] { return stop_; });
+    if (auto ready_at = taken_at_ + (start_running_ ? kRefillHold : kRefillDelay); Clock::now() < ready_at) {
+      cv_.wait_until(lock, ready_at);  // woken early by SetAllowance (the start ended) or stop
       continue;
     }
     std::string family = needing();

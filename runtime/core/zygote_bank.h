@@ -113,6 +113,7 @@ class ZygoteBank {
   std::vector<Zygote> retired_;            // released by the filler, off the callers' path
   uint64_t allowance_mb_ = UINT64_MAX;
   Clock::time_point taken_at_{};
+  bool start_running_ = false;  // a start bound or booted a zygote and has not ended yet
   std::string last_error_;
   bool stop_ = false;
   std::thread filler_;

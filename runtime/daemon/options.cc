@@ -43,6 +43,9 @@ const char* kUsage = R"(usage: forkletd [options]
   --snapshot-mb N            disk for all snapshots together, least recently used go (default 2048)
   --node-stem-cells N        pre-booted Node.js instances kept ready once a Node function is
                              deployed (default 1; 0: every new Node instance starts cold)
+  --spare-zygotes N           freshly exec'd zygotes kept ready per runtime (python3, native,
+                             provided) for functions' first starts; each function gets its own
+                             zygote (default 1; 0: every function's first start is cold)
   --drain-grace SECONDS      on SIGTERM, how long in-flight invocations may finish (default 30)
   --billing-granularity-ms N billed duration rounds up to N ms (default 100, Lambda 2017; 1 works)
   --price-per-request USD    per invocation (default 0.0000002: $0.20 per million)
@@ -239,6 +242,9 @@ bool ParseOptions(int argc, char** argv, Options* o, std::string* message, bool*
     } else if (a == "--node-stem-cells") {
       if (!number(0, 64)) return false;
       o->launcher.node_stem_cells = n;
+    } else if (a == "--spare-zygotes") {
+      if (!number(0, 16)) return false;
+      o->launcher.zygotes.spares = n;
     } else if (a == "--no-warmup") {
       o->warmup = false;
     } else if (a == "--warmup") {

@@ -136,6 +136,13 @@ InvokeResult Scheduler::Invoke(const registry::Deployed& fn, const std::string& 
         ++i;
       }
     }
+    // Reserved concurrency bounds what runs at once, on warm instances too (0: nothing runs).
+    const uint32_t limit = pool.reserved.value_or(options_.max_instances_per_function);
+    if (pool.busy >= limit) {
+      result.outcome = Outcome::kThrottled;
+      result.error_message = "Rate Exceeded.";
+      return result;
+    }
     while (!pool.idle.empty() && !fresh_instance && !instance) {
       instance = std::move(pool.idle.back());
       pool.idle.pop_back();
@@ -146,12 +153,6 @@ InvokeResult Scheduler::Invoke(const registry::Deployed& fn, const std::string& 
     if (instance) {
       result.start = StartKind::kWarm;
     } else {
-      uint32_t limit = pool.reserved.value_or(options_.max_instances_per_function);
-      if (pool.busy >= limit) {
-        result.outcome = Outcome::kThrottled;
-        result.error_message = "Rate Exceeded.";
-        return result;
-      }
       while (live_memory_mb_ + cfg.memory_mb > options_.memory_budget_mb && EvictOneIdleLocked()) {
       }
       if (live_memory_mb_ + cfg.memory_mb > options_.memory_budget_mb) {

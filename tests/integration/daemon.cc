@@ -422,8 +422,13 @@ std::vector<std::string> Leftovers() {
     if (daemons.count(ParentPid(dir))) found.push_back("process " + pid + ": " + Cmdline(dir));
   std::ifstream mounts("/proc/self/mountinfo");
   std::string line;
+  // Our own mounts: their paths end in this process's pid ("...-diskfull-PID", "...-PID-N"), not
+  // those of another test process on the machine.
+  const std::string pid = std::to_string(getpid());
   while (std::getline(mounts, line))
-    if (line.find("forklet-test-state") != std::string::npos) found.push_back("mount " + line);
+    if (line.find("forklet-test-state") != std::string::npos &&
+        (line.find("-" + pid + " ") != std::string::npos || line.find("-" + pid + "-") != std::string::npos))
+      found.push_back("mount " + line);
   return found;
 }
 

@@ -91,6 +91,20 @@ TEST_F(LimitsTest, ConcurrencyOverTheLimitGets429) {
   EXPECT_EQ(first.get().exit_code, 0);
 }
 
+TEST_F(LimitsTest, ReservedConcurrencyZeroThrottlesAWarmFunctionToo) {
+  ASSERT_EQ(Deploy(*daemon_, "warm", "echo").exit_code, 0);
+  std::string body;
+  ASSERT_EQ(Invoke(*daemon_, "warm", "{}", &body).exit_code, 0);  // an idle warm instance now
+  auto pc = daemon_->Aws({"put-function-concurrency", "--function-name", "warm",
+                          "--reserved-concurrent-executions", "0"});
+  ASSERT_EQ(pc.exit_code, 0) << pc.err;
+  auto throttled = Invoke(*daemon_, "warm", "{}", &body);
+  EXPECT_NE(throttled.exit_code, 0) << "reserved concurrency 0 runs nothing, warm instance or not";
+  EXPECT_NE(throttled.err.find("TooManyRequestsException"), std::string::npos) << throttled.err;
+  ASSERT_EQ(daemon_->Aws({"delete-function-concurrency", "--function-name", "warm"}).exit_code, 0);
+  EXPECT_EQ(Invoke(*daemon_, "warm", "{}", &body).exit_code, 0);
+}
+
 TEST_F(LimitsTest, DaemonShutdownLeavesNothingBehind) {
   ASSERT_EQ(Deploy(*daemon_, "fn", "hello").exit_code, 0);
   std::string body;

@@ -55,7 +55,7 @@ void SendSetupFrame(int fd, const sandbox::SetupReport& report) {
 }
 
 struct Server {
-  int control_fd;
+  int control_fd = -1;
   std::vector<sock_filter> filter;  // from kConfigure, kept for every child
   sock_fprog fprog{};
   cap_t empty_caps = cap_init();
@@ -242,7 +242,7 @@ struct Server {
 
 namespace {
 forklet::zygote::Server& TheServer() {
-  static forklet::zygote::Server server{-1};
+  static forklet::zygote::Server server;
   return server;
 }
 }  // namespace

@@ -29,11 +29,11 @@ using nlohmann::json;
 const std::vector<EmptyFunction>& EmptyFunctions() {
   static const std::vector<EmptyFunction> kAll = [] {
     const std::string handler = "def handler(event, context):\n    return None\n";
-    EmptyFunction py{"python3", "python3.11", "app.handler", "app.py", handler, {}, {}};
+    EmptyFunction py{"python3", "python3.11", "app.handler", "app.py", handler, {}, {}, {}, false};
     py.baseline_argv = {"/usr/bin/python3", "-c", handler + "handler({}, None)\n"};
     py.baseline_name = "python3 -c";
     const std::string js_handler = "exports.handler = async () => null;\n";
-    EmptyFunction js{"nodejs", "nodejs20.x", "index.handler", "index.js", js_handler, {}, {}};
+    EmptyFunction js{"nodejs", "nodejs20.x", "index.handler", "index.js", js_handler, {}, {}, {}, false};
     // A clean environment, as forklet's Node gets: a host's NODE_EXTRA_CA_CERTS alone adds 35 ms.
     js.baseline_argv = {"/usr/bin/env", "-i", "PATH=/usr/bin:/bin", "/usr/bin/node", "-e",
                         js_handler + "exports.handler({}, {});\n"};
@@ -41,8 +41,9 @@ const std::vector<EmptyFunction>& EmptyFunctions() {
     js.pre_booted = true;
     // The compiled runtimes' empty functions (bench/functions/), as the build made them.
     const std::string built = NextToBinary("share/forklet/bench/functions");
-    EmptyFunction native{"native", "native", "libempty.handler", {}, {}, built + "/native-empty", {}};
-    EmptyFunction provided{"provided", "provided.al2023", "empty.handler", {}, {}, built + "/provided-empty", {}};
+    EmptyFunction native{"native", "native", "libempty.handler", {}, {}, built + "/native-empty", {}, {}, false};
+    EmptyFunction provided{"provided", "provided.al2023", "empty.handler", {}, {}, built + "/provided-empty", {}, {},
+                           false};
     return std::vector<EmptyFunction>{py, js, native, provided};
   }();
   return kAll;

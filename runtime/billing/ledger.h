@@ -38,7 +38,7 @@ struct LedgerRecord {
   std::string request_id;
   std::string function;
   std::string runtime;
-  std::string start_kind;  // cold, zygote, warm; none when throttled
+  std::string start_kind;  // cold, zygote, warm, restore; none when throttled
   std::string outcome;     // success, handled, unhandled, timeout, oom, crashed, throttled, setup_failed
   int64_t start_ms = 0;    // epoch milliseconds
   int64_t end_ms = 0;

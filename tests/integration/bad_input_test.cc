@@ -37,7 +37,9 @@ Daemon* BadInputTest::daemon_ = nullptr;
 void ExpectError(const CmdResult& r, const std::string& type, const std::string& words = "") {
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.err.find(type), std::string::npos) << r.err;
-  if (!words.empty()) EXPECT_NE(r.err.find(words), std::string::npos) << r.err;
+  if (!words.empty()) {
+    EXPECT_NE(r.err.find(words), std::string::npos) << r.err;
+  }
 }
 
 TEST_F(BadInputTest, UnknownFunctionIs404) {

@@ -25,14 +25,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string ReadAllFd(int fd) {
-  std::string out;
-  char buf[65536];
-  ssize_t n;
-  while ((n = read(fd, buf, sizeof(buf))) > 0) out.append(buf, static_cast<size_t>(n));
-  return out;
-}
-
 std::vector<std::string> Environment(const std::map<std::string, std::string>& extra) {
   std::map<std::string, std::string> env;
   for (char** e = environ; *e; ++e) {

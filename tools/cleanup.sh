@@ -5,10 +5,24 @@
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 
-ours() {  # pids whose command line mentions this checkout's build tree
+# Zygotes and instances name themselves "forklet-zygote" (no host path for instances to read in
+# their /proc/1/cmdline): they are ours when they map this build tree's zygote library or binary.
+from_our_build() {
+  cmd=$(tr '\0' ' ' <"$1/cmdline" 2>/dev/null) || return 1
+  case "$cmd" in
+    *"$top/build"*) return 0;;
+    forklet-zygote*) grep -q "$top/build/" "$1/maps" 2>/dev/null;;
+    *) return 1;;
+  esac
+}
+
+ours() {  # daemons started from this checkout's build tree, and its zygotes
   for p in /proc/[0-9]*; do
     cmd=$(tr '\0' ' ' <"$p/cmdline" 2>/dev/null) || continue
-    case "$cmd" in *"$top/build"*forkletd*|*"$top/build"*forklet_zygote.py*) echo "${p#/proc/}";; esac
+    case "$cmd" in
+      *"$top/build"*forkletd*|*"$top/build"*forklet_zygote.py*) echo "${p#/proc/}";;
+      forklet-zygote*) from_our_build "$p" && echo "${p#/proc/}";;
+    esac
   done
 }
 pids=$(ours)
@@ -21,8 +35,7 @@ find /sys/fs/cgroup -depth -type d -path '*forklet.*' 2>/dev/null | while read -
     procs=$(cat "$cg/cgroup.procs")
     own=1
     for p in $procs; do
-      cmd=$(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null)
-      case "$cmd" in *"$top/build"*) ;; *) own=0;; esac
+      from_our_build "/proc/$p" || own=0
     done
     [ $own = 1 ] && kill -KILL $procs 2>/dev/null
     sleep 0.1

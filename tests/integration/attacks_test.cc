@@ -611,6 +611,72 @@ TEST_F(AttacksTest, CpuIsCappedInProportionToMemory) {
   DropInstances(*daemon_, "spin_128");
 }
 
+// Memory charged (bytes) to the cgroup holding `pid`: memory.usage_in_bytes (v1) or
+// memory.current (v2). -1 when it cannot be found.
+int64_t CgroupMemoryBytes(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/cgroup");
+  std::string line;
+  while (std::getline(in, line)) {
+    auto a = line.find(':'), b = line.find(':', a + 1);
+    if (a == std::string::npos || b == std::string::npos) continue;
+    const std::string controllers = line.substr(a + 1, b - a - 1), path = line.substr(b + 1);
+    const bool v1 = ("," + controllers + ",").find(",memory,") != std::string::npos;
+    if (!v1 && line.rfind("0::", 0) != 0) continue;
+    std::ifstream f(v1 ? "/sys/fs/cgroup/memory" + path + "/memory.usage_in_bytes"
+                       : "/sys/fs/cgroup" + path + "/memory.current");
+    int64_t bytes = -1;
+    if (f >> bytes) return bytes;
+  }
+  return -1;
+}
+
+// The kernel tables an instance can fill besides files and processes: each is bounded per
+// instance (its uid's limits, its own IPC namespace) or charged to its memory, which it holds while
+// it idles. Reports and charges are recorded for docs/attacks.md.
+TEST_F(AttacksTest, KernelTablesAreBoundedPerInstanceAndCharged) {
+  Deploy("kernel_tables", "kernel_tables", {"--memory-size", "128", "--timeout", "60"});
+  auto probe = [&](json event) {
+    const std::string mode = event["mode"];
+    auto i = Attack("kernel_tables", event);
+    int64_t charged = -1;
+    if (i.body.contains("uid")) {
+      auto pids = ProcessesOfUid(tag_, i.body["uid"].get<uid_t>());
+      if (!pids.empty()) charged = CgroupMemoryBytes(pids[0]);
+    }
+    RecordProperty(mode + "_outcome", i.outcome);
+    RecordProperty(mode + "_report", i.raw.substr(0, 300));
+    RecordProperty(mode + "_charged_mb", std::to_string(charged >> 20));
+    DropInstances(*daemon_, "kernel_tables");
+    return std::make_pair(i, charged);
+  };
+  // Unix socket buffers (2 processes x 450 pairs x ~208 KB of send buffer) and System V message
+  // queues (its own IPC namespace: 32,000 queues of 16 KB) could hold far more than 128 MB: both are
+  // charged to the instance, whose OOM killer ends it.
+  for (const json& event : {json{{"mode", "unix"}, {"procs", 2}, {"fds", 900}}, json{{"mode", "sysv"}}}) {
+    auto [i, charged] = probe(event);
+    if (i.outcome == "success") {
+      EXPECT_LT(i.body["queued_mb"].get<double>(), 160) << i.raw;
+    } else {
+      EXPECT_EQ(i.outcome, "oom") << i.raw;
+    }
+  }
+  // inotify: the per-user limits, and each instance has a uid of its own.
+  auto [inotify, inotify_charged] = probe({{"mode", "inotify"}});
+  auto sysctl = [](const char* path) {
+    std::ifstream in(path);
+    long n = -1;
+    in >> n;
+    return n;
+  };
+  EXPECT_EQ(inotify.body["instances"], sysctl("/proc/sys/fs/inotify/max_user_instances")) << inotify.raw;
+  EXPECT_LE(inotify.body["watches"].get<long>(), sysctl("/proc/sys/fs/inotify/max_user_watches"));
+  EXPECT_GT(inotify_charged, 0) << "the watches' memory is the instance's";
+  // POSIX locks: no count limit (RLIMIT_LOCKS is not enforced), charged to the instance's memory.
+  auto [locks, locks_charged] = probe({{"mode", "locks"}});
+  EXPECT_EQ(locks.outcome, "success") << locks.raw;
+  EXPECT_GT(locks_charged, 0);
+}
+
 TEST_F(AttacksTest, AHandlerThatNeverReturnsIsKilledAtItsTimeout) {
   Deploy("never_returns", "never_returns", {"--timeout", "1"});
   for (const char* mode : {"spin", "sleep", "deaf"}) {

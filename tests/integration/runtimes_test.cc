@@ -18,6 +18,9 @@ struct RuntimeCase {
   const char* status_handler;  // answers with /proc/self/status as seen from the function
 };
 
+// The test log names a case by its runtime, not by the struct's bytes.
+void PrintTo(const RuntimeCase& c, std::ostream* os) { *os << c.family; }
+
 class RuntimesTest : public ::testing::TestWithParam<RuntimeCase> {
  protected:
   void SetUp() override { daemon_ = Daemon::Start(); }

@@ -389,6 +389,20 @@ TEST_P(CgroupTest, FrozenTasksDoNotRunUntilThawed) {
   for (const auto& dir : cg->paths()) EXPECT_FALSE(Exists(dir)) << dir;
 }
 
+TEST_P(CgroupTest, RemoveStaleKillsWhatACrashedPredecessorLeftFrozen) {
+  if (!tree_->can_freeze()) GTEST_SKIP() << "no freezer on this host for " << tree_->version();
+  auto cg = Create("left-frozen");
+  ASSERT_TRUE(cg);
+  pid_t pid = Spawn(*cg, SleepForever);
+  ASSERT_GT(pid, 0);
+  ASSERT_TRUE(cg->Freeze().ok());
+  auto removed = tree_->RemoveStale();  // as a restart after kill -9 does
+  ASSERT_TRUE(removed.ok()) << removed.error().ToString();
+  EXPECT_EQ(*removed, 1);
+  int status = Wait(pid);
+  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << "status " << status;
+}
+
 TEST_P(CgroupTest, SubtreePidsLimitHoldsForAllCgroupsTogether) {
   auto limited = tree_->LimitSubtreePids(3);
   if (!limited.ok()) GTEST_SKIP() << limited.error().ToString();  // v2 without pids delegated

@@ -79,6 +79,10 @@ uint32_t CpuPermilleFor(uint64_t memory_mb) {
   return static_cast<uint32_t>(std::max<uint64_t>(1, 1000 * memory_mb / 1769));
 }
 
+uint32_t CpuQuotaPermilleFor(uint64_t memory_mb) {
+  return std::max<uint32_t>(kMinCpuQuotaPermille, CpuPermilleFor(memory_mb));
+}
+
 std::string Generation(const registry::FunctionConfig& config) {
   return std::to_string(config.revision) + "|" + config.last_modified + "|" + config.code_sha256;
 }

@@ -76,6 +76,11 @@ struct Launched {
 // CPU in proportion to memory, as Lambda: one full core (1000) at 1,769 MB. The shares' weight
 // and, once init is done, the quota (sandbox::Cgroup::LimitCpu).
 uint32_t CpuPermilleFor(uint64_t memory_mb);
+// The quota: that proportion, but never below a quarter of a core (proportional from 442 MB up).
+// Lambda's 128/1769 would make a 128 MB function's out-of-memory take ~7 s on hosts whose
+// first-touch page faults are slow (this VM: ~0.5 s of CPU to fault 128 MB in), past its timeout.
+constexpr uint32_t kMinCpuQuotaPermille = 250;
+uint32_t CpuQuotaPermilleFor(uint64_t memory_mb);
 
 // Identifies one deployment of a function: an instance only ever serves its own generation.
 std::string Generation(const registry::FunctionConfig& config);

@@ -54,6 +54,9 @@ class Instance {
   Status AwaitBoot(Clock::time_point deadline, Stages* stages);
   // Gives a booted stem cell to a function: before Start, once its code is mounted.
   void AssignTo(std::string function, std::string generation, uint32_t memory_mb);
+  // What it was forked from (its function's zygote) lives at least as long as it does: the
+  // zygote bank counts a function's live instances by these references.
+  void HoldOrigin(std::shared_ptr<const void> origin) { origin_ = std::move(origin); }
   // The cgroup's limits, for a stem cell given to a function.
   sandbox::Cgroup* cgroup() { return cgroup_.get(); }
   int channel_fd() const { return channel_fd_; }
@@ -112,6 +115,7 @@ class Instance {
   int channel_fd_;
   int log_fd_;
   std::unique_ptr<sandbox::Cgroup> cgroup_;
+  std::shared_ptr<const void> origin_;  // released after ~Instance has killed and reaped it
   bool dead_ = false;
   bool destroyed_ = false;
   bool setup_read_ = false;  // the SetupReport frame is in (AwaitBoot or Start)

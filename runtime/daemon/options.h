@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <set>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -11,6 +12,7 @@
 #include "runtime/billing/pricing.h"
 #include "runtime/core/launcher.h"
 #include "runtime/core/scheduler.h"
+#include "runtime/events/event_queue.h"
 #include "runtime/registry/code_archive.h"
 
 namespace forklet::daemon {
@@ -19,6 +21,8 @@ struct Options {
   std::string listen = "127.0.0.1:9000";
   std::string state_dir = "/var/lib/forklet";
   std::string socket_path;  // default: <state_dir>/forkletd.sock
+  std::string credentials_path;   // SigV4 access keys for the TCP API; empty: unsigned requests
+  std::set<std::string> regions;  // a signature's region must be one of these; empty: any
   bool warmup = true;
   core::SchedulerOptions scheduler;
   core::LauncherOptions launcher;  // state_dir and cgroup_tag are derived in Finish()
@@ -28,6 +32,8 @@ struct Options {
   nlohmann::json prices;    // the file's "prices", for the billing ledger
   billing::PricingConfig pricing;  // Lambda 2017 by default; the file's "prices", then flags
   bool ledger = true;              // --no-ledger: nothing is billed (to measure its cost)
+  events::EventQueueOptions events;  // Event invocations: workers, retry backoff
+  bool event_sync = false;           // --event-sync: fdatasync each accepted event (group commit)
 };
 
 // Reads the configuration file (--config FILE, else the default path when it exists) and parses

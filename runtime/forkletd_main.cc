@@ -98,6 +98,7 @@ int main(int argc, char** argv) {
 
   auto registry = registry::Registry::Open(options.state_dir, options.archive);
   if (!registry) Die("state dir: " + registry.error().ToString());
+  options.launcher.memory_budget_mb = options.scheduler.memory_budget_mb;
   auto launcher = core::Launcher::Create(options.launcher);
   if (!launcher) Die(launcher.error().ToString());
   if (options.warmup) {

@@ -33,6 +33,16 @@ class Cgroup {
   // Its directories, one per hierarchy (v1) or one (v2): for diagnostics and tests.
   virtual const std::vector<std::string>& paths() const = 0;
   virtual Status SetLimits(const CgroupLimits& limits) = 0;
+  // A CPU quota in thousandths of one core (1000: a full core), per 100 ms period (v1
+  // cpu.cfs_quota_us, v2 cpu.max), at least 1 ms; 0 removes it. Shares divide what is contended,
+  // the quota caps what is taken even from an idle host.
+  virtual Status LimitCpu(uint32_t permille) = 0;
+  // Stops every task (v1 freezer.state FROZEN, v2 cgroup.freeze 1) and returns without waiting
+  // for them to stop; Thaw lets them run again. Both cost one write to a file kept open. An idle
+  // instance is frozen between invocations; Destroy thaws what it kills (v1 frozen tasks do not
+  // die before). Where the tree cannot freeze (can_freeze()), both do nothing.
+  virtual Status Freeze() = 0;
+  virtual Status Thaw() = 0;
   // Opens (O_WRONLY|O_CLOEXEC) each hierarchy's cgroup.procs. A forked child writes "0" to every
   // fd to move itself in; the caller owns and closes the fds.
   virtual Result<std::vector<int>> OpenProcsFds() = 0;
@@ -59,9 +69,26 @@ class CgroupTree {
   virtual Result<int> RemoveStale() = 0;
   // Removes the root itself (daemon shutdown); fails if children remain.
   virtual Status RemoveRoot() = 0;
+  // At most this many tasks in the whole subtree (the root's pids.max): instances and zygotes
+  // together, so that many busy instances never take the host's last pids.
+  virtual Status LimitSubtreePids(uint64_t max) = 0;
+  // v1 only: the socket buffers of every instance together (the root's memory.kmem.tcp limit,
+  // which each instance's charges count against). v2 charges sockets to memory: nothing to do.
+  virtual Status LimitSubtreeSocketMemory(uint64_t bytes) = 0;
+  // Whether Cgroup::Freeze stops anything (v1: a freezer hierarchy is mounted).
+  virtual bool can_freeze() const = 0;
 };
 
 enum class CgroupVersion { kAuto, kV1, kV2 };
+
+// The subtree's pids limit: what the budget's instances may hold (budget_mb / 128 instances of
+// per_instance pids, plus the zygotes'), never more than pid_max less a quarter (at least 1024)
+// left to the host.
+uint64_t SubtreePidsMax(uint64_t pid_max, uint64_t budget_mb, uint64_t per_instance);
+// The subtree's socket-buffer limit on v1: half of the host's TCP pressure threshold
+// (net.ipv4.tcp_mem's middle value, in pages), so that forklet's instances together never push
+// the host's TCP into pressure, let alone to its hard limit.
+uint64_t SubtreeSocketBytes(uint64_t tcp_mem_pressure_pages, uint64_t page_size);
 
 // Discovers the hierarchies of this process (/proc/self/cgroup, mounts), picks v1 when the memory
 // controller is on a v1 hierarchy, else v2, and creates the root "forklet.<tag>" below this

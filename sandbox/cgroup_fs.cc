@@ -253,6 +253,12 @@ Status KillAndRemove(const std::vector<std::string>& dirs, bool use_kill_file) {
     // One write kills the whole subtree, racing forks included; the loop below then only waits.
     for (const auto& dir : dirs) (void)WriteControl(dir + "/cgroup.kill", "1");
   }
+  // A frozen cgroup (an idle instance, also one a crashed predecessor left) keeps its tasks from
+  // dying of SIGKILL on v1: thaw it. Writes to files a hierarchy does not have fail harmlessly.
+  for (const auto& dir : dirs) {
+    (void)WriteControl(dir + "/freezer.state", "THAWED");
+    (void)WriteControl(dir + "/cgroup.freeze", "0");
+  }
   if (auto s = KillAll(dirs, deadline); !s) return s;
   return RemoveDirs(dirs, deadline);
 }

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cerrno>
 #include <fstream>
 #include <set>
@@ -215,6 +216,10 @@ TEST_P(CgroupTest, SetLimitsWritesTheControlFiles) {
   EXPECT_EQ(Control(*cg, v1 ? "memory.limit_in_bytes" : "memory.max"), "67108864");
   EXPECT_EQ(Control(*cg, "pids.max"), "100");
   EXPECT_EQ(Control(*cg, v1 ? "cpu.shares" : "cpu.weight"), v1 ? "512" : "20");
+  // v1 charges socket buffers only below a limit of their own (v2: to memory.max itself).
+  if (v1) {
+    EXPECT_EQ(Control(*cg, "memory.kmem.tcp.limit_in_bytes"), "67108864");
+  }
   const std::string swap = Control(*cg, v1 ? "memory.memsw.limit_in_bytes" : "memory.swap.max");
   if (!swap.empty()) {
     EXPECT_EQ(swap, v1 ? "67108864" : "0");
@@ -225,6 +230,9 @@ TEST_P(CgroupTest, SetLimitsWritesTheControlFiles) {
   EXPECT_EQ(Control(*cg, v1 ? "memory.limit_in_bytes" : "memory.max"), "268435456");
   if (v1 && !swap.empty()) {
     EXPECT_EQ(Control(*cg, "memory.memsw.limit_in_bytes"), "268435456");
+  }
+  if (v1) {
+    EXPECT_EQ(Control(*cg, "memory.kmem.tcp.limit_in_bytes"), "268435456");
   }
 }
 
@@ -305,6 +313,119 @@ TEST_P(CgroupTest, CpuUsageGrowsWithABusyChild) {
   auto after = cg->ReadStats();
   ASSERT_TRUE(after.ok()) << after.error().ToString();
   EXPECT_GE(after->cpu_usage_ns, before->cpu_usage_ns + 250'000'000u);
+}
+
+constexpr int kForkRefused = 42;
+
+[[noreturn]] void ForkOnce() {
+  pid_t p = fork();
+  if (p == 0) _exit(0);
+  if (p > 0) waitpid(p, nullptr, 0);
+  _exit(p < 0 && errno == EAGAIN ? kForkRefused : 0);
+}
+
+[[noreturn]] void SpinForever() {
+  for (;;) {
+  }
+}
+
+// A task's time on a CPU so far (ns), from /proc/PID/schedstat.
+uint64_t OnCpuNs(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/schedstat");
+  uint64_t ns = 0;
+  in >> ns;
+  return ns;
+}
+
+TEST_P(CgroupTest, LimitCpuWritesAQuotaInProportion) {
+  auto cg = Create("quota");
+  ASSERT_TRUE(cg);
+  SET_LIMITS_OR_SKIP(cg, CgroupLimits{});
+  const bool v1 = GetParam() == CgroupVersion::kV1;
+  ASSERT_TRUE(cg->LimitCpu(250).ok());  // a quarter of a core
+  if (v1) {
+    EXPECT_EQ(Control(*cg, "cpu.cfs_period_us"), "100000");
+    EXPECT_EQ(Control(*cg, "cpu.cfs_quota_us"), "25000");
+  } else {
+    EXPECT_EQ(Control(*cg, "cpu.max"), "25000 100000");
+  }
+  ASSERT_TRUE(cg->LimitCpu(1).ok());  // the kernel's least: 1 ms per period
+  EXPECT_EQ(Control(*cg, v1 ? "cpu.cfs_quota_us" : "cpu.max"), v1 ? "1000" : "1000 100000");
+  ASSERT_TRUE(cg->LimitCpu(0).ok());
+  EXPECT_EQ(Control(*cg, v1 ? "cpu.cfs_quota_us" : "cpu.max"), v1 ? "-1" : "max 100000");
+
+  // A spinning child gets about its quarter, not the core it asks for.
+  ASSERT_TRUE(cg->LimitCpu(250).ok());
+  pid_t pid = Spawn(*cg, SpinForever);
+  ASSERT_GT(pid, 0);
+  const uint64_t t0 = OnCpuNs(pid);
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  EXPECT_LT(OnCpuNs(pid) - t0, 450'000'000u) << "a quarter of a core over one second";
+}
+
+TEST_P(CgroupTest, FrozenTasksDoNotRunUntilThawed) {
+  if (!tree_->can_freeze()) GTEST_SKIP() << "no freezer on this host for " << tree_->version();
+  auto cg = Create("frozen");
+  ASSERT_TRUE(cg);
+  pid_t pid = Spawn(*cg, SpinForever);
+  ASSERT_GT(pid, 0);
+  ASSERT_TRUE(cg->Freeze().ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // freezing is asynchronous
+  const uint64_t frozen_at = OnCpuNs(pid);
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  EXPECT_LT(OnCpuNs(pid) - frozen_at, 5'000'000u) << "a frozen task does not run";
+  ASSERT_TRUE(cg->Thaw().ok());
+  ASSERT_TRUE(cg->Thaw().ok());  // thawing a thawed cgroup: nothing to do
+  const uint64_t thawed_at = OnCpuNs(pid);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_GT(OnCpuNs(pid) - thawed_at, 50'000'000u) << "and runs again once thawed";
+
+  // Destroying a frozen cgroup kills its tasks (v1 frozen tasks take SIGKILL only once thawed).
+  ASSERT_TRUE(cg->Freeze().ok());
+  auto s = cg->Destroy();
+  ASSERT_TRUE(s.ok()) << s.error().ToString();
+  int status = Wait(pid);
+  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << "status " << status;
+  for (const auto& dir : cg->paths()) EXPECT_FALSE(Exists(dir)) << dir;
+}
+
+TEST_P(CgroupTest, RemoveStaleKillsWhatACrashedPredecessorLeftFrozen) {
+  if (!tree_->can_freeze()) GTEST_SKIP() << "no freezer on this host for " << tree_->version();
+  auto cg = Create("left-frozen");
+  ASSERT_TRUE(cg);
+  pid_t pid = Spawn(*cg, SleepForever);
+  ASSERT_GT(pid, 0);
+  ASSERT_TRUE(cg->Freeze().ok());
+  auto removed = tree_->RemoveStale();  // as a restart after kill -9 does
+  ASSERT_TRUE(removed.ok()) << removed.error().ToString();
+  EXPECT_EQ(*removed, 1);
+  int status = Wait(pid);
+  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << "status " << status;
+}
+
+TEST_P(CgroupTest, SubtreePidsLimitHoldsForAllCgroupsTogether) {
+  auto limited = tree_->LimitSubtreePids(3);
+  if (!limited.ok()) GTEST_SKIP() << limited.error().ToString();  // v2 without pids delegated
+  auto a = Create("a"), b = Create("b");
+  ASSERT_TRUE(a && b);
+  SET_LIMITS_OR_SKIP(a, (CgroupLimits{64 * kMiB, 100, 512}));
+  SET_LIMITS_OR_SKIP(b, (CgroupLimits{64 * kMiB, 100, 512}));
+  ASSERT_GT(Spawn(*a, SleepForever), 0);
+  ASSERT_GT(Spawn(*a, SleepForever), 0);
+  ASSERT_GT(Spawn(*b, SleepForever), 0);
+  // Each cgroup allows 100, the subtree 3: a fourth task anywhere below is refused at fork.
+  pid_t forker = Spawn(*b, ForkOnce);
+  ASSERT_GT(forker, 0);
+  int status = Wait(forker);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == kForkRefused) << "status " << status;
+}
+
+TEST(CgroupSizing, SubtreePidsLeaveTheHostAQuarter) {
+  EXPECT_EQ(SubtreePidsMax(32768, 8192, 1024), 24576u);     // pid_max binds
+  EXPECT_EQ(SubtreePidsMax(4194304, 1024, 1024), 12288u);   // the budget binds: 8 + 4 zygotes
+  EXPECT_EQ(SubtreePidsMax(4096, 1 << 20, 1024), 3072u);    // a small pid_max, at least 1024 left
+  EXPECT_LE(SubtreePidsMax(1100, 8192, 1024), 1100u - 1024u + 64u);
+  EXPECT_EQ(SubtreeSocketBytes(383877, 4096), 383876ull / 2 * 4096);
 }
 
 TEST_P(CgroupTest, DestroyKillsTheChildAndRemovesTheDirectories) {

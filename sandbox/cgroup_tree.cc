@@ -141,6 +141,18 @@ const CgroupHierarchy* FindV2Hierarchy(const std::vector<CgroupHierarchy>& all) 
   return nullptr;
 }
 
+uint64_t SubtreePidsMax(uint64_t pid_max, uint64_t budget_mb, uint64_t per_instance) {
+  const uint64_t host_share = std::max<uint64_t>(pid_max / 4, 1024);
+  const uint64_t ceiling = pid_max > host_share + 64 ? pid_max - host_share : 64;
+  constexpr uint64_t kSmallestFunctionMb = 128, kZygotes = 4;
+  const uint64_t wanted = (budget_mb / kSmallestFunctionMb + kZygotes) * per_instance;
+  return std::min(ceiling, std::max<uint64_t>(wanted, 64));
+}
+
+uint64_t SubtreeSocketBytes(uint64_t tcp_mem_pressure_pages, uint64_t page_size) {
+  return tcp_mem_pressure_pages / 2 * page_size;
+}
+
 Result<std::unique_ptr<CgroupTree>> OpenCgroupTree(const std::string& tag, CgroupVersion version) {
   if (tag.empty() || !IsValidCgroupName("forklet." + tag))
     return MakeError("open cgroup tree", "bad tag \"" + tag + "\"");

@@ -1,11 +1,12 @@
-// Instance cgroups on cgroup v1: one directory in each of the memory, pids, cpu and cpuacct
-// hierarchies, all with the same name below "<own cgroup>/forklet.<tag>".
+// Instance cgroups on cgroup v1: one directory in each of the memory, pids, cpu, cpuacct and
+// (when mounted) freezer hierarchies, all with the same name below "<own cgroup>/forklet.<tag>".
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -17,11 +18,13 @@ namespace forklet::sandbox {
 namespace {
 
 constexpr const char* kControllers[] = {"memory", "pids", "cpu", "cpuacct"};
+constexpr size_t kNoFreezer = SIZE_MAX;
+constexpr uint64_t kCpuPeriodUs = 100000;
 
 // Index of each controller's hierarchy among the distinct directories (cpu and cpuacct are
-// often mounted together, and then share one).
+// often mounted together, and then share one). The freezer is optional: kNoFreezer.
 struct V1Layout {
-  size_t memory = 0, pids = 0, cpu = 0, cpuacct = 0;
+  size_t memory = 0, pids = 0, cpu = 0, cpuacct = 0, freezer = kNoFreezer;
 };
 
 class CgroupV1 final : public Cgroup {
@@ -32,12 +35,16 @@ class CgroupV1 final : public Cgroup {
         // File paths are built once: SetLimits and ReadStats run on the invocation path.
         memory_limit_(dirs_[at.memory] + "/memory.limit_in_bytes"),
         memsw_limit_(dirs_[at.memory] + "/memory.memsw.limit_in_bytes"),
+        tcp_limit_(dirs_[at.memory] + "/memory.kmem.tcp.limit_in_bytes"),
         memory_peak_(dirs_[at.memory] + "/memory.max_usage_in_bytes"),
         memory_usage_(dirs_[at.memory] + "/memory.usage_in_bytes"),
         oom_control_(dirs_[at.memory] + "/memory.oom_control"),
         pids_max_(dirs_[at.pids] + "/pids.max"),
         cpu_shares_(dirs_[at.cpu] + "/cpu.shares"),
-        cpu_usage_(dirs_[at.cpuacct] + "/cpuacct.usage") {
+        cpu_period_(dirs_[at.cpu] + "/cpu.cfs_period_us"),
+        cpu_quota_(dirs_[at.cpu] + "/cpu.cfs_quota_us"),
+        cpu_usage_(dirs_[at.cpuacct] + "/cpuacct.usage"),
+        freezer_state_(at.freezer == kNoFreezer ? "" : dirs_[at.freezer] + "/freezer.state") {
     for (const auto& dir : dirs_) procs_.push_back(dir + "/cgroup.procs");
   }
 
@@ -50,10 +57,34 @@ class CgroupV1 final : public Cgroup {
 
   Status SetLimits(const CgroupLimits& limits) override {
     if (auto s = SetMemory(limits.memory_bytes); !s) return s;
+    if (auto s = SetSocketMemory(limits.memory_bytes); !s) return s;
     if (auto s = cgroupfs::Write(pids_max_, cgroupfs::Decimal(limits.pids_max).view()); !s)
       return s;
     const uint32_t shares = std::clamp<uint32_t>(limits.cpu_weight, 2, 262144);
     return cgroupfs::Write(cpu_shares_, cgroupfs::Decimal(shares).view());
+  }
+
+  Status LimitCpu(uint32_t permille) override {
+    if (permille == 0) return cgroupfs::Write(cpu_quota_, "-1");
+    if (auto s = cgroupfs::Write(cpu_period_, cgroupfs::Decimal(kCpuPeriodUs).view()); !s) return s;
+    const uint64_t quota = std::max<uint64_t>(1000, kCpuPeriodUs * permille / 1000);
+    return cgroupfs::Write(cpu_quota_, cgroupfs::Decimal(quota).view());
+  }
+
+  // FROZEN only starts freezing (the state reads FREEZING until every task has stopped); nothing
+  // here waits for it.
+  Status Freeze() override {
+    if (freezer_state_.empty()) return {};
+    if (auto s = freezer_file_.Write("FROZEN"); !s) return s;
+    frozen_ = true;
+    return {};
+  }
+
+  Status Thaw() override {
+    if (freezer_state_.empty() || !frozen_) return {};
+    if (auto s = freezer_file_.Write("THAWED"); !s) return s;
+    frozen_ = false;
+    return {};
   }
 
   Result<std::vector<int>> OpenProcsFds() override {
@@ -118,6 +149,9 @@ class CgroupV1 final : public Cgroup {
     if (destroyed_) return {};
     peak_file_.Close();
     cpu_file_.Close();
+    // A frozen task takes SIGKILL only once thawed.
+    if (auto s = Thaw(); !s) return s;
+    freezer_file_.Close();
     if (auto s = cgroupfs::KillAndRemove(dirs_, /*use_kill_file=*/false); !s) return s;
     destroyed_ = true;
     return {};
@@ -144,19 +178,49 @@ class CgroupV1 final : public Cgroup {
     return SysError("write " + std::string(value.view()) + " to " + memsw_limit_, err);
   }
 
+  // v1 keeps socket buffers out of memory.usage_in_bytes and does not charge them at all until
+  // memory.kmem.tcp has a limit: 100 connections of a 128 MB instance once queued 918 MB in the
+  // host's TCP memory. The kernel marks a socket for charging when it is created, so the limit
+  // goes on while the cgroup is still empty (the pool's Acquire sets limits before the child
+  // joins). The instance's socket buffers may then hold at most its memory size again.
+  // (v2 charges socket memory to memory.current: memory.max bounds it, cgroup_v2.cc.)
+  Status SetSocketMemory(uint64_t bytes) {
+    int err = cgroupfs::WriteControl(tcp_limit_, cgroupfs::Decimal(bytes).view());
+    if (err == 0) return {};
+    return SysError("write " + std::to_string(bytes) + " to " + tcp_limit_, err);
+  }
+
   const std::string name_;
   const std::vector<std::string> dirs_;
-  const std::string memory_limit_, memsw_limit_, memory_peak_, memory_usage_, oom_control_;
-  const std::string pids_max_, cpu_shares_, cpu_usage_;
-  cgroupfs::ControlFile peak_file_{memory_peak_}, cpu_file_{cpu_usage_};  // kept open: hot path
+  const std::string memory_limit_, memsw_limit_, tcp_limit_, memory_peak_, memory_usage_, oom_control_;
+  const std::string pids_max_, cpu_shares_, cpu_period_, cpu_quota_, cpu_usage_;
+  const std::string freezer_state_;  // "" without a freezer hierarchy
+  // Kept open: read or written on every invocation.
+  cgroupfs::ControlFile peak_file_{memory_peak_}, cpu_file_{cpu_usage_}, freezer_file_{freezer_state_};
+  bool frozen_ = false;
   std::vector<std::string> procs_;
   bool destroyed_ = false;
 };
 
 class CgroupTreeV1 final : public CgroupTree {
  public:
-  CgroupTreeV1(std::vector<std::string> roots, V1Layout layout, std::string description)
-      : roots_(std::move(roots)), layout_(layout), description_(std::move(description)) {}
+  CgroupTreeV1(std::vector<std::string> roots, V1Layout layout, std::string description,
+               std::string anchor)
+      : roots_(std::move(roots)),
+        layout_(layout),
+        description_(std::move(description)),
+        anchor_(std::move(anchor)) {}
+
+  bool can_freeze() const override { return layout_.freezer != kNoFreezer; }
+
+  Status LimitSubtreePids(uint64_t max) override {
+    return cgroupfs::Write(roots_[layout_.pids] + "/pids.max", cgroupfs::Decimal(max).view());
+  }
+
+  Status LimitSubtreeSocketMemory(uint64_t bytes) override {
+    return cgroupfs::Write(roots_[layout_.memory] + "/memory.kmem.tcp.limit_in_bytes",
+                           cgroupfs::Decimal(bytes).view());
+  }
 
   const char* version() const override { return "v1"; }
   std::string root_description() const override { return description_; }
@@ -181,6 +245,7 @@ class CgroupTreeV1 final : public CgroupTree {
 
   Status RemoveRoot() override {
     Status result;
+    if (!anchor_.empty()) rmdir(anchor_.c_str());
     for (const auto& root : roots_)
       if (rmdir(root.c_str()) != 0 && errno != ENOENT && result.ok())
         result = SysError("rmdir " + root);
@@ -191,7 +256,23 @@ class CgroupTreeV1 final : public CgroupTree {
   const std::vector<std::string> roots_;  // "<own dir>/forklet.<tag>", one per hierarchy
   const V1Layout layout_;
   const std::string description_;
+  const std::string anchor_;  // "<freezer own dir>/forklet.<tag>.frozen", or ""
 };
+
+// The v1 freezer turns a kernel static key on when the first cgroup of the host starts freezing
+// and off when the last thaws: code patching on every CPU, ~150 us for each Freeze and Thaw of an
+// instance when it is the only frozen one. An empty cgroup kept frozen for the tree's life keeps
+// the key on, so an instance's freeze and thaw only walk its own tasks. (Idle instances keep it
+// on most of the time anyway; the cost is a slow-path check in try_to_freeze for the host's tasks.)
+std::string MakeFreezerAnchor(const CgroupHierarchy& freezer, const std::string& leaf) {
+  std::string anchor = freezer.own_dir + "/" + leaf + ".frozen";
+  if (mkdir(anchor.c_str(), 0755) != 0 && errno != EEXIST) return "";
+  if (cgroupfs::WriteControl(anchor + "/freezer.state", "FROZEN") != 0) {
+    rmdir(anchor.c_str());
+    return "";
+  }
+  return anchor;
+}
 
 std::string Join(const std::vector<std::string>& parts, const char* sep) {
   std::string out;
@@ -216,6 +297,12 @@ Result<std::unique_ptr<CgroupTree>> OpenCgroupTreeV1(const std::vector<CgroupHie
     if (it == used.end()) used.push_back(h);
   }
   V1Layout layout{index[0], index[1], index[2], index[3]};
+  // The freezer stops idle instances; a host without it runs them idle (can_freeze() says so).
+  if (const CgroupHierarchy* h = FindV1Hierarchy(all, "freezer")) {
+    auto it = std::find(used.begin(), used.end(), h);
+    layout.freezer = static_cast<size_t>(it - used.begin());
+    if (it == used.end()) used.push_back(h);
+  }
 
   std::vector<std::string> roots, described;
   for (const CgroupHierarchy* h : used) {
@@ -230,8 +317,10 @@ Result<std::unique_ptr<CgroupTree>> OpenCgroupTreeV1(const std::vector<CgroupHie
     described.push_back(Join(h->controllers, ",") + ":" +
                         (h->cgroup_path == "/" ? "" : h->cgroup_path) + "/" + leaf);
   }
+  std::string anchor;
+  if (layout.freezer != kNoFreezer) anchor = MakeFreezerAnchor(*used[layout.freezer], leaf);
   return std::unique_ptr<CgroupTree>(
-      new CgroupTreeV1(std::move(roots), layout, Join(described, " ")));
+      new CgroupTreeV1(std::move(roots), layout, Join(described, " "), std::move(anchor)));
 }
 
 }  // namespace forklet::sandbox

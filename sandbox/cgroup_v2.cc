@@ -19,6 +19,7 @@ namespace forklet::sandbox {
 namespace {
 
 constexpr const char* kWanted[] = {"memory", "pids", "cpu"};
+constexpr uint64_t kCpuPeriodUs = 100000;
 
 // cpu.shares (2..262144) to cpu.weight (1..10000), as systemd converts them.
 uint64_t SharesToWeight(uint32_t shares) {
@@ -31,6 +32,7 @@ struct V2Facts {
   std::string missing;         // wanted controllers not available below the root, e.g. "memory cpu"
   std::string own_dir;         // the delegating cgroup, named in the error
   bool has_kill_file = false;  // cgroup.kill (Linux 5.14+)
+  bool has_freeze_file = false;  // cgroup.freeze (Linux 5.2+)
 
   Error Unavailable(const std::string& op) const {
     return Error{op, EOPNOTSUPP,
@@ -52,6 +54,7 @@ class CgroupV2 final : public Cgroup {
         swap_max_(dirs_[0] + "/memory.swap.max"),
         pids_max_(dirs_[0] + "/pids.max"),
         cpu_weight_(dirs_[0] + "/cpu.weight"),
+        cpu_max_(dirs_[0] + "/cpu.max"),
         memory_current_(dirs_[0] + "/memory.current"),
         memory_events_(dirs_[0] + "/memory.events"),
         cpu_stat_(dirs_[0] + "/cpu.stat"),
@@ -67,6 +70,8 @@ class CgroupV2 final : public Cgroup {
 
   Status SetLimits(const CgroupLimits& limits) override {
     if (!facts_->missing.empty()) return facts_->Unavailable("set limits on " + dirs_[0]);
+    // Socket buffers are charged to memory.current on v2 (memory.stat "sock"), so memory.max
+    // bounds them with everything else: no separate limit exists or is needed (v1 needs one).
     if (auto s = cgroupfs::Write(memory_max_, cgroupfs::Decimal(limits.memory_bytes).view()); !s)
       return s;
     // "Swap included": v2 limits swap separately, so no swap at all keeps the total at the limit.
@@ -77,6 +82,30 @@ class CgroupV2 final : public Cgroup {
       return s;
     return cgroupfs::Write(cpu_weight_,
                            cgroupfs::Decimal(SharesToWeight(limits.cpu_weight)).view());
+  }
+
+  Status LimitCpu(uint32_t permille) override {
+    if (!facts_->missing.empty()) return facts_->Unavailable("limit the CPU of " + dirs_[0]);
+    if (permille == 0) return cgroupfs::Write(cpu_max_, "max");
+    const uint64_t quota = std::max<uint64_t>(1000, kCpuPeriodUs * permille / 1000);
+    return cgroupfs::Write(cpu_max_, std::string(cgroupfs::Decimal(quota).view()) + " " +
+                                         std::string(cgroupfs::Decimal(kCpuPeriodUs).view()));
+  }
+
+  // cgroup.freeze is a core file (no controller needed, Linux 5.2+). Writing 1 starts freezing;
+  // cgroup.events says "frozen 1" once every task has stopped, which nothing here waits for.
+  Status Freeze() override {
+    if (!facts_->has_freeze_file) return {};
+    if (auto s = freeze_file_.Write("1"); !s) return s;
+    frozen_ = true;
+    return {};
+  }
+
+  Status Thaw() override {
+    if (!facts_->has_freeze_file || !frozen_) return {};
+    if (auto s = freeze_file_.Write("0"); !s) return s;
+    frozen_ = false;
+    return {};
   }
 
   Result<std::vector<int>> OpenProcsFds() override {
@@ -128,6 +157,9 @@ class CgroupV2 final : public Cgroup {
     if (destroyed_) return {};
     ClosePeak();
     cpu_file_.Close();
+    // v2 delivers SIGKILL to frozen tasks; thawing first keeps v1's order and costs nothing.
+    if (auto s = Thaw(); !s) return s;
+    freeze_file_.Close();
     if (auto s = cgroupfs::KillAndRemove(dirs_, facts_->has_kill_file); !s) return s;
     destroyed_ = true;
     return {};
@@ -164,9 +196,11 @@ class CgroupV2 final : public Cgroup {
   const std::string name_;
   const std::vector<std::string> dirs_;
   const std::shared_ptr<const V2Facts> facts_;  // shared: an instance may outlive the tree
-  const std::string memory_max_, swap_max_, pids_max_, cpu_weight_;
+  const std::string memory_max_, swap_max_, pids_max_, cpu_weight_, cpu_max_;
   const std::string memory_current_, memory_events_, cpu_stat_, procs_;
-  cgroupfs::ControlFile cpu_file_{cpu_stat_};  // kept open: read on every invocation
+  // Kept open: read or written on every invocation.
+  cgroupfs::ControlFile cpu_file_{cpu_stat_}, freeze_file_{dirs_[0] + "/cgroup.freeze"};
+  bool frozen_ = false;
   int peak_fd_ = -1;
   bool peak_writable_ = true;
   bool peak_absent_ = false;
@@ -181,6 +215,16 @@ class CgroupTreeV2 final : public CgroupTree {
         facts_(std::make_shared<const V2Facts>(std::move(facts))) {}
 
   const char* version() const override { return "v2"; }
+  bool can_freeze() const override { return facts_->has_freeze_file; }
+
+  Status LimitSubtreePids(uint64_t max) override {
+    if (facts_->missing.find("pids") != std::string::npos)
+      return facts_->Unavailable("limit the pids of " + root_);
+    return cgroupfs::Write(root_ + "/pids.max", cgroupfs::Decimal(max).view());
+  }
+
+  // Sockets are charged to each instance's memory (memory.max bounds them): nothing to limit.
+  Status LimitSubtreeSocketMemory(uint64_t) override { return {}; }
   std::string root_description() const override { return description_; }
 
   Result<std::unique_ptr<Cgroup>> Create(const std::string& name) override {
@@ -243,6 +287,7 @@ Result<std::unique_ptr<CgroupTree>> OpenCgroupTreeV2(const CgroupHierarchy& unif
     if (auto s = cgroupfs::Write(root + "/cgroup.subtree_control", enable); !s) return s.error();
   facts.own_dir = unified.own_dir;
   facts.has_kill_file = access((root + "/cgroup.kill").c_str(), F_OK) == 0;
+  facts.has_freeze_file = access((root + "/cgroup.freeze").c_str(), F_OK) == 0;
 
   std::string description =
       "0::" + (unified.cgroup_path == "/" ? "" : unified.cgroup_path) + "/" + leaf;

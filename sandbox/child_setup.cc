@@ -72,9 +72,11 @@ int MountTmp(const ChildSpec& spec) {
 int MountProc() {
   // Over the zygote's /proc, which stays hidden below it: the instance has no way to unmount.
   if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0) return errno;
-  // Masked like Docker does: kernel memory, keys, timers, the sysrq trigger.
-  static constexpr const char* kMasked[] = {"/proc/kcore", "/proc/keys", "/proc/timer_list",
-                                            "/proc/sysrq-trigger", "/proc/latency_stats"};
+  // Masked like Docker does: kernel memory, keys, timers, the sysrq trigger; and the host's boot
+  // line (it named the VM's kernel, root device and console).
+  static constexpr const char* kMasked[] = {"/proc/kcore",         "/proc/keys",
+                                            "/proc/timer_list",    "/proc/sysrq-trigger",
+                                            "/proc/latency_stats", "/proc/cmdline"};
   for (const char* p : kMasked) {
     if (access(p, F_OK) != 0) continue;
     if (mount("/dev/null", p, nullptr, MS_BIND, nullptr) != 0) return errno;

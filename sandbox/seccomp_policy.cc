@@ -51,8 +51,7 @@ constexpr const char* kAllowed[] = {
     "eventfd", "eventfd2", "inotify_add_watch", "inotify_init", "inotify_init1",
     "inotify_rm_watch", "pipe", "pipe2", "poll", "ppoll", "pselect6", "select", "signalfd",
     "signalfd4", "timerfd_create", "timerfd_gettime", "timerfd_settime",
-    // Linux AIO and I/O priority (io_uring is not here: denied)
-    "io_cancel", "io_destroy", "io_getevents", "io_pgetevents", "io_setup", "io_submit",
+    // I/O priority (Linux AIO and io_uring are not here: denied)
     "ioprio_get", "ioprio_set",
     // memory
     "brk", "madvise", "map_shadow_stack", "membarrier", "memfd_create", "memfd_secret", "mincore",
@@ -86,7 +85,6 @@ constexpr const char* kAllowed[] = {
     // sockets (socket itself is family-checked below)
     "accept", "accept4", "bind", "connect", "getpeername", "getsockname", "getsockopt", "listen",
     "recvfrom", "recvmmsg", "recvmsg", "sendmmsg", "sendmsg", "sendto", "setsockopt", "shutdown",
-    "socketpair",
     // System V and POSIX IPC, private to the instance's IPC namespace
     "mq_getsetattr", "mq_notify", "mq_open", "mq_timedreceive", "mq_timedsend", "mq_unlink",
     "msgctl", "msgget", "msgrcv", "msgsnd", "semctl", "semget", "semop", "semtimedop", "shmat",
@@ -111,6 +109,10 @@ constexpr const char* kDenied[] = {
     "quotactl", "quotactl_fd", "syslog", "settimeofday", "clock_settime", "clock_adjtime",
     "adjtimex", "iopl", "ioperm", "nfsservctl", "uselib", "vm86", "vm86old", "vhangup",
     "_sysctl", "sysfs", "ustat",
+    // Linux AIO: its contexts come from one host-wide table (fs.aio-max-nr, 65536 events), which
+    // four io_setup calls of one instance used up; no runtime we serve uses it (libuv, Python
+    // and Node do file I/O on threads)
+    "io_setup", "io_submit", "io_getevents", "io_pgetevents", "io_cancel", "io_destroy",
     // file handles (the "shocker" escape), fanotify
     "open_by_handle_at", "name_to_handle_at", "fanotify_init",
     // NUMA placement: Docker allows it with CAP_SYS_NICE only; neither CPython nor Node uses it
@@ -141,6 +143,9 @@ constexpr scmp_datum_t kPersonalities[] = {0x0, 0x8, 0x20000, 0x20008, 0xfffffff
 
 // What a function needs: local IPC, the network, and netlink for getaddrinfo and `ip`.
 constexpr scmp_datum_t kSocketFamilies[] = {AF_UNIX, AF_INET, AF_INET6, AF_NETLINK};
+// socketpair reaches a family's code as socket does (AF_VSOCK answered ENODEV from the vsock
+// module while socket(AF_VSOCK) was denied); only AF_UNIX makes pairs among the families above.
+constexpr scmp_datum_t kSocketPairFamilies[] = {AF_UNIX};
 
 struct CtxRelease {
   void operator()(void* ctx) const { seccomp_release(ctx); }
@@ -184,6 +189,10 @@ Status AddRules(scmp_filter_ctx ctx) {
   }
   for (scmp_datum_t family : kSocketFamilies) {
     if (Status s = AddRule(ctx, SCMP_ACT_ALLOW, "socket", {SCMP_A0(SCMP_CMP_EQ, family)}); !s)
+      return s;
+  }
+  for (scmp_datum_t family : kSocketPairFamilies) {
+    if (Status s = AddRule(ctx, SCMP_ACT_ALLOW, "socketpair", {SCMP_A0(SCMP_CMP_EQ, family)}); !s)
       return s;
   }
   return {};

@@ -212,6 +212,23 @@ TEST_F(SeccompPolicyTest, AllowsOnlyOrdinarySocketFamilies) {
   }
 }
 
+TEST_F(SeccompPolicyTest, SocketPairsOnlyOfUnixSockets) {
+  EXPECT_EQ(Try([] {
+              int sv[2];
+              return long{socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv)};
+            }),
+            "ok");
+  // Without the filter: ENODEV from the vsock module, EOPNOTSUPP from INET; the filter comes first.
+  for (int family : {AF_VSOCK, AF_INET, AF_TIPC, AF_BLUETOOTH}) {
+    SCOPED_TRACE(family);
+    EXPECT_EQ(Try([=] {
+                int sv[2];
+                return long{socketpair(family, SOCK_STREAM, 0, sv)};
+              }),
+              "EPERM");
+  }
+}
+
 TEST_F(SeccompPolicyTest, DeniesNamespacesMountsAndTracing) {
   // The test runs as root, so each call would work (or fail otherwise) without the filter.
   EXPECT_EQ(Try([] { return long{mount("none", "/nonexistent", "tmpfs", 0, nullptr)}; }), "EPERM");
@@ -255,6 +272,12 @@ TEST_F(SeccompPolicyTest, DeniesKernelAttackSurface) {
             "EPERM");
   EXPECT_EQ(Try([] { return syscall(SYS_userfaultfd, O_CLOEXEC); }), "EPERM");
   EXPECT_EQ(Try([] { return syscall(SYS_io_uring_setup, 1, nullptr); }), "EPERM");
+  // Linux AIO: a host-wide table of contexts (fs.aio-max-nr).
+  EXPECT_EQ(Try([] {
+              unsigned long ctx = 0;
+              return syscall(SYS_io_setup, 128, &ctx);
+            }),
+            "EPERM");
 }
 
 TEST_F(SeccompPolicyTest, AllowsOnlyHarmlessPersonalities) {

@@ -8,7 +8,15 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <sys/prctl.h>
+
+#include <algorithm>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <string>
+#include <vector>
 
 namespace forklet::sandbox {
 namespace {
@@ -31,6 +39,25 @@ Status BindReadOnly(const std::string& src, const std::string& dst, unsigned lon
     return SysError("template: bind " + src);
   if (mount(nullptr, dst.c_str(), nullptr,
             MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | extra, nullptr) != 0)
+    return SysError("template: read-only " + dst);
+  return {};
+}
+
+// A read-only tmpfs at dst holding a copy of the host directory src. A bind would show the
+// host's path of src (the state dir, the build tree) as its root in every instance's
+// /proc/self/mountinfo; a tmpfs shows "/" and "tmpfs". For the small trees only (/etc, runners).
+Status CopyReadOnly(const std::string& src, const std::string& dst, unsigned long extra = 0) {
+  constexpr const char* kOptions = "size=16m,mode=0755";
+  if (mount("tmpfs", dst.c_str(), "tmpfs", MS_NOSUID | MS_NODEV | extra, kOptions) != 0)
+    return SysError("template: mount tmpfs on " + dst);
+  std::error_code ec;
+  std::filesystem::copy(src, dst,
+                        std::filesystem::copy_options::recursive |
+                            std::filesystem::copy_options::copy_symlinks,
+                        ec);
+  if (ec) return SysError("template: copy " + src, ec.value());
+  if (mount(nullptr, dst.c_str(), nullptr, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | extra,
+            kOptions) != 0)
     return SysError("template: read-only " + dst);
   return {};
 }
@@ -108,7 +135,7 @@ Status EnterTemplateRoot(const TemplateSpec& spec) {
   }
   if (auto s = ShIsBash(root); !s) return s;
   if (auto s = Mkdir(root + "/etc"); !s) return s;
-  if (auto s = BindReadOnly(spec.etc_dir, root + "/etc"); !s) return s;
+  if (auto s = CopyReadOnly(spec.etc_dir, root + "/etc"); !s) return s;
   if (auto s = BuildDev(root); !s) return s;
   // Mount points every instance covers with its own: code, /tmp, /proc.
   for (const char* d : {"/var", "/var/task", "/tmp", "/proc"})
@@ -117,7 +144,7 @@ Status EnterTemplateRoot(const TemplateSpec& spec) {
   // LAMBDA_RUNTIME_DIR. Forklet's own code, no secrets: every instance may read it.
   if (spec.runtime_dir[0] != 0) {
     if (auto s = Mkdir(root + "/var/runtime"); !s) return s;
-    if (auto s = BindReadOnly(spec.runtime_dir, root + "/var/runtime", MS_NOEXEC); !s) return s;
+    if (auto s = CopyReadOnly(spec.runtime_dir, root + "/var/runtime", MS_NOEXEC); !s) return s;
   }
   // The zygote's own /proc: children resolve /proc/self/fd/N through it before theirs is up.
   if (mount("proc", (root + "/proc").c_str(), "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0)
@@ -129,6 +156,30 @@ Status EnterTemplateRoot(const TemplateSpec& spec) {
   if (chdir("/") != 0) return SysError("template: chdir /");
   if (mount(nullptr, "/", nullptr, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, nullptr) != 0)
     return SysError("template: read-only /");
+  return {};
+}
+
+Status NeutralCommandLine(std::string_view name) {
+  // arg_start and arg_end are fields 48 and 49 of /proc/self/stat, counted after the ")" that
+  // closes the command name (field 2, which may itself hold spaces and parentheses).
+  std::ifstream in("/proc/self/stat");
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const size_t paren = stat.rfind(')');
+  if (paren == std::string::npos) return MakeError("command line", "cannot parse /proc/self/stat");
+  std::istringstream fields(stat.substr(paren + 2));
+  std::vector<unsigned long> f;
+  std::string word;
+  while (fields >> word) f.push_back(strtoul(word.c_str(), nullptr, 10));
+  if (f.size() < 47) return MakeError("command line", "/proc/self/stat has too few fields");
+  const unsigned long start = f[45], end = f[46];  // fields 48 and 49
+  if (end <= start) return MakeError("command line", "no argument area");
+  const size_t len = std::min(name.size(), static_cast<size_t>(end - start - 1));
+  char* area = reinterpret_cast<char*>(start);
+  memset(area, 0, end - start);
+  memcpy(area, name.data(), len);
+  // Shrink the area to the name: /proc/PID/cmdline then ends there instead of listing empty
+  // arguments. Needs CAP_SYS_RESOURCE; without it the name is followed by NULs, still neutral.
+  (void)prctl(PR_SET_MM, PR_SET_MM_ARG_END, start + len + 1, 0, 0);
   return {};
 }
 

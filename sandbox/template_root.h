@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 
 #include "sandbox/error.h"
 
@@ -10,8 +11,8 @@ namespace forklet::sandbox {
 
 struct TemplateSpec {
   char root[256];         // an existing empty host directory to build the template on
-  char etc_dir[256];      // the minimal /etc, bound read-only
-  char runtime_dir[256];  // the runners (lang-runners/), bound read-only at /var/runtime; "": none
+  char etc_dir[256];      // the minimal /etc, copied into a read-only tmpfs
+  char runtime_dir[256];  // the runners (lang-runners/), copied read-only to /var/runtime; "": none
 };
 
 // One-way: afterwards the calling process sees only the template (/usr, /lib*, /bin, /sbin,
@@ -19,6 +20,11 @@ struct TemplateSpec {
 // read-only. /bin/sh is bash, as on Lambda's Amazon Linux. Fails with the
 // step that failed, e.g. "template: bind /usr: ...".
 Status EnterTemplateRoot(const TemplateSpec& spec);
+
+// Overwrites this process's argument area with `name` (e.g. "forklet-zygote python3"): every
+// instance forked from a zygote inherits it as its /proc/1/cmdline, which showed the host paths
+// of the runners and libraries the zygote was started with. One-way.
+Status NeutralCommandLine(std::string_view name);
 
 // The daemon's half of an instance's code mount: a detached, read-only (nosuid, nodev) copy of
 // `dir` (open_tree + mount_setattr). Unlike a path, it can be attached in any mount namespace:

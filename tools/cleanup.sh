@@ -52,7 +52,10 @@ descends_from_foreign() {  # pid: is a foreign daemon or test among its ancestor
 }
 is_protected() {
   local root=$1 t pids pid owner
-  for t in "${protected[@]}"; do [ "$(basename "$root")" = "$t" ] && return 0; done
+  # forklet.<tag>.frozen: the empty cgroup a v1 daemon keeps frozen beside its tree (cgroup_v1.cc).
+  for t in "${protected[@]}"; do
+    case "$(basename "$root")" in "$t" | "$t.frozen") return 0 ;; esac
+  done
   # A test's or benchmark's tree (forklet.test<pid>-N, forklet.micro<pid>) while that pid is foreign.
   owner=$(basename "$root" | sed -n 's/^forklet\.\(test\|micro\)\([0-9]\+\).*/\2/p')
   if [ -n "$owner" ]; then

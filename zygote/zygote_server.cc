@@ -136,6 +136,8 @@ struct Server {
         } else {
           configured = true;
           own_mnt_ns = open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC);
+          // Instances inherit the zygote's argument area as their /proc/1/cmdline.
+          (void)sandbox::NeutralCommandLine("forklet-zygote");
         }
         send(control_fd, &reply, sizeof(reply), MSG_NOSIGNAL);
         return 1;

@@ -1,10 +1,15 @@
 // Instance cgroups: creating and removing one, setting its limits, a child attaching itself
 // (the pre-opened cgroup.procs writes of SetupStep::kAttachCgroup), and the per-invocation
-// usage read of a warm instance.
+// usage read of a warm instance, and freezing and thawing an idle instance (a sleeping process,
+// as an idle runner waiting on its channel).
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <benchmark/benchmark.h>
 
@@ -111,5 +116,72 @@ void BM_CgroupReadStatsAndResetPeak(benchmark::State& state) {
   (void)(*cg)->Destroy();
 }
 BENCHMARK(BM_CgroupReadStatsAndResetPeak)->Unit(benchmark::kMicrosecond);
+
+// An idle instance's cgroup holding `procs` sleeping processes (the runner and what it started).
+struct SleepersCgroup {
+  std::unique_ptr<sandbox::Cgroup> cg;
+  std::vector<pid_t> pids;
+  ~SleepersCgroup() {
+    if (cg) (void)cg->Destroy();
+    for (pid_t p : pids) waitpid(p, nullptr, 0);
+  }
+};
+
+bool FillWithSleepers(sandbox::CgroupTree* tree, const std::string& name, int procs,
+                      SleepersCgroup* out, benchmark::State& state) {
+  auto cg = tree->Create(name);
+  if (!cg) {
+    state.SkipWithError(cg.error().ToString().c_str());
+    return false;
+  }
+  out->cg = std::move(cg.value());
+  auto fds = out->cg->OpenProcsFds();
+  if (!fds) {
+    state.SkipWithError(fds.error().ToString().c_str());
+    return false;
+  }
+  for (int i = 0; i < procs; ++i) {
+    pid_t pid = fork();
+    if (pid == 0) {
+      for (int fd : *fds)
+        if (write(fd, "0", 1) != 1) _exit(1);
+      for (;;) pause();
+    }
+    out->pids.push_back(pid);
+  }
+  for (int fd : *fds) close(fd);
+  usleep(20000);  // every child has joined
+  return true;
+}
+
+// The warm path's added cost: Thaw before an invocation (on it), Freeze after (after the response,
+// on the scheduler's park thread). Timed separately; the argument is the instance's process count.
+void BM_CgroupFreezeThaw(benchmark::State& state) {
+  auto* tree = Tree(state);
+  if (!tree) return;
+  if (!tree->can_freeze()) return state.SkipWithError("no freezer on this host");
+  SleepersCgroup idle;
+  if (!FillWithSleepers(tree, "freeze" + std::to_string(state.range(0)), static_cast<int>(state.range(0)),
+                        &idle, state))
+    return;
+  double freeze_us = 0, thaw_us = 0;
+  for (auto _ : state) {
+    auto t0 = std::chrono::steady_clock::now();
+    if (auto s = idle.cg->Freeze(); !s) return state.SkipWithError(s.error().ToString().c_str());
+    auto t1 = std::chrono::steady_clock::now();
+    usleep(2000);  // idle, and frozen by now: thawing is timed from that state
+    auto t2 = std::chrono::steady_clock::now();
+    if (auto s = idle.cg->Thaw(); !s) return state.SkipWithError(s.error().ToString().c_str());
+    auto t3 = std::chrono::steady_clock::now();
+    const double f = std::chrono::duration<double, std::micro>(t1 - t0).count();
+    const double t = std::chrono::duration<double, std::micro>(t3 - t2).count();
+    freeze_us += f;
+    thaw_us += t;
+    state.SetIterationTime((f + t) / 1e6);
+  }
+  state.counters["freeze_us"] = benchmark::Counter(freeze_us, benchmark::Counter::kAvgIterations);
+  state.counters["thaw_us"] = benchmark::Counter(thaw_us, benchmark::Counter::kAvgIterations);
+}
+BENCHMARK(BM_CgroupFreezeThaw)->Arg(1)->Arg(16)->UseManualTime()->Unit(benchmark::kMicrosecond);
 
 }  // namespace

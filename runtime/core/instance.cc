@@ -58,6 +58,8 @@ void Instance::Destroy() {
   // The instance is its pid namespace's init: killing it kills everything it started.
   if (!reaped_) {
     kill(pid_, SIGKILL);
+    // A frozen instance (v1) dies only once thawed; waitpid would wait for good.
+    if (parked_ && cgroup_) (void)cgroup_->Thaw();
     while (waitpid(pid_, nullptr, 0) < 0 && errno == EINTR) {
     }
   }
@@ -67,6 +69,22 @@ void Instance::Destroy() {
     if (auto s = cgroup_->Destroy(); !s)
       log::Warning("instance " + std::to_string(pid_) + ": " + s.error().ToString());
   }
+}
+
+void Instance::Park() {
+  if (parked_ || dead_ || !cgroup_) return;
+  if (auto s = cgroup_->Freeze(); !s) {
+    log::Warning("instance " + std::to_string(pid_) + " not frozen while idle: " + s.error().ToString());
+    return;
+  }
+  parked_ = true;
+}
+
+Status Instance::Unpark() {
+  if (!parked_) return {};
+  if (auto s = cgroup_->Thaw(); !s) return s;
+  parked_ = false;
+  return {};
 }
 
 void Instance::DrainLog(ChannelResult* into) {

@@ -75,6 +75,13 @@ class Instance {
 
   void Destroy();  // SIGKILL, reap, remove the cgroup. Idempotent.
 
+  // Idle instances do not run: Park freezes the instance's cgroup (whatever it started after its
+  // response stops until the next invocation), Unpark thaws it before one. Park's failure is
+  // logged, the instance then stays runnable; Unpark's makes it unusable.
+  void Park();
+  Status Unpark();
+  bool parked() const { return parked_; }
+
   // False when an idle instance has closed its channel or written to it unasked: it has ended
   // or is misbehaving, and must not be used.
   bool QuietWhileIdle();
@@ -114,6 +121,7 @@ class Instance {
   bool setup_read_ = false;  // the SetupReport frame is in (AwaitBoot or Start)
   bool booted_ = false;      // the runtime's kBooted frame is in
   bool reaped_ = false;  // its pid is gone (and may be reused): never signal it again
+  bool parked_ = false;  // its cgroup is frozen
   uint64_t cpu_ns_seen_ = 0;  // the cgroup's CPU counter at the last TakeUsage
 };
 

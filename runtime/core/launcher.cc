@@ -75,6 +75,14 @@ bool SocketPairIn(int net_fd, int fds[2]) {
 
 }  // namespace
 
+uint32_t CpuPermilleFor(uint64_t memory_mb) {
+  return static_cast<uint32_t>(std::max<uint64_t>(1, 1000 * memory_mb / 1769));
+}
+
+uint32_t CpuQuotaPermilleFor(uint64_t memory_mb) {
+  return std::max<uint32_t>(kMinCpuQuotaPermille, CpuPermilleFor(memory_mb));
+}
+
 std::string Generation(const registry::FunctionConfig& config) {
   return std::to_string(config.revision) + "|" + config.last_modified + "|" + config.code_sha256;
 }
@@ -96,6 +104,7 @@ Result<std::unique_ptr<Launcher>> Launcher::Create(const LauncherOptions& option
     return removed.error();
   else if (*removed > 0)
     log::Notice("removed " + std::to_string(*removed) + " stale instance cgroups");
+  l->LimitSubtree();
   l->pool_ = std::make_unique<sandbox::CgroupPool>(l->tree_.get(), options.cgroup_pool_size);
   if (options.netns_pool_size > 0) l->netns_ = std::make_unique<NetnsPool>(options.netns_pool_size);
   auto zcg = l->tree_->Create("zygotes");
@@ -136,6 +145,56 @@ Launcher::~Launcher() {
   netns_.reset();
   pool_.reset();
   if (tree_) (void)tree_->RemoveRoot();
+}
+
+namespace {
+
+// The first number of a /proc/sys file; 0 when unreadable.
+uint64_t ReadSysctl(const char* path) {
+  std::ifstream in(path);
+  uint64_t n = 0;
+  in >> n;
+  return n;
+}
+
+// net.ipv4.tcp_mem's middle value: where the host's TCP memory enters pressure (pages).
+uint64_t TcpPressurePages() {
+  std::ifstream in("/proc/sys/net/ipv4/tcp_mem");
+  uint64_t low = 0, pressure = 0;
+  in >> low >> pressure;
+  return pressure;
+}
+
+}  // namespace
+
+void Launcher::LimitSubtree() {
+  const uint64_t pid_max = ReadSysctl("/proc/sys/kernel/pid_max");
+  subtree_pids_ = options_.subtree_pids_max
+                      ? options_.subtree_pids_max
+                      : sandbox::SubtreePidsMax(pid_max ? pid_max : 32768, options_.memory_budget_mb,
+                                                options_.pids_max);
+  if (auto s = tree_->LimitSubtreePids(subtree_pids_); !s)
+    log::Warning("forklet's cgroups have no pids limit together: " + s.error().ToString());
+  if (const uint64_t pages = TcpPressurePages()) {
+    subtree_socket_bytes_ = sandbox::SubtreeSocketBytes(pages, sysconf(_SC_PAGESIZE));
+    if (auto s = tree_->LimitSubtreeSocketMemory(subtree_socket_bytes_); !s)
+      log::Warning("instances' socket buffers have no limit together: " + s.error().ToString());
+  }
+  if (!tree_->can_freeze())
+    log::Warning("no cgroup freezer: idle instances are not frozen between invocations");
+  // Open files are charged to each instance's memory, but the host also counts them against
+  // fs.file-max, whose refusal (ENFILE) hits every unprivileged process of the host.
+  const uint64_t file_max = ReadSysctl("/proc/sys/fs/file-max");
+  const uint64_t files = subtree_pids_ * 1024;  // each task may hold RLIMIT_NOFILE (1024)
+  if (file_max > 0 && files > file_max / 2)
+    log::Warning("fs.file-max is " + std::to_string(file_max) + ": instances together may open " +
+                 std::to_string(files) + " files and leave the host's other services none; " +
+                 "raise it (systemd sets 9223372036854775807), memory cgroups bound the files");
+  log::Notice("instances together: at most " + std::to_string(subtree_pids_) + " tasks (pid_max " +
+              std::to_string(pid_max) + ")" +
+              (std::string(tree_->version()) == "v1"
+                   ? ", " + std::to_string(subtree_socket_bytes_ >> 20) + " MB of socket buffers"
+                   : std::string()));
 }
 
 void Launcher::WarmerLoop() {
@@ -349,7 +408,7 @@ sandbox::CgroupLimits Launcher::LimitsFor(uint64_t memory_mb) const {
   limits.memory_bytes = memory_mb << 20;
   limits.pids_max = options_.pids_max;
   // CPU share proportional to memory, as Lambda: a full core's weight at 1769 MB.
-  limits.cpu_weight = std::max<uint32_t>(2, static_cast<uint32_t>(1024ull * memory_mb / 1769));
+  limits.cpu_weight = std::max<uint32_t>(2, CpuPermilleFor(memory_mb) * 1024 / 1000);
   return limits;
 }
 

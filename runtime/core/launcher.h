@@ -45,6 +45,10 @@ struct LauncherOptions {
   size_t cgroup_pool_size = 8;
   uint64_t tmp_size_bytes = 512ull << 20;
   uint32_t pids_max = 1024;
+  // All of forklet's cgroups together (instances and zygotes) hold at most this many tasks;
+  // 0: sandbox::SubtreePidsMax of the host's pid_max and memory_budget_mb.
+  uint64_t subtree_pids_max = 0;
+  uint64_t memory_budget_mb = 8192;  // the scheduler's, for sizing the subtree's pids limit
   // Keeps the kernel's cgroup migration lock in its writer-ready state with a no-op migration
   // every few ms, so an instance's cgroup attach costs ~30 us instead of an RCU grace period
   // (~10 ms) after idle. The cost: one small write every 4 ms and a memory barrier in every
@@ -73,6 +77,15 @@ struct Launched {
   double init_ms = 0;
   ChannelResult init_error;            // outcome != kSuccess when the function's init failed
 };
+
+// CPU in proportion to memory, as Lambda: one full core (1000) at 1,769 MB. The shares' weight
+// and, once init is done, the quota (sandbox::Cgroup::LimitCpu).
+uint32_t CpuPermilleFor(uint64_t memory_mb);
+// The quota: that proportion, but never below a quarter of a core (proportional from 442 MB up).
+// Lambda's 128/1769 would make a 128 MB function's out-of-memory take ~7 s on hosts whose
+// first-touch page faults are slow (this VM: ~0.5 s of CPU to fault 128 MB in), past its timeout.
+constexpr uint32_t kMinCpuQuotaPermille = 250;
+uint32_t CpuQuotaPermilleFor(uint64_t memory_mb);
 
 // Identifies one deployment of a function: an instance only ever serves its own generation.
 std::string Generation(const registry::FunctionConfig& config);
@@ -126,10 +139,15 @@ class Launcher {
   // how many. The supervisor calls it in the background; an invocation never waits on a dead one.
   size_t RebootDeadZygotes();
   const sandbox::CgroupTree& cgroups() const { return *tree_; }
+  uint64_t subtree_pids() const { return subtree_pids_; }
 
  private:
   explicit Launcher(LauncherOptions options) : options_(std::move(options)) {}
   Status PrepareSandboxFiles();
+  // The limits on forklet's whole subtree: pids (from pid_max and the budget), and on v1 the
+  // socket buffers of all instances together. Failures are logged: the host may not delegate.
+  void LimitSubtree();
+  uint64_t subtree_pids_ = 0, subtree_socket_bytes_ = 0;
   Status PrepareSnapshots();
   struct InstanceCgroup {
     std::unique_ptr<sandbox::Cgroup> cgroup;

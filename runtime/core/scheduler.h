@@ -111,6 +111,9 @@ class Scheduler {
   bool EvictOneIdleLocked();                         // least recently used, any function
   void TeardownLoop();
   void KeepAliveLoop();
+  // Freezes instances that became idle (Instance::Park), under mu_ so that none is taken or
+  // retired meanwhile; off the invocation path: the response goes out first.
+  void ParkLoop();
 
   SchedulerOptions options_;
   Launcher* launcher_;
@@ -129,6 +132,9 @@ class Scheduler {
   bool stopping_ = false;
   std::thread teardown_thread_;
   std::thread keep_alive_thread_;
+  bool park_pending_ = false;  // an instance became idle and is not frozen yet
+  std::condition_variable park_cv_;
+  std::thread park_thread_;
 };
 
 }  // namespace forklet::core

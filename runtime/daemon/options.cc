@@ -31,6 +31,8 @@ const char* kUsage = R"(usage: forkletd [options]
   --memory-budget-mb N       memory for instances; idle ones are evicted past it (default: 75% of RAM)
   --cgroup-pool N            cgroups kept ready (default 8)
   --tmp-size-mb N            size of each instance's /tmp (default 512)
+  --subtree-pids N           tasks in all instances and zygotes together (default: from the
+                             host's pid_max and the memory budget, leaving the host a quarter)
   --max-code-mb N            largest deployment zip accepted (default 50, as Lambda)
   --runners-dir DIR          lang-runners as installed (default: next to this binary)
   --zygote-lib PATH          libforklet_zygote.so (default: next to this binary)
@@ -210,6 +212,9 @@ bool ParseOptions(int argc, char** argv, Options* o, std::string* message, bool*
     } else if (a == "--cgroup-pool") {
       if (!number(0, 1024)) return false;
       o->launcher.cgroup_pool_size = n;
+    } else if (a == "--subtree-pids") {
+      if (!number(0, 1ull << 22)) return false;
+      o->launcher.subtree_pids_max = n;
     } else if (a == "--tmp-size-mb") {
       if (!number(1, 10240)) return false;
       o->launcher.tmp_size_bytes = n << 20;

@@ -18,6 +18,7 @@
 #include <cstddef>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <future>
 #include <map>
 #include <mutex>
@@ -212,9 +213,29 @@ TEST_F(AttacksTest, CannotReadHostSecretsOrAnotherInstancesFiles) {
   std::string code = daemon_->state_dir() + "/functions/neighbour/code";
   for (const auto& e : fs::directory_iterator(code))
     if (e.is_directory()) code = e.path().string();  // the neighbour's unpacked code revision
+  const std::string source_dir = fs::path(ATTACKS_DIR).parent_path().parent_path().string();
   auto r = Report("read_secrets", {{"state_dir", daemon_->state_dir()}, {"other_code_dir", code},
-                                   {"secret", secret}, {"canary", canary_}});
+                                   {"secret", secret}, {"canary", canary_},
+                                   {"host_markers", {daemon_->state_dir(), source_dir}}});
   EXPECT_EQ(r["read"], json::object()) << "read what is not its own: " << r["read"].dump();
+  // /etc and the runners are tmpfs copies (a bind showed their host paths as its root); the
+  // zygote's command line (every instance's /proc/1/cmdline) is neutral; /proc/cmdline masked.
+  for (const char* m : {"/etc", "/var/runtime"}) {
+    EXPECT_EQ(r["mounts"][m]["fstype"], "tmpfs") << m;
+    EXPECT_EQ(r["mounts"][m]["root"], "/") << m;
+  }
+  EXPECT_EQ(r["proc_cmdline"], "") << "the host's boot line";
+  EXPECT_EQ(r["proc1_cmdline"], "forklet-zygote");
+  // What is left: the code's detached mount shows its directory's path in its file system (the
+  // state dir's path unless the state dir is a file system of its own, docs/attacks.md).
+  auto leaks = r["host_paths"];
+  ASSERT_LE(leaks["/proc/self/mountinfo"].size(), 1u) << leaks.dump();
+  if (!leaks["/proc/self/mountinfo"].empty()) {
+    EXPECT_NE(leaks["/proc/self/mountinfo"][0].get<std::string>().find(" /var/task "), std::string::npos)
+        << leaks.dump();
+  }
+  leaks.erase("/proc/self/mountinfo");
+  EXPECT_EQ(leaks, json::object()) << "host paths in /proc";
   EXPECT_EQ(r["found_secret"], json::array());
   EXPECT_TRUE(r["proc1_is_self"]) << "PID 1 in its namespace is itself, not the host's init";
   EXPECT_FALSE(r["canary_in_proc1_environ"]);
@@ -335,10 +356,33 @@ TEST_F(AttacksTest, KernelAttackSurfaceIsClosed) {
   Deploy("kernel_syscalls", "kernel_syscalls");
   auto r = Report("kernel_syscalls");
   for (auto& [call, result] : r.items()) {
-    if (call == "socket_families") continue;
+    if (call == "socket_families" || call == "socketpair_families" || call == "socketpair_unix")
+      continue;
     EXPECT_EQ(Errno(result), "EPERM") << call;
   }
   for (auto& [family, result] : r["socket_families"].items()) EXPECT_EQ(Errno(result), "EPERM") << family;
+  // socketpair(AF_VSOCK) reached the vsock module (ENODEV) while socket(AF_VSOCK) was denied.
+  ASSERT_FALSE(r["socketpair_families"].empty());
+  for (auto& [family, result] : r["socketpair_families"].items())
+    EXPECT_EQ(Errno(result), "EPERM") << "socketpair " << family;
+  EXPECT_EQ(Errno(r["socketpair_unix"]), "OK");
+}
+
+long HostAioEvents() {
+  std::ifstream in("/proc/sys/fs/aio-nr");
+  long n = -1;
+  in >> n;
+  return n;
+}
+
+TEST_F(AttacksTest, LinuxAioContextsAreDenied) {
+  Deploy("aio_exhaustion", "aio_exhaustion");
+  const long before = HostAioEvents();
+  auto r = Report("aio_exhaustion");
+  EXPECT_EQ(r["io_setup"], json({"EPERM", "EPERM", "EPERM", "EPERM"})) << r.dump();
+  // The warm instance would hold what it got: the host's table is as it was.
+  EXPECT_EQ(HostAioEvents(), before);
+  DropInstances(*daemon_, "aio_exhaustion");
 }
 
 TEST_F(AttacksTest, CannotInjectIntoATerminal) {
@@ -406,6 +450,39 @@ TEST_F(AttacksTest, MemoryBombIsOomKilledAloneAndNeighboursLive) {
   // Within its limit, the same function works on a fresh instance.
   auto ok = Attack("memory_bomb", {{"mb", 32}});
   EXPECT_EQ(ok.body["allocated_mb"], 32) << ok.raw;
+}
+
+// The host's TCP memory (pages), from the "TCP: ... mem N" line of /proc/net/sockstat: one
+// counter for every socket of the host, whatever its namespace.
+long HostTcpPages() {
+  std::ifstream in("/proc/net/sockstat");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("TCP:", 0) != 0) continue;
+    auto at = line.find(" mem ");
+    return at == std::string::npos ? -1 : std::stol(line.substr(at + 5));
+  }
+  return -1;
+}
+
+TEST_F(AttacksTest, SocketBuffersAreChargedToTheInstance) {
+  Deploy("socket_buffers", "socket_buffers", {"--memory-size", "128", "--timeout", "60"});
+  const long page = sysconf(_SC_PAGESIZE);
+  const long before = HostTcpPages();
+  ASSERT_GE(before, 0);
+  auto r = Report("socket_buffers", {{"connections", 100}});
+  // The instance is idle now and keeps its connections: what they queued is still held.
+  const long held = HostTcpPages() - before;
+  RecordProperty("queued_mb", std::to_string(r["queued_mb"].get<double>()));
+  RecordProperty("host_tcp_growth_mb", std::to_string(held * page >> 20));
+  EXPECT_GT(r["queued_mb"].get<double>(), 1) << r.dump();
+  // Unbounded, 100 connections queued 918 MB and the host's TCP memory grew by as much.
+  EXPECT_LT(r["queued_mb"].get<double>(), 160) << "about its 128 MB, no more: " << r.dump();
+  EXPECT_LT(held * page, 160l << 20) << "the host's TCP memory grew by " << (held * page >> 20) << " MB";
+  EXPECT_TRUE(r["stopped_by"].contains("EAGAIN")) << "the instance's writes are refused: " << r.dump();
+  // The host's own TCP still works: the daemon's API answers (TearDown asks it again).
+  EXPECT_EQ(Call(*daemon_, "neighbour", json::object()).status, 200);
+  DropInstances(*daemon_, "socket_buffers");
 }
 
 TEST_F(AttacksTest, DiskFillStopsAtTheTmpSizeLimit) {
@@ -477,6 +554,130 @@ TEST_F(AttacksTest, CpuSpinLeavesTheNeighboursTheirShare) {
   RecordProperty("neighbour_latency_ms_median_before_spin", std::to_string(median(before_latency)));
   RecordProperty("neighbour_latency_ms_median_during_spin",
                  std::to_string(median({latency.begin() + before_latency.size(), latency.end()})));
+}
+
+// CPU time (ns) of the cgroup holding `pid`, read on the host: cpuacct.usage (v1) or cpu.stat's
+// usage_usec (v2). -1 when it cannot be found.
+int64_t CgroupCpuNs(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/cgroup");
+  std::string line, v1, v2;
+  while (std::getline(in, line)) {
+    auto a = line.find(':'), b = line.find(':', a + 1);
+    if (a == std::string::npos || b == std::string::npos) continue;
+    std::string controllers = line.substr(a + 1, b - a - 1), path = line.substr(b + 1);
+    if (("," + controllers + ",").find(",cpuacct,") != std::string::npos) v1 = path;
+    if (line.rfind("0::", 0) == 0) v2 = path;
+  }
+  for (const char* mount : {"/sys/fs/cgroup/cpuacct", "/sys/fs/cgroup/cpu,cpuacct"}) {
+    std::ifstream usage(std::string(mount) + v1 + "/cpuacct.usage");
+    int64_t ns = -1;
+    if (!v1.empty() && usage >> ns) return ns;
+  }
+  for (const char* mount : {"/sys/fs/cgroup", "/sys/fs/cgroup/unified"}) {
+    std::ifstream stat(std::string(mount) + v2 + "/cpu.stat");
+    std::string key;
+    int64_t us = 0;
+    while (!v2.empty() && stat >> key >> us)
+      if (key == "usage_usec") return us * 1000;
+  }
+  return -1;
+}
+
+TEST_F(AttacksTest, AnIdleInstanceDoesNotRun) {
+  Deploy("after_response", "after_response", {"--memory-size", "1769", "--timeout", "10"});
+  auto r = Report("after_response", {{"mode", "background"}});
+  auto pids = ProcessesOfUid(tag_, r["uid"].get<uid_t>());
+  ASSERT_GE(pids.size(), 2u) << "the instance and its spinner";
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // freezing is asynchronous
+  const int64_t t0 = CgroupCpuNs(pids[0]);
+  ASSERT_GE(t0, 0);
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  const int64_t idle_ms = (CgroupCpuNs(pids[0]) - t0) / 1'000'000;
+  RecordProperty("idle_cpu_ms_over_2s", std::to_string(idle_ms));
+  // Unfrozen, the spinner took a full core (a 1,769 MB function's quota): 2,000 ms.
+  EXPECT_LT(idle_ms, 50) << "an idle instance used " << idle_ms << " ms of CPU in 2 s";
+  // The next invocation thaws it: the instance answers, and its spinner runs again meanwhile.
+  auto again = Report("after_response", {{"mode", "spin"}, {"seconds", 0.5}});
+  EXPECT_EQ(again["uid"], r["uid"]) << "the same (warm) instance";
+  DropInstances(*daemon_, "after_response");
+}
+
+TEST_F(AttacksTest, CpuIsCappedInProportionToMemory) {
+  Deploy("spin_885", "after_response", {"--memory-size", "885", "--timeout", "10"});
+  Report("spin_885", {{"mode", "spin"}, {"seconds", 0.1}});  // the first start: init is not capped
+  auto r = Report("spin_885", {{"mode", "spin"}, {"seconds", 2}});
+  const double cpu_ms = r["cpu_ms"].get<double>();
+  RecordProperty("cpu_ms_in_2s_at_885mb", std::to_string(cpu_ms));
+  // 885/1769 of a core is 1,000 ms in 2 s; uncapped on an idle core it was 2,000.
+  EXPECT_LT(cpu_ms, 1400) << "an 885 MB function got " << cpu_ms << " ms of CPU in 2 s";
+  EXPECT_GT(cpu_ms, 100) << "but it does get its share";
+  DropInstances(*daemon_, "spin_885");
+}
+
+// Memory charged (bytes) to the cgroup holding `pid`: memory.usage_in_bytes (v1) or
+// memory.current (v2). -1 when it cannot be found.
+int64_t CgroupMemoryBytes(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/cgroup");
+  std::string line;
+  while (std::getline(in, line)) {
+    auto a = line.find(':'), b = line.find(':', a + 1);
+    if (a == std::string::npos || b == std::string::npos) continue;
+    const std::string controllers = line.substr(a + 1, b - a - 1), path = line.substr(b + 1);
+    const bool v1 = ("," + controllers + ",").find(",memory,") != std::string::npos;
+    if (!v1 && line.rfind("0::", 0) != 0) continue;
+    std::ifstream f(v1 ? "/sys/fs/cgroup/memory" + path + "/memory.usage_in_bytes"
+                       : "/sys/fs/cgroup" + path + "/memory.current");
+    int64_t bytes = -1;
+    if (f >> bytes) return bytes;
+  }
+  return -1;
+}
+
+// The kernel tables an instance can fill besides files and processes: each is bounded per
+// instance (its uid's limits, its own IPC namespace) or charged to its memory, which it holds while
+// it idles. Reports and charges are recorded for docs/attacks.md.
+TEST_F(AttacksTest, KernelTablesAreBoundedPerInstanceAndCharged) {
+  Deploy("kernel_tables", "kernel_tables", {"--memory-size", "128", "--timeout", "60"});
+  auto probe = [&](json event) {
+    const std::string mode = event["mode"];
+    auto i = Attack("kernel_tables", event);
+    int64_t charged = -1;
+    if (i.body.contains("uid")) {
+      auto pids = ProcessesOfUid(tag_, i.body["uid"].get<uid_t>());
+      if (!pids.empty()) charged = CgroupMemoryBytes(pids[0]);
+    }
+    RecordProperty(mode + "_outcome", i.outcome);
+    RecordProperty(mode + "_report", i.raw.substr(0, 300));
+    RecordProperty(mode + "_charged_mb", std::to_string(charged >> 20));
+    DropInstances(*daemon_, "kernel_tables");
+    return std::make_pair(i, charged);
+  };
+  // Unix socket buffers (2 processes x 450 pairs x ~208 KB of send buffer) and System V message
+  // queues (its own IPC namespace: 32,000 queues of 16 KB) could hold far more than 128 MB: both are
+  // charged to the instance, whose OOM killer ends it.
+  for (const json& event : {json{{"mode", "unix"}, {"procs", 2}, {"fds", 900}}, json{{"mode", "sysv"}}}) {
+    auto [i, charged] = probe(event);
+    if (i.outcome == "success") {
+      EXPECT_LT(i.body["queued_mb"].get<double>(), 160) << i.raw;
+    } else {
+      EXPECT_EQ(i.outcome, "oom") << i.raw;
+    }
+  }
+  // inotify: the per-user limits, and each instance has a uid of its own.
+  auto [inotify, inotify_charged] = probe({{"mode", "inotify"}});
+  auto sysctl = [](const char* path) {
+    std::ifstream in(path);
+    long n = -1;
+    in >> n;
+    return n;
+  };
+  EXPECT_EQ(inotify.body["instances"], sysctl("/proc/sys/fs/inotify/max_user_instances")) << inotify.raw;
+  EXPECT_LE(inotify.body["watches"].get<long>(), sysctl("/proc/sys/fs/inotify/max_user_watches"));
+  EXPECT_GT(inotify_charged, 0) << "the watches' memory is the instance's";
+  // POSIX locks: no count limit (RLIMIT_LOCKS is not enforced), charged to the instance's memory.
+  auto [locks, locks_charged] = probe({{"mode", "locks"}});
+  EXPECT_EQ(locks.outcome, "success") << locks.raw;
+  EXPECT_GT(locks_charged, 0);
 }
 
 TEST_F(AttacksTest, AHandlerThatNeverReturnsIsKilledAtItsTimeout) {
@@ -576,6 +777,38 @@ TEST_F(AttacksTest, HostileFramesDuringInitAreAnInitErrorNotAServiceError) {
     EXPECT_EQ(i.body["errorType"], "Runtime.ExitError") << mode << ": " << i.raw;
   }
   EXPECT_EQ(Health(*daemon_)["instances"]["busy"], 0);
+}
+
+// A daemon of its own: its subtree's pids limit is set low enough for three instances to reach.
+TEST(SubtreeLimitsTest, APidsFloodAcrossInstancesStopsAtTheSubtreeLimit) {
+  constexpr int kSubtree = 1500, kEach = 700, kBombs = 3;
+  auto d = Daemon::Start({"--subtree-pids", std::to_string(kSubtree), "--no-warmup"});
+  ASSERT_TRUE(d);
+  auto dep = DeployDir(*d, "bomb", std::string(ATTACKS_DIR) + "/fork_bomb",
+                       {"--memory-size", "1769", "--timeout", "60"});
+  ASSERT_EQ(dep.exit_code, 0) << dep.err;
+  std::vector<std::future<Invocation>> bombs;
+  for (int i = 0; i < kBombs; ++i)
+    bombs.push_back(std::async(std::launch::async, [&] {
+      return Call(*d, "bomb", {{"max", kEach}, {"hold_s", 6}});
+    }));
+  std::this_thread::sleep_for(std::chrono::seconds(4));  // all three hold what they got
+  EXPECT_EQ(forklet::testing::Run({"/bin/true"}).exit_code, 0) << "the host still forks";
+  int total = 0, refused = 0;
+  for (auto& f : bombs) {
+    auto i = f.get();
+    ASSERT_EQ(i.status, 200) << i.raw;
+    ASSERT_TRUE(i.function_error.empty()) << i.raw;
+    total += i.body["started"].get<int>();
+    if (i.body["stopped_by"] == "EAGAIN") ++refused;
+  }
+  RecordProperty("started_in_all_instances", std::to_string(total));
+  EXPECT_LT(total, kSubtree) << "the zygote and the instances themselves count too";
+  EXPECT_GT(total, kSubtree - 100);
+  EXPECT_GE(refused, 1) << "3 x " << kEach << " asked for more than the subtree holds";
+  // Once they let go, the subtree is free again.
+  auto after = Call(*d, "bomb", {{"max", kEach}});
+  EXPECT_EQ(after.body["started"], kEach) << after.raw;
 }
 
 }  // namespace

@@ -1,8 +1,10 @@
 """A fork bomb: starts processes until the kernel refuses, then reports how many it got and the
-errno that stopped it (the instance's pids limit: EAGAIN), and kills them all."""
+errno that stopped it (the instance's pids limit: EAGAIN), holds them `hold_s` seconds (so that
+several instances flood at once), and kills them all."""
 import errno
 import os
 import signal
+import time
 
 
 def handler(event, context):
@@ -14,6 +16,7 @@ def handler(event, context):
         except OSError as e:
             stopped_by = errno.errorcode.get(e.errno, str(e.errno))
             break
+    time.sleep(float(event.get("hold_s", 0)))
     # As its pid namespace's init, kill(-1) reaches every process it started.
     os.kill(-1, signal.SIGKILL)
     for pid in children:

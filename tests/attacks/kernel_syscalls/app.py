@@ -1,7 +1,8 @@
 """Tries the kernel's riskiest interfaces, each called so that it would work (or do nothing) for
 an unconfined process of its uid: bpf, keyctl/add_key, perf_event_open, userfaultfd, io_uring,
 module loading, kexec, open_by_handle_at, kcmp, pidfd_getfd, process_madvise, modify_ldt, iopl,
-syslog, personality flags, NUMA policy, and socket families outside UNIX/INET/INET6/NETLINK.
+syslog, personality flags, NUMA policy, socket families outside UNIX/INET/INET6/NETLINK, and
+socketpair of any family but UNIX.
 Reports the errno of each (OK means it worked)."""
 import ctypes
 import errno
@@ -59,6 +60,16 @@ def handler(event, context):
     for name, family in (("packet", 17), ("key", 15), ("bluetooth", 31), ("alg", 38),
                          ("vsock", 40), ("xdp", 44), ("can", 29), ("tipc", 30), ("rds", 21)):
         r["socket_families"][name] = _sys(41, family, 2, 0)  # SOCK_DGRAM
+    # socketpair reaches a family's code as socket does; only AF_UNIX pairs are allowed.
+    pair = (ctypes.c_int * 2)()
+    r["socketpair_families"] = {}
+    for name, family in (("vsock", 40), ("inet", 2), ("tipc", 30), ("bluetooth", 31), ("packet", 17)):
+        r["socketpair_families"][name] = _sys(53, family, 1, 0, ctypes.byref(pair))  # SOCK_STREAM
+    unix = _sys(53, 1, 1, 0, ctypes.byref(pair))
+    if unix == "OK":
+        os.close(pair[0])
+        os.close(pair[1])
+    r["socketpair_unix"] = unix
     return r
 
 

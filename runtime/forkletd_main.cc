@@ -130,6 +130,10 @@ int main(int argc, char** argv) {
   api::HttpServerOptions ho;
   ho.listen = options.listen;
   ho.unix_socket = options.socket_path;
+  ho.header_timeout = options.http_header_timeout;
+  ho.body_timeout = options.http_body_timeout;
+  ho.idle_timeout = options.http_idle_timeout;
+  ho.max_connections = options.http_max_connections;
   auto server = api::HttpServer::Start(ho, [&](const api::HttpRequest& r) {
     if (api::ReportingApi::Serves(r.path)) return reporting.Handle(r);
     return r.path.rfind("/forklet/", 0) == 0 ? admin.Handle(r) : lambda.Handle(r);

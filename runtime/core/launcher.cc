@@ -76,7 +76,8 @@ bool SocketPairIn(int net_fd, int fds[2]) {
 }  // namespace
 
 std::string Generation(const registry::FunctionConfig& config) {
-  return std::to_string(config.revision) + "|" + config.last_modified + "|" + config.code_sha256;
+  return config.function_id + "|" + std::to_string(config.revision) + "|" + config.last_modified +
+         "|" + config.code_sha256;
 }
 
 Result<std::unique_ptr<Launcher>> Launcher::Create(const LauncherOptions& options) {

@@ -28,6 +28,11 @@ struct Options {
   nlohmann::json prices;    // the file's "prices", for the billing ledger
   billing::PricingConfig pricing;  // Lambda 2017 by default; the file's "prices", then flags
   bool ledger = true;              // --no-ledger: nothing is billed (to measure its cost)
+  // The API's transport (api::HttpServerOptions): slow and idle clients are bounded.
+  std::chrono::seconds http_header_timeout{10};
+  std::chrono::seconds http_body_timeout{120};
+  std::chrono::seconds http_idle_timeout{60};
+  uint64_t http_max_connections = 512;
 };
 
 // Reads the configuration file (--config FILE, else the default path when it exists) and parses

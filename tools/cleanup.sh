@@ -1,34 +1,126 @@
 #!/usr/bin/env bash
-# Removes what forklet daemons started from this checkout may have left: processes, cgroups
-# and temporary state. Used by the test runner and the demo on exit, even after a failure.
-# Cgroups of a daemon that still runs elsewhere (non-empty after our processes are gone) stay.
+# Removes what forklet daemons started from this checkout left: daemons, every process inside
+# forklet's cgroups (whatever its command line: an instance's never names the build tree), the
+# cgroups, mounts, network namespaces and temporary state. Used by the test runner and the demo on
+# exit, even after a failure. The trees of a daemon that still runs from elsewhere stay: a live
+# daemon names its tree in STATE_DIR/cgroup-tag.
+# Usage: tools/cleanup.sh [--check]   --check: only report what is left, exit 1 if anything is.
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
+check=0
+[ "${1:-}" = --check ] && check=1
 
-ours() {  # pids whose command line mentions this checkout's build tree
-  for p in /proc/[0-9]*; do
-    cmd=$(tr '\0' ' ' <"$p/cmdline" 2>/dev/null) || continue
-    case "$cmd" in *"$top/build"*forkletd*|*"$top/build"*forklet_zygote.py*) echo "${p#/proc/}";; esac
+cmdline() { tr '\0' ' ' 2>/dev/null <"/proc/$1/cmdline"; }
+
+# Daemons: ours (this checkout's build tree) and foreign ones (installed, other checkouts).
+ours=() foreign=()
+for p in /proc/[0-9]*; do
+  pid=${p#/proc/}
+  cmd=$(cmdline "$pid") || continue
+  case "$cmd" in
+    *forkletd*) ;;
+    *) continue ;;
+  esac
+  exe=$(readlink "$p/exe" 2>/dev/null) || continue
+  case "$exe" in */forkletd) ;; *) continue ;; esac
+  case "$exe" in "$top/build/"*) ours+=("$pid") ;; *) foreign+=("$pid") ;; esac
+done
+
+# The cgroup trees the foreign daemons own (their STATE_DIR/cgroup-tag).
+protected=() foreign_states=() untagged=0
+for pid in "${foreign[@]}"; do
+  state=/var/lib/forklet
+  read -r -a args < <(cmdline "$pid")
+  for ((i = 0; i < ${#args[@]}; i++)); do
+    case "${args[$i]}" in
+      --state-dir) state=${args[$((i + 1))]:-$state} ;;
+      --state-dir=*) state=${args[$i]#--state-dir=} ;;
+    esac
   done
+  foreign_states+=("$state")
+  if tag=$(cat "$state/cgroup-tag" 2>/dev/null); then protected+=("forklet.$tag"); else untagged=1; fi
+done
+descends_from_foreign() {  # pid: is a foreign daemon among its ancestors?
+  local p=$1 f n
+  for ((n = 0; n < 64 && p > 1; n++)); do
+    for f in "${foreign[@]}"; do [ "$p" = "$f" ] && return 0; done
+    p=$(awk '/^PPid:/ {print $2}' "/proc/$p/status" 2>/dev/null) || return 1
+    [ -n "$p" ] || return 1
+  done
+  return 1
 }
-pids=$(ours)
-[ -n "$pids" ] && kill -KILL $pids 2>/dev/null
+is_protected() {
+  local root=$1 t pids pid
+  for t in "${protected[@]}"; do [ "$(basename "$root")" = "$t" ] && return 0; done
+  ((untagged)) || return 1
+  # A foreign daemon that does not name its tree: keep trees with its processes, and empty ones.
+  pids=$(find "$root" -name cgroup.procs -exec cat {} + 2>/dev/null)
+  [ -z "$pids" ] && return 0
+  for pid in $pids; do descends_from_foreign "$pid" && return 0; done
+  return 1
+}
+
+# forklet.<tag> roots, in every hierarchy (v1: one per controller; v2: one).
+roots=()
+while IFS= read -r d; do
+  case "$d" in */forklet.*/*forklet.*) continue ;; esac  # below another root: not a root
+  roots+=("$d")
+done < <(find /sys/fs/cgroup -type d -name 'forklet.*' 2>/dev/null)
+
+if ((check)); then
+  left=0
+  for pid in "${ours[@]}"; do echo "left: daemon $pid: $(cmdline "$pid")"; left=1; done
+  for root in "${roots[@]}"; do
+    is_protected "$root" && continue
+    echo "left: cgroup $root"
+    left=1
+    while IFS= read -r f; do
+      for pid in $(cat "$f" 2>/dev/null); do echo "left: process $pid in $(dirname "$f"): $(cmdline "$pid")"; done
+    done < <(find "$root" -name cgroup.procs 2>/dev/null)
+  done
+  while read -r _ point _; do
+    case "$point" in /tmp/forklet-*|*/forklet-test-state-*) echo "left: mount $point"; left=1 ;; esac
+  done </proc/mounts
+  for f in /tmp/forklet-test-state-* /tmp/forklet-fn-* /tmp/forklet-demo-*; do
+    [ -e "$f" ] && { echo "left: $f"; left=1; }
+  done
+  if command -v ip >/dev/null; then
+    links=$(ip -o link show 2>/dev/null | grep -E '^[0-9]+: (fk|forklet)')
+    [ -n "$links" ] && { echo "$links" | sed 's/^/left: interface /'; left=1; }
+    netns=$(ip netns list 2>/dev/null | grep -E '^(fk|forklet)')
+    [ -n "$netns" ] && { echo "$netns" | sed 's/^/left: netns /'; left=1; }
+  fi
+  ((left)) && exit 1
+  echo "cleanup check: nothing of forklet is left"
+  exit 0
+fi
+
+((${#ours[@]})) && kill -KILL "${ours[@]}" 2>/dev/null
 sleep 0.2
 
-# Deepest first; only directories forklet named ("forklet.<tag>" and what is below them).
-find /sys/fs/cgroup -depth -type d -path '*forklet.*' 2>/dev/null | while read -r cg; do
-  if [ -s "$cg/cgroup.procs" ]; then
-    procs=$(cat "$cg/cgroup.procs")
-    own=1
-    for p in $procs; do
-      cmd=$(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null)
-      case "$cmd" in *"$top/build"*) ;; *) own=0;; esac
-    done
-    [ $own = 1 ] && kill -KILL $procs 2>/dev/null
-    sleep 0.1
-  fi
-  rmdir "$cg" 2>/dev/null
+# Every process in an unprotected tree goes, then its cgroups, deepest first.
+for root in "${roots[@]}"; do
+  is_protected "$root" && continue
+  for round in 1 2 3 4 5; do
+    pids=$(find "$root" -name cgroup.procs -exec cat {} + 2>/dev/null)
+    [ -z "$pids" ] && break
+    # A frozen cgroup keeps its processes from dying: thaw it first.
+    find "$root" -name freezer.state -exec sh -c 'echo THAWED >"$1"' _ {} \; 2>/dev/null
+    find "$root" -name cgroup.freeze -exec sh -c 'echo 0 >"$1"' _ {} \; 2>/dev/null
+    kill -KILL $pids 2>/dev/null
+    sleep 0.$round
+  done
+  find "$root" -depth -type d -exec rmdir {} \; 2>/dev/null
 done
-rm -rf /tmp/forklet-test-state-* /tmp/forklet-fn-* /tmp/forklet-out-* /tmp/forklet-evil-* \
-       /tmp/forklet-demo-* /tmp/forklet-childsetup-* 2>/dev/null
+
+# Mounts left below the temp state dirs (a daemon killed before it unmounted).
+grep -oE ' /tmp/forklet-[^ ]+' /proc/mounts 2>/dev/null | sort -r | while read -r m; do
+  umount -l "$m" 2>/dev/null
+done
+for f in /tmp/forklet-test-state-* /tmp/forklet-fn-* /tmp/forklet-out-* /tmp/forklet-evil-* \
+         /tmp/forklet-demo-* /tmp/forklet-childsetup-* /tmp/forklet-criu-selftest.*; do
+  [ -e "$f" ] || continue
+  for s in "${foreign_states[@]}"; do [ "$f" = "$s" ] && continue 2; done  # a live daemon's
+  rm -rf "$f" 2>/dev/null
+done
 exit 0

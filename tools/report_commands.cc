@@ -67,7 +67,8 @@ std::string SnapshotLines(const json& snap) {
   if (!snap.is_object() || !snap.contains("criu")) return "";
   const json& criu = snap["criu"];
   std::string out = criu.value("available", false)
-                        ? "snapshots: CRIU " + criu.value("version", std::string("?")) + "\n"
+                        ? "snapshots: CRIU " + criu.value("version", std::string("?")) + " (self-test " +
+                              criu.value("self_test", std::string("?")) + ")\n"
                         : "snapshots: off (" + criu.value("reason", std::string("no CRIU")) + ")\n";
   const json functions = snap.value("functions", json::object());  // outlives the loop's items()
   for (const auto& [name, f] : functions.items()) {

@@ -89,6 +89,9 @@ Result<std::unique_ptr<Launcher>> Launcher::Create(const LauncherOptions& option
   auto tree = sandbox::OpenCgroupTree(options.cgroup_tag);
   if (!tree) return tree.error();
   l->tree_ = std::move(tree.value());
+  // Which forklet.<tag> cgroups are this daemon's, for tools/cleanup.sh on a host where other
+  // daemons run (it removes every other forklet tree whose daemon is gone).
+  std::ofstream(options.state_dir + "/cgroup-tag") << options.cgroup_tag << "\n";
   // What a crashed predecessor left behind goes first.
   if (auto removed = l->tree_->RemoveStale(); !removed)
     return removed.error();
@@ -461,7 +464,7 @@ Result<Launched> Launcher::Launch(const registry::Deployed& fn) {
   // Snapshots restore the runners that answer kRestored: Python's (it reseeds `random`) and, only
   // when asked for (policy on), Node's: its copies share V8's Math.random and OpenSSL's generator
   // state, which no JavaScript can renew (docs/snapshots.md).
-  const bool snapshots = snapshots_ && (family == "python3" ? policy != SnapshotPolicy::kOff
+  const bool snapshots = snapshots_ && criu_ready_ && (family == "python3" ? policy != SnapshotPolicy::kOff
                                         : family == "nodejs" && policy == SnapshotPolicy::kOn);
   // A runtime that boots after the fork: a pre-booted stem cell is its zygote start; without one,
   // the interpreter boots for this request (cold).

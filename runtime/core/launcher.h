@@ -32,6 +32,8 @@ namespace forklet::core {
 // than a zygote start with init.
 enum class SnapshotPolicy { kOff, kOn, kAuto };
 constexpr double kAutoMinInitMs = 50;
+// Failed checkpoints of one deployment after which it is not tried again (the reason is in health).
+constexpr uint64_t kMaxSnapshotFailures = 3;
 std::optional<SnapshotPolicy> ParseSnapshotPolicy(const std::string& text);
 
 struct LauncherOptions {
@@ -135,6 +137,8 @@ class Launcher {
   // After a zygote or stem-cell start: its time for auto's decision; queues a snapshot if wanted.
   void RecordStart(const registry::Deployed& fn, SnapshotPolicy policy, bool snapshots,
                    const Result<Launched>& out);
+  // Detects criu and proves it with a checkpoint and restore (snapshot thread): false when off.
+  bool DetectCriu();
   void SnapshotLoop();
   Status TakeSnapshot(const registry::Deployed& fn, uint64_t change);
   // The runtime's zygote, booting one (a cold start) if none is alive.
@@ -182,12 +186,15 @@ class Launcher {
   std::map<std::string, uint64_t> forks_;
   std::atomic<uint64_t> next_uid_{0};
   // Snapshots: what was detected, the store, and per function its measurements and decision.
-  std::unique_ptr<snapshot::Criu> criu_;
+  std::unique_ptr<snapshot::Criu> criu_;  // set (under snap_mu_) once detected and self-tested
+  std::atomic<bool> criu_ready_{false};  // criu_ passed its self-test: snapshots may be taken
+  std::string criu_off_reason_;          // why there is no detection at all
   std::unique_ptr<snapshot::SnapshotStore> snapshots_;  // null: snapshots are off
   std::string restore_root_;  // mount points laid out like the template root, for criu --root
   struct SnapshotState {
     bool queued = false;  // a snapshot is being made
     uint64_t restores = 0, failures = 0;
+    uint64_t dump_failures = 0;  // of this deployment: kMaxSnapshotFailures stop the attempts
     double restore_ms = 0, zygote_start_ms = 0, dump_ms = 0;  // moving averages (ms)
     std::string decision, last_error;
   };

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -22,13 +23,9 @@ std::optional<SnapshotPolicy> ParseSnapshotPolicy(const std::string& text) {
 }
 
 Status Launcher::PrepareSnapshots() {
-  criu_ = snapshot::Criu::Detect(options_.criu, options_.criu_preload);
-  if (!criu_->available()) {
-    log::Notice("snapshots off: " + criu_->info().reason);
-    return {};
-  }
   if (options_.netns_pool_size == 0) {
-    log::Notice("snapshots off: they need the net namespace pool (--netns-pool)");
+    criu_off_reason_ = "snapshots need the net namespace pool (--netns-pool)";
+    log::Notice("snapshots off: " + criu_off_reason_);
     return {};
   }
   auto store = snapshot::SnapshotStore::Open(options_.state_dir + "/snapshots", options_.snapshot_max_bytes);
@@ -54,9 +51,29 @@ Status Launcher::PrepareSnapshots() {
   for (const char* d : {"/etc", "/dev", "/var", "/var/task", "/var/runtime", "/tmp", "/proc"})
     fs::create_directory(restore_root_ + d, ec);
   if (ec) return SysError("create the restore root in " + restore_root_, ec.value());
-  log::Notice("snapshots on: criu " + criu_->info().version + " at " + criu_->info().path);
-  snapshotter_ = std::thread([this] { SnapshotLoop(); });
+  // CRIU is proven by use (a checkpoint and restore of a trivial process) in the background:
+  // snapshots start once that passed, and the daemon's start does not wait for it.
+  snapshotter_ = std::thread([this] {
+    if (DetectCriu()) SnapshotLoop();
+  });
   return {};
+}
+
+bool Launcher::DetectCriu() {
+  auto criu = snapshot::Criu::Detect(options_.criu, options_.criu_preload,
+                                     options_.state_dir + "/sandbox/criu-self-test");
+  const auto info = criu->info();
+  {
+    std::lock_guard lock(snap_mu_);
+    criu_ = std::move(criu);
+  }
+  if (!info.available) {
+    log::Warning("snapshots off: " + info.reason);
+    return false;
+  }
+  criu_ready_ = true;
+  log::Notice("snapshots on: criu " + info.version + " at " + info.path + " (self-test " + info.self_test + ")");
+  return true;
 }
 
 SnapshotPolicy Launcher::SnapshotPolicyOf(const registry::FunctionConfig& cfg) const {
@@ -95,6 +112,9 @@ void Launcher::RecordStart(const registry::Deployed& fn, SnapshotPolicy policy, 
   bool worth = policy == SnapshotPolicy::kOn || out->init_ms >= kAutoMinInitMs;
   if (!worth) {
     st.decision = "no snapshot: init " + Ms(out->init_ms) + " is below " + Ms(kAutoMinInitMs);
+  } else if (st.dump_failures >= kMaxSnapshotFailures) {
+    st.decision = "no snapshot: " + std::to_string(st.dump_failures) +
+                  " snapshots of this deployment failed, the last: " + st.last_error;
   } else if (!st.queued && !snapshots_->Find(cfg.name, Generation(cfg))) {
     st.queued = true;
     snapshot_queue_.push_back(fn);
@@ -214,6 +234,7 @@ void Launcher::SnapshotLoop() {
     st.queued = false;
     if (!made) {
       ++st.failures;
+      ++st.dump_failures;
       st.last_error = made.error().ToString();
       log::Warning("snapshot of " + fn.config.name + " failed: " + st.last_error);
     } else {
@@ -228,12 +249,34 @@ Status Launcher::TakeSnapshot(const registry::Deployed& fn, uint64_t change) {
   if (!source) return source.error();
   if (!source->instance) return MakeError("snapshot", "the function's init failed");
   auto& instance = *source->instance;
+  struct DestroySource {  // never left alive: criu killed it, or a failure before the dump did not
+    Instance* i;
+    ~DestroySource() { i->Destroy(); }
+  } destroy{&instance};
   auto mounts = snapshot::HostMounts(instance.pid());
   if (!mounts) return mounts.error();
+  // Its size before it is written: a dump never fills the store's bound or the disk.
+  const uint64_t estimate = snapshot::EstimateDumpBytes(instance.pid());
+  const uint64_t bound = snapshots_->Usage().max_bytes;
+  struct statvfs disk {};
+  uint64_t free_bytes = statvfs(snapshots_->dir().c_str(), &disk) == 0
+                            ? static_cast<uint64_t>(disk.f_bavail) * disk.f_frsize
+                            : 0;
+  const uint64_t keep_free = 256ull << 20;  // the ledger, code and events need the disk too
+  if (estimate > bound)
+    return MakeError("snapshot", "the instance holds " + std::to_string(estimate >> 20) +
+                                     " MB, more than all snapshots may take (--snapshot-mb " +
+                                     std::to_string(bound >> 20) + ")");
+  if (estimate + keep_free > free_bytes)
+    return MakeError("snapshot", "the instance holds " + std::to_string(estimate >> 20) + " MB and " +
+                                     snapshots_->dir() + " has " + std::to_string(free_bytes >> 20) +
+                                     " MB free");
   auto dir = snapshots_->Prepare(fn.config.name);
   if (!dir) return dir.error();
-  auto dumped = criu_->Dump({instance.pid(), *dir, *mounts});
-  instance.Destroy();  // criu killed it; reaped here
+  snapshot::DumpRequest request{instance.pid(), *dir, *mounts};
+  // A deadline that grows with what it writes: 20 s, and a second per 50 MB.
+  request.timeout_ms = 20000 + static_cast<int>(estimate / (50ull << 20)) * 1000;
+  auto dumped = criu_->Dump(request);
   if (!dumped) {
     snapshots_->Discard(*dir);
     return dumped;
@@ -249,18 +292,26 @@ Status Launcher::TakeSnapshot(const registry::Deployed& fn, uint64_t change) {
 }
 
 nlohmann::json Launcher::SnapshotReport() {
-  nlohmann::json out{{"criu", {{"available", criu_ && criu_->available()}}}};
+  std::lock_guard lock(snap_mu_);
+  nlohmann::json out{{"criu", {{"available", criu_ready_.load()}}}};
   if (criu_) {
     const auto& i = criu_->info();
+    out["criu"]["state"] = i.available ? "ready" : "off";
     out["criu"]["path"] = i.path;
-    if (i.available) out["criu"]["version"] = i.version;
-    else out["criu"]["reason"] = i.reason;
+    if (!i.version.empty()) out["criu"]["version"] = i.version;
+    if (!i.self_test.empty()) out["criu"]["self_test"] = i.self_test;
+    if (!i.available) out["criu"]["reason"] = i.reason;
+  } else if (snapshots_) {
+    out["criu"]["state"] = "testing";
+    out["criu"]["reason"] = "the CRIU self-test is running";
+  } else {
+    out["criu"]["state"] = "off";
+    out["criu"]["reason"] = criu_off_reason_;
   }
   if (!snapshots_) return out;
   auto u = snapshots_->Usage();
   out["store"] = {{"snapshots", u.snapshots}, {"bytes", u.bytes}, {"max_bytes", u.max_bytes}};
   nlohmann::json fns = nlohmann::json::object();
-  std::lock_guard lock(snap_mu_);
   for (const auto& [name, st] : snap_) {
     nlohmann::json f{{"restores", st.restores}, {"failures", st.failures},
                      {"restore_ms", st.restore_ms}, {"zygote_start_ms", st.zygote_start_ms},

@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -25,8 +26,8 @@ constexpr const char* kSetupScriptCriu = "/opt/forklet/criu/bin/criu";
 constexpr const char* kManifest = "forklet.json";  // beside criu's images
 constexpr int kFirstKeptFd = 10;
 constexpr int kFirstJoinFd = 20;
-constexpr int kDumpTimeoutMs = 60000;
 constexpr int kRestoreTimeoutMs = 10000;
+constexpr int kSelfTestTimeoutMs = 10000;  // each of its two steps
 
 std::string Key(const std::string& mount_point) {
   std::string k = "m";
@@ -53,9 +54,10 @@ std::string Tail(const std::string& path, size_t lines) {
   return out;
 }
 
-// posix_spawn with fds 0-2 on /dev/null (stdout to `out` when given), `dups` to fds from 10 on.
+// posix_spawn with fds 0-2 on /dev/null (stdout to `out` when given), `dups` to fds from 10 on; in
+// a process group of its own, or with `session` a session of its own.
 Result<pid_t> Spawn(const std::vector<std::string>& argv, const std::vector<std::string>& env,
-                    const std::vector<std::pair<int, int>>& dups, int out) {
+                    const std::vector<std::pair<int, int>>& dups, int out, bool session = false) {
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
@@ -86,7 +88,8 @@ Result<pid_t> Spawn(const std::vector<std::string>& argv, const std::vector<std:
   sigfillset(&all);
   posix_spawnattr_setsigdefault(&attr, &all);
   posix_spawnattr_setpgroup(&attr, 0);  // its own group: a timeout kills criu and its helpers
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
+                                      (session ? POSIX_SPAWN_SETSID : POSIX_SPAWN_SETPGROUP));
   std::vector<char*> args, envp;
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
@@ -184,9 +187,69 @@ std::vector<std::string> CriuEnv(const std::string& preload) {
   return env;
 }
 
+void KillAndReap(pid_t pid) {
+  if (pid <= 0) return;
+  kill(pid, SIGKILL);
+  while (waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+  }
+}
+
 }  // namespace
 
-std::unique_ptr<Criu> Criu::Detect(const std::string& path, const std::string& preload) {
+std::string Criu::SelfTest(const std::string& dir) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::remove_all(dir, ec);
+  const std::string images = dir + "/images";
+  fs::create_directories(images, ec);
+  if (ec) return "create " + images + ": " + ec.message();
+  struct Cleanup {
+    std::string dir;
+    pid_t source = -1, copy = -1;
+    ~Cleanup() {
+      KillAndReap(source);
+      KillAndReap(copy);
+      std::error_code ec;
+      std::filesystem::remove_all(dir, ec);
+    }
+  } cleanup{dir};
+  // A session leader, as criu wants a tree without --shell-job; the daemon's child, so that its
+  // pid is free again (reaped) for the restore.
+  auto source = Spawn({"/bin/sleep", "600"}, CriuEnv(""), {}, -1, /*session=*/true);
+  if (!source) return source.error().ToString();
+  cleanup.source = *source;
+  const std::string exe = "/proc/" + std::to_string(*source) + "/exe";
+  for (int i = 0; i < 200 && ReadLink(exe).find("sleep") == std::string::npos; ++i) usleep(5000);
+  auto t0 = std::chrono::steady_clock::now();
+  const std::string dump_log = images + "/dump.log";
+  if (auto s = Run({"dump", "-t", std::to_string(*source), "-D", images, "-o", dump_log, "-v4"}, {}, {},
+                   dump_log, kSelfTestTimeoutMs);
+      !s)
+    return s.error().ToString();
+  KillAndReap(*source);  // criu killed it: reaped, its pid is free
+  cleanup.source = -1;
+  auto t1 = std::chrono::steady_clock::now();
+  const std::string restore_log = images + "/restore.log", pidfile = dir + "/restored.pid";
+  auto s = Run({"restore", "-D", images, "-o", restore_log, "-v4", "--restore-detached", "--restore-sibling",
+                "--pidfile", pidfile},
+               {}, {}, restore_log, kSelfTestTimeoutMs);
+  if (!s) {
+    ReapFailedCopy(restore_log);
+    return s.error().ToString();
+  }
+  std::string pid_text;
+  std::ifstream(pidfile) >> pid_text;
+  cleanup.copy = static_cast<pid_t>(atoi(pid_text.c_str()));
+  if (cleanup.copy <= 0 || ReadLink("/proc/" + pid_text + "/exe").find("sleep") == std::string::npos)
+    return "criu restore: the restored process is not running";
+  auto ms = [](auto d) { return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(d).count()); };
+  info_.self_test = "passed: a process dumped in " + ms(t1 - t0) + " ms and restored in " +
+                    ms(std::chrono::steady_clock::now() - t1) + " ms";
+  return "";
+}
+
+std::unique_ptr<Criu> Criu::Detect(const std::string& path, const std::string& preload,
+                                   const std::string& scratch_dir) {
   std::unique_ptr<Criu> c(new Criu());
   c->preload_ = access(preload.c_str(), R_OK) == 0 ? preload : "";
   std::vector<std::string> candidates;
@@ -213,7 +276,14 @@ std::unique_ptr<Criu> Criu::Detect(const std::string& path, const std::string& p
       version = version.substr(at + 9);
       version = version.substr(0, version.find('\n'));
     }
-    c->info_ = CriuInfo{true, candidate, version, {}};
+    c->info_ = CriuInfo{false, candidate, version, {}, {}};
+    if (std::string failed = c->SelfTest(scratch_dir); !failed.empty()) {
+      c->info_.self_test = "failed: " + failed;
+      c->info_.reason = "criu " + version + " at " + candidate + " fails its self-test (a checkpoint and "
+                        "restore of a trivial process): " + failed;
+      continue;
+    }
+    c->info_.available = true;
     break;
   }
   return c;
@@ -272,7 +342,7 @@ Status Criu::Dump(const DumpRequest& r) {
     args.push_back("--external");
     args.push_back("mnt[" + m + "]:" + Key(m));
   }
-  if (auto s = Run(args, {}, {}, log, kDumpTimeoutMs); !s) return s;
+  if (auto s = Run(args, {}, {}, log, r.timeout_ms); !s) return s;
   // Each image's size: a restore refuses a snapshot whose files changed size (truncated, torn).
   nlohmann::json sizes = nlohmann::json::object();
   std::error_code ec;
@@ -348,6 +418,23 @@ Result<std::vector<std::string>> HostMounts(pid_t pid) {
     out.push_back(point);
   }
   return out;
+}
+
+uint64_t EstimateDumpBytes(pid_t root) {
+  uint64_t bytes = 0;
+  std::vector<pid_t> todo{root};
+  for (size_t i = 0; i < todo.size() && i < 4096; ++i) {
+    const std::string proc = "/proc/" + std::to_string(todo[i]);
+    std::ifstream rollup(proc + "/smaps_rollup");
+    for (std::string line; std::getline(rollup, line);)
+      if (line.rfind("Rss:", 0) == 0) bytes += std::strtoull(line.c_str() + 4, nullptr, 10) * 1024;
+    std::error_code ec;
+    for (const auto& task : std::filesystem::directory_iterator(proc + "/task", ec)) {
+      std::ifstream children(task.path() / "children");
+      for (pid_t child; children >> child;) todo.push_back(child);
+    }
+  }
+  return bytes;
 }
 
 }  // namespace forklet::snapshot

@@ -16,9 +16,10 @@ namespace forklet::snapshot {
 // What was found at start; reported in health.
 struct CriuInfo {
   bool available = false;
-  std::string path;     // the criu executable (or the set-up script's wrapper)
-  std::string version;  // "4.1.1"
-  std::string reason;   // why it is not available
+  std::string path;       // the criu executable (or the set-up script's wrapper)
+  std::string version;    // "4.2.1"
+  std::string reason;     // why it is not available
+  std::string self_test;  // the start-up checkpoint and restore of a trivial process: how it went
 };
 
 // One instance to checkpoint. It must be quiet: blocked reading its channel (fd 3), its log on
@@ -29,6 +30,7 @@ struct DumpRequest {
   // Mount points whose mounts come from the host (binds: /usr, /etc, /var/task, /dev/null...).
   // The checkpoint names them; a restore says which host path each one binds again.
   std::vector<std::string> host_mounts;
+  int timeout_ms = 30000;  // then criu is killed with its helpers, and the dump fails
 };
 
 // Where a restored copy's host-side resources come from.
@@ -45,9 +47,12 @@ struct RestoreRequest {
 class Criu {
  public:
   // `path`: a criu executable; empty: the set-up script's (/opt/forklet/criu/bin/criu), then
-  // $PATH. Usable when `criu check` passes.
+  // $PATH. Usable when `criu check` passes and it really checkpoints and restores a trivial
+  // process in `scratch_dir` (each step under a deadline): `criu check` alone is no proof (4.1.1
+  // passes it on kernels where its dump hangs). Takes a few hundred ms: call it off the start path.
   // `preload`: a library for criu's LD_PRELOAD (libforklet_criu_shim.so), empty for none.
-  static std::unique_ptr<Criu> Detect(const std::string& path, const std::string& preload);
+  static std::unique_ptr<Criu> Detect(const std::string& path, const std::string& preload,
+                                      const std::string& scratch_dir);
 
   const CriuInfo& info() const { return info_; }
   bool available() const { return info_.available; }
@@ -64,6 +69,8 @@ class Criu {
   // quoting criu's errors from `log`.
   Status Run(const std::vector<std::string>& args, const std::vector<int>& keep,
              const std::vector<int>& join, const std::string& log, int timeout_ms);
+  // Checkpoints a `sleep` of the daemon's and restores it, in `dir`: "" when both worked.
+  std::string SelfTest(const std::string& dir);
 
   CriuInfo info_;
   std::string preload_;
@@ -72,5 +79,10 @@ class Criu {
 // The mount points of a live instance whose mounts come from the host: everything but its own
 // tmpfs and proc mounts and what lies below /proc (masks: binds of those already named).
 Result<std::vector<std::string>> HostMounts(pid_t pid);
+
+// What a dump of the process tree rooted at `pid` will write, about: the resident memory of its
+// processes (criu writes their private pages). Checked against the store's bound and the disk
+// before a dump starts, so that a large function cannot fill the disk with its snapshot.
+uint64_t EstimateDumpBytes(pid_t pid);
 
 }  // namespace forklet::snapshot

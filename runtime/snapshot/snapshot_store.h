@@ -39,6 +39,7 @@ class SnapshotStore {
   std::optional<uint64_t> Size(const std::string& function);
 
   StoreUsage Usage();
+  const std::string& dir() const { return dir_; }
 
  private:
   SnapshotStore(std::string dir, uint64_t max_bytes) : dir_(std::move(dir)), max_bytes_(max_bytes) {}

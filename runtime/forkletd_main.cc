@@ -134,6 +134,7 @@ int main(int argc, char** argv) {
   ho.body_timeout = options.http_body_timeout;
   ho.idle_timeout = options.http_idle_timeout;
   ho.max_connections = options.http_max_connections;
+  ho.max_large_bodies = options.max_concurrent_uploads;
   auto server = api::HttpServer::Start(ho, [&](const api::HttpRequest& r) {
     if (api::ReportingApi::Serves(r.path)) return reporting.Handle(r);
     return r.path.rfind("/forklet/", 0) == 0 ? admin.Handle(r) : lambda.Handle(r);

@@ -2,6 +2,7 @@
 #include "runtime/api/http_server.h"
 
 #include <fcntl.h>
+#include <malloc.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -376,6 +377,38 @@ void DrainBeforeClose(int fd) {
   }
 }
 
+bool IsLarge(const http::request_parser<http::string_body>& parser, size_t threshold) {
+  return parser.chunked() || parser.content_length().value_or(0) >= threshold;
+}
+
+// One of the limited places for a large body; released when destroyed.
+class LargeBodySlot {
+ public:
+  LargeBodySlot() = default;
+  LargeBodySlot& operator=(LargeBodySlot&& o) noexcept {
+    Release();
+    count_ = std::exchange(o.count_, nullptr);
+    return *this;
+  }
+  ~LargeBodySlot() { Release(); }
+  bool Take(std::atomic<size_t>* count, size_t max) {
+    if (count->fetch_add(1) >= max) {
+      count->fetch_sub(1);
+      return false;
+    }
+    count_ = count;
+    return true;
+  }
+  bool held() const { return count_ != nullptr; }
+
+ private:
+  void Release() {
+    if (count_) count_->fetch_sub(1);
+    count_ = nullptr;
+  }
+  std::atomic<size_t>* count_ = nullptr;
+};
+
 // Past the connection limit: a best-effort 503 (never blocking the accept loop), then close.
 void RefuseConnection(int fd) {
   static const std::string kBody =
@@ -418,6 +451,7 @@ struct HttpServer::Impl {
   std::condition_variable all_closed;
   std::set<int> connections;
   std::atomic<bool> stopping{false};
+  std::atomic<size_t> large_bodies{0};  // large request bodies being read or handled
 
   std::mutex stop_mu;  // serializes Stop callers
   bool stopped = false;
@@ -528,6 +562,21 @@ void HttpServer::Impl::ServeConnection(int fd) {
       const char* phase = "header";
       http::read_header(stream, buffer, parser, ec);
       stream.set_deadline(Steady::now() + options.body_timeout);
+      // A large body waits for no slot: it is refused before it is read (memory stays bounded).
+      LargeBodySlot slot;
+      if (!ec && IsLarge(parser, options.large_body_bytes) &&
+          !slot.Take(&large_bodies, options.max_large_bodies)) {
+        auto res = ToBeastResponse(
+            ErrorResponse(429, "TooManyRequestsException",
+                          "Rate Exceeded. (" + std::to_string(options.max_large_bodies) +
+                              " uploads are in progress; retry later)"),
+            parser.get().version(), false);
+        res.set(http::field::retry_after, "1");
+        stream.set_deadline(Steady::now() + std::chrono::seconds(2));
+        http::write(stream, res, ec);
+        DrainBeforeClose(fd);
+        break;
+      }
       // curl waits a second for "100 Continue" before sending a large body.
       if (!ec && beast::iequals(parser.get()[http::field::expect], "100-continue")) {
         http::response<http::empty_body> proceed{http::status::continue_, parser.get().version()};
@@ -555,6 +604,12 @@ void HttpServer::Impl::ServeConnection(int fd) {
       auto res = ToBeastResponse(std::move(out), version, keep_alive);
       stream.set_deadline(Steady::now() + options.body_timeout);  // a client that never reads
       http::write(stream, res, ec);
+      if (slot.held()) {
+        slot = LargeBodySlot();
+        res = {};
+        buffer.shrink_to_fit();
+        malloc_trim(0);  // a burst of uploads gives its memory back to the system
+      }
       if (ec || !keep_alive) break;
     }
   } catch (const std::exception& e) {

@@ -42,10 +42,15 @@ struct HttpServerOptions {
   std::chrono::milliseconds body_timeout{120'000};   // reading a body; also writing a response
   std::chrono::milliseconds idle_timeout{60'000};    // a keep-alive connection between requests
   size_t max_connections = 512;  // beyond it a new connection gets 503 and is closed
+  // Large bodies (code uploads) are held in memory while they are handled: at most this many at
+  // once; one more gets 429 TooManyRequestsException with Retry-After before its body is read.
+  size_t large_body_bytes = 1 << 20;  // a body this size or larger (or chunked) is large
+  size_t max_large_bodies = 4;
 };
 
 // Serves until Stop(). Malformed HTTP gets 400, an oversized body 413, a header or body not
-// complete in time 408, a connection past the limit 503, all with a JSON
+// complete in time 408, a connection past the limit 503, a large body past the limit 429, all
+// with a JSON
 // {"Type":"User","message":...} body; the handler never sees them. A handler that throws
 // gets a 500 with the exception text; the server keeps running.
 class HttpServer {

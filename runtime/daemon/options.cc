@@ -48,6 +48,8 @@ const char* kUsage = R"(usage: forkletd [options]
   --http-body-timeout SECONDS    a request's body, and the reading of a response (default 120)
   --http-idle-timeout SECONDS    a keep-alive connection with no request is closed (default 60)
   --http-max-connections N       open API connections; more get 503 and are closed (default 512)
+  --max-concurrent-uploads N     request bodies of 1 MB or more (code uploads) read and handled
+                                 at once; more get 429 with Retry-After (default 4)
 SIGHUP re-reads the configuration: keep-alive, max-concurrency, memory-budget-mb and the prices
 change live.
 )";
@@ -260,6 +262,9 @@ bool ParseOptions(int argc, char** argv, Options* o, std::string* message, bool*
     } else if (a == "--http-max-connections") {
       if (!number(1, 100000)) return false;
       o->http_max_connections = n;
+    } else if (a == "--max-concurrent-uploads") {
+      if (!number(1, 1024)) return false;
+      o->max_concurrent_uploads = n;
     } else if (a == "--help" || a == "-h") {
       *help = true;
       *message = kUsage;

@@ -33,6 +33,7 @@ struct Options {
   std::chrono::seconds http_body_timeout{120};
   std::chrono::seconds http_idle_timeout{60};
   uint64_t http_max_connections = 512;
+  uint64_t max_concurrent_uploads = 4;  // request bodies of 1 MB or more held at once
 };
 
 // Reads the configuration file (--config FILE, else the default path when it exists) and parses

@@ -178,7 +178,7 @@ TEST_F(ChurnRestartTest, ChurnAgainstSteadyInvocationsAcrossSigtermAndKill9) {
         while (!stop_invoking) {
           auto r = Call("POST", "/2015-03-31/functions/steady/invocations", "{}");
           json b = json::parse(r.body, nullptr, false);
-          if (r.status == 200 && !r.headers.count("X-Amz-Function-Error") && b.is_object() &&
+          if (r.status == 200 && !r.headers.count("x-amz-function-error") && b.is_object() &&
               b.value("version", -1) == 0)
             ++ok;
           else
@@ -193,7 +193,7 @@ TEST_F(ChurnRestartTest, ChurnAgainstSteadyInvocationsAcrossSigtermAndKill9) {
         ++churn_calls;
         json b = json::parse(r.body, nullptr, false);
         bool fine = r.status == 404 || r.status == 429 ||
-                    (r.status == 200 && !r.headers.count("X-Amz-Function-Error") && b.is_object() &&
+                    (r.status == 200 && !r.headers.count("x-amz-function-error") && b.is_object() &&
                      b.contains("version"));
         if (!fine) Failure(n + ": " + std::to_string(r.status) + " " + r.body.substr(0, 300));
       }

@@ -245,7 +245,7 @@ TEST_F(ControlApiTest, InvocationsDuringContinuousCodeUpdatesAnswerWithSomeVersi
         auto r = InvokeHttp(*daemon_, "v", "{}");
         ++invocations;
         json b = json::parse(r.body, nullptr, false);
-        bool ok = r.status == 200 && !r.headers.count("X-Amz-Function-Error") &&
+        bool ok = r.status == 200 && !r.headers.count("x-amz-function-error") &&
                   b.is_object() && b.contains("version");
         if (!ok) {
           std::lock_guard lock(mu);

@@ -228,5 +228,31 @@ TEST(SlowClientTest, SlowHeadersIdleConnectionsAndTooManyConnectionsAreBounded) 
   EXPECT_EQ(h->status, 200);
 }
 
+TEST(SlowClientTest, ConcurrentUploadsAreLimitedWithRetryAfter) {
+  auto d = Daemon::Start({"--max-concurrent-uploads", "1"});
+  // One upload holds the only place: its header is in, its body comes slowly.
+  int holder = Connect(*d);
+  ASSERT_GE(holder, 0);
+  std::string head = "PUT /2015-03-31/functions/x/code HTTP/1.1\r\nHost: x\r\n"
+                     "Content-Length: 5000000\r\n\r\n{\"ZipFile\": \"";
+  ASSERT_EQ(write(holder, head.data(), head.size()), static_cast<ssize_t>(head.size()));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  const std::string big(2 << 20, ' ');  // 2 MB of JSON whitespace
+  auto refused = api::HttpCall(d->endpoint(), "PUT", "/2015-03-31/functions/x/code", big + "{}");
+  ASSERT_TRUE(refused) << refused.error().ToString();
+  EXPECT_EQ(refused->status, 429) << refused->body;
+  EXPECT_EQ(refused->headers["retry-after"], "1");
+  EXPECT_NE(refused->body.find("uploads are in progress"), std::string::npos) << refused->body;
+  // Small requests are not held back.
+  auto health = api::HttpCall(d->endpoint(), "GET", "/forklet/v1/health");
+  ASSERT_TRUE(health);
+  EXPECT_EQ(health->status, 200);
+  close(holder);  // its place is free again
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  auto after = api::HttpCall(d->endpoint(), "PUT", "/2015-03-31/functions/x/code", big + "{}");
+  ASSERT_TRUE(after);
+  EXPECT_NE(after->status, 429) << after->body;
+}
+
 }  // namespace
 }  // namespace forklet::testing

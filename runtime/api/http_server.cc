@@ -364,11 +364,14 @@ std::optional<HttpResponse> RejectionFor(const beast::error_code& ec, size_t max
 // After a rejection the client may still be sending its body. Closing with unread input
 // makes the kernel reset the connection, which can destroy our response before the client
 // reads it; so stop sending and discard input for a bounded time until the client closes.
-void DrainBeforeClose(int fd) {
+// A client refused before its body (429) may send all of it before it reads the answer: then
+// the drain lasts up to `patience`, discarding (never holding) what comes.
+void DrainBeforeClose(int fd, std::chrono::milliseconds patience = std::chrono::seconds(2)) {
   ::shutdown(fd, SHUT_WR);
-  timeval timeout{0, 200'000};
+  // A pause this long ends the drain (a long one tolerates a busy client's pauses).
+  timeval timeout = patience > std::chrono::seconds(2) ? timeval{2, 0} : timeval{0, 200'000};
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  auto deadline = std::chrono::steady_clock::now() + patience;
   char discard[16 * 1024];
   while (std::chrono::steady_clock::now() < deadline) {
     ssize_t n = recv(fd, discard, sizeof(discard), 0);
@@ -574,7 +577,7 @@ void HttpServer::Impl::ServeConnection(int fd) {
         res.set(http::field::retry_after, "1");
         stream.set_deadline(Steady::now() + std::chrono::seconds(2));
         http::write(stream, res, ec);
-        DrainBeforeClose(fd);
+        DrainBeforeClose(fd, options.body_timeout);
         break;
       }
       // curl waits a second for "100 Continue" before sending a large body.

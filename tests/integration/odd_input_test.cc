@@ -158,6 +158,26 @@ TEST_F(OddInputTest, LambdaFieldsForkletCannotApplyAreRefused) {
   EXPECT_EQ(json::parse(g.out)["RevisionId"], json::parse(ok.out)["RevisionId"]);
 }
 
+TEST_F(OddInputTest, VariablesLambdaDoesNotReserveAreTheFunctions) {
+  FunctionDir fn("app.py",
+                 "import os\n"
+                 "def handler(e, c):\n"
+                 "    return {k: os.environ.get(k) for k in ('PATH', 'TZ', 'LANG', 'AWS_REGION')}\n");
+  auto c = DeployDir(*daemon_, "env", fn.path(),
+                     {"--environment", "Variables={PATH=/opt/bin:/usr/bin,TZ=Europe/Paris}"});
+  ASSERT_EQ(c.exit_code, 0) << c.err;
+  std::string body;
+  InvokeWithLog(*daemon_, "env", "{}", &body);
+  json env = json::parse(body);
+  EXPECT_EQ(env["PATH"], "/opt/bin:/usr/bin");
+  EXPECT_EQ(env["TZ"], "Europe/Paris");
+  EXPECT_EQ(env["LANG"], "C.UTF-8");  // the default where the function sets none
+  EXPECT_EQ(env["AWS_REGION"], "us-east-1");
+  ExpectError(daemon_->Aws({"update-function-configuration", "--function-name", "env",
+                            "--environment", "Variables={AWS_REGION=eu-west-1}"}),
+              "InvalidParameterValueException", "reserved AWS_REGION");
+}
+
 // A raw TCP connection to the daemon.
 int Connect(Daemon& d) {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);

@@ -12,7 +12,9 @@
 #include <string>
 
 #include "runtime/api/admin_api.h"
+#include "runtime/api/events_api.h"
 #include "runtime/api/http_server.h"
+#include "runtime/api/sigv4.h"
 #include "runtime/api/lambda_api.h"
 #include "runtime/api/reporting_api.h"
 #include "runtime/billing/ledger.h"
@@ -23,6 +25,9 @@
 #include "runtime/daemon/options.h"
 #include "runtime/daemon/reload.h"
 #include "runtime/daemon/signals.h"
+#include "runtime/events/event_log.h"
+#include "runtime/events/event_queue.h"
+#include "runtime/events/invoke_config.h"
 #include "runtime/metrics/invocation_recorder.h"
 #include "runtime/metrics/latency_stats.h"
 #include "runtime/registry/registry.h"
@@ -112,7 +117,30 @@ int main(int argc, char** argv) {
   }
   metrics::LatencyStats stats;
   metrics::InvocationRecorder recorder(options.pricing, ledger.get(), &stats);
-  api::LambdaApi lambda(registry->get(), scheduler.get(), &recorder);
+  // Event invocations: accepted into STATE_DIR/events/log before their 202, run by the queue's
+  // workers; what a previous process accepted and did not finish runs again now. A state dir
+  // that cannot take the log (read-only, full) refuses Event invocations, nothing else.
+  std::unique_ptr<events::EventLog> event_log;
+  Error event_log_error;
+  {
+    events::EventLogOptions eo;
+    eo.sync = options.event_sync;
+    auto opened = events::EventLog::Open(options.state_dir + "/events", eo);
+    if (opened) {
+      event_log = std::move(opened.value());
+    } else {
+      event_log_error = opened.error();
+      log::Error(opened.error().ToString() + ": Event invocations are refused until a restart");
+    }
+  }
+  events::InvokeConfigStore invoke_configs(options.state_dir + "/events/config");
+  if (auto s = invoke_configs.Load(); !s) log::Warning(s.error().ToString());
+  auto event_queue = std::make_unique<events::EventQueue>(options.events, registry->get(), scheduler.get(),
+                                                          &recorder, event_log.get(), &invoke_configs,
+                                                          event_log_error);
+  event_queue->Start();
+  api::LambdaApi lambda(registry->get(), scheduler.get(), &recorder, event_queue.get(), &invoke_configs);
+  api::EventsApi events_api(registry->get(), event_queue.get(), &invoke_configs);
   api::ReportingApi reporting(&stats, ledger.get(), [&] {
     metrics::NodeGauges g;
     auto c = scheduler->Counts();
@@ -121,12 +149,31 @@ int main(int argc, char** argv) {
     g.memory_reserved_mb = c.memory_mb;
     g.memory_budget_mb = scheduler->options().memory_budget_mb;
     for (const auto& z : (*launcher)->Zygotes()) g.zygotes.push_back({z.runtime, z.boot_ms, z.forks});
+    for (const auto& [name, e] : event_queue->Stats())
+      g.async_events.push_back({name, e.received, e.succeeded, e.retried, e.throttled, e.depth,
+                                e.in_flight, e.oldest_age_ms, e.dropped});
     return g;
-  }, [&] { return (*launcher)->SnapshotReport(); });
+  }, [&] { return (*launcher)->SnapshotReport(); }, [&] { return events_api.QueueStats(); });
   api::AdminApi admin(registry->get(), scheduler.get(), launcher->get());
 
   // The socket's directory: systemd makes /run/forklet (RuntimeDirectory=); by hand, we do.
   fs::create_directories(fs::path(options.socket_path).parent_path(), ec);
+  // Signature V4 on the TCP API when access keys are configured; the Unix socket's file mode
+  // (0660, root's) is its access control.
+  std::unique_ptr<api::CredentialStore> credentials;
+  std::unique_ptr<api::SigV4Verifier> verifier;
+  if (!options.credentials_path.empty()) {
+    auto loaded = api::CredentialStore::Load(options.credentials_path);
+    if (!loaded) Die(loaded.error().ToString());
+    credentials = std::move(loaded.value());
+    verifier = std::make_unique<api::SigV4Verifier>(credentials.get(), api::SigV4Options{options.regions});
+    log::Notice("the TCP API takes requests signed with Signature V4 by " + std::to_string(credentials->size()) +
+                " access keys of " + options.credentials_path);
+  } else if (const std::string host = options.listen.substr(0, options.listen.rfind(':'));
+             !options.listen.empty() && host != "127.0.0.1" && host != "localhost" && host != "[::1]") {
+    log::Warning("the TCP API on " + options.listen + " takes unsigned requests from anyone who reaches it: "
+                 "give --credentials");
+  }
   api::HttpServerOptions ho;
   ho.listen = options.listen;
   ho.unix_socket = options.socket_path;
@@ -136,7 +183,11 @@ int main(int argc, char** argv) {
   ho.max_connections = options.http_max_connections;
   ho.max_large_bodies = options.max_concurrent_uploads;
   auto server = api::HttpServer::Start(ho, [&](const api::HttpRequest& r) {
+    if (verifier && !r.local)
+      if (auto refused = verifier->Verify(r, std::chrono::system_clock::now()))
+        return api::AuthFailureResponse(*refused);
     if (api::ReportingApi::Serves(r.path)) return reporting.Handle(r);
+    if (api::EventsApi::Serves(r.path)) return events_api.Handle(r);
     return r.path.rfind("/forklet/", 0) == 0 ? admin.Handle(r) : lambda.Handle(r);
   });
   if (!server) Die(server.error().ToString());
@@ -157,6 +208,12 @@ int main(int argc, char** argv) {
   int signo;
   while ((signo = daemon::WaitForSignal()) == SIGHUP) {
     notifier.Reloading();
+    if (credentials) {
+      if (auto s = credentials->Reload(); s)
+        log::Notice("credentials: " + std::to_string(credentials->size()) + " access keys from " + credentials->path());
+      else
+        log::Error(s.error().ToString() + " (the access keys in force stay)");
+    }
     if (daemon::Reload(argc, argv, &options, scheduler.get())) {
       // Prices change live; the billing granularity and bill-init are the scheduler's and wait
       // for a restart (a bill must not mix roundings silently).
@@ -180,6 +237,7 @@ int main(int argc, char** argv) {
   // committed to the ledger before its response), and only then the API closes and every
   // instance is torn down.
   scheduler->BeginDrain();
+  event_queue->StopDispatch();  // queued events stay in the log and run after the restart
   log::Notice(std::string(strsignal(signo)) + ": draining " +
               std::to_string(scheduler->InFlight()) + " invocations in flight (grace " +
               std::to_string(options.drain_grace.count()) + " s)");
@@ -194,7 +252,10 @@ int main(int argc, char** argv) {
     }
   }
   (*server)->Stop();
-  lambda.WaitForEvents();  // Event invocations use the scheduler until their very end
+  event_queue->WaitIdle();  // Event invocations use the scheduler until their very end
+  if (uint64_t kept = event_queue->Depth(); kept > 0)
+    log::Notice("events: " + std::to_string(kept) + " queued events kept in the event log for the next start");
+  event_queue.reset();
   // The ledger closes last, at the end of main (after the Lambda API's Event invocations).
   notifier.SetStatusSource(nullptr);
   notifier.Status("tearing down instances and zygotes");

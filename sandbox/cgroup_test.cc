@@ -23,6 +23,10 @@
 #include "sandbox/cgroup_internal.h"
 
 namespace forklet::sandbox {
+
+// The test log names a case by its cgroup version, not by the enum's bytes (ADL finds it here).
+void PrintTo(CgroupVersion v, std::ostream* os) { *os << (v == CgroupVersion::kV1 ? "v1" : "v2"); }
+
 namespace {
 
 constexpr uint64_t kMiB = 1ull << 20;

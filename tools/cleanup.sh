@@ -12,18 +12,19 @@ check=0
 
 cmdline() { tr '\0' ' ' 2>/dev/null <"/proc/$1/cmdline"; }
 
-# Daemons: ours (this checkout's build tree) and foreign ones (installed, other checkouts).
-ours=() foreign=()
+# Daemons: ours (this checkout's build tree) and foreign ones (installed, other checkouts). Other
+# programs that make forklet cgroups (the tests, forklet-micro) from another build tree are
+# foreign too: what they and their children hold stays.
+ours=() foreign=() foreign_any=()
 for p in /proc/[0-9]*; do
   pid=${p#/proc/}
-  cmd=$(cmdline "$pid") || continue
-  case "$cmd" in
-    *forkletd*) ;;
-    *) continue ;;
-  esac
   exe=$(readlink "$p/exe" 2>/dev/null) || continue
-  case "$exe" in */forkletd) ;; *) continue ;; esac
-  case "$exe" in "$top/build/"*) ours+=("$pid") ;; *) foreign+=("$pid") ;; esac
+  case "$exe" in
+    "$top/build/"*/forkletd) ours+=("$pid") ;;
+    "$top/build/"*) ;;
+    */forkletd) foreign+=("$pid"); foreign_any+=("$pid") ;;
+    */build/*/forklet-micro|*/build/*_tests|*/build/*/forklet-bench) foreign_any+=("$pid") ;;
+  esac
 done
 
 # The cgroup trees the foreign daemons own (their STATE_DIR/cgroup-tag).
@@ -40,24 +41,28 @@ for pid in "${foreign[@]}"; do
   foreign_states+=("$state")
   if tag=$(cat "$state/cgroup-tag" 2>/dev/null); then protected+=("forklet.$tag"); else untagged=1; fi
 done
-descends_from_foreign() {  # pid: is a foreign daemon among its ancestors?
+descends_from_foreign() {  # pid: is a foreign daemon or test among its ancestors?
   local p=$1 f n
   for ((n = 0; n < 64 && p > 1; n++)); do
-    for f in "${foreign[@]}"; do [ "$p" = "$f" ] && return 0; done
+    for f in "${foreign_any[@]}"; do [ "$p" = "$f" ] && return 0; done
     p=$(awk '/^PPid:/ {print $2}' "/proc/$p/status" 2>/dev/null) || return 1
     [ -n "$p" ] || return 1
   done
   return 1
 }
 is_protected() {
-  local root=$1 t pids pid
+  local root=$1 t pids pid owner
   for t in "${protected[@]}"; do [ "$(basename "$root")" = "$t" ] && return 0; done
-  ((untagged)) || return 1
-  # A foreign daemon that does not name its tree: keep trees with its processes, and empty ones.
+  # A test's or benchmark's tree (forklet.test<pid>-N, forklet.micro<pid>) while that pid is foreign.
+  owner=$(basename "$root" | sed -n 's/^forklet\.\(test\|micro\)\([0-9]\+\).*/\2/p')
+  if [ -n "$owner" ]; then
+    for f in "${foreign_any[@]}"; do [ "$owner" = "$f" ] && return 0; done
+  fi
   pids=$(find "$root" -name cgroup.procs -exec cat {} + 2>/dev/null)
-  [ -z "$pids" ] && return 0
   for pid in $pids; do descends_from_foreign "$pid" && return 0; done
-  return 1
+  ((untagged)) || return 1
+  # A foreign daemon that does not name its tree: keep the empty trees, which may be its pools.
+  [ -z "$pids" ]
 }
 
 # forklet.<tag> roots, in every hierarchy (v1: one per controller; v2: one).

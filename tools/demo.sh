@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The main job: install, build, start forkletd with its built-in defaults, deploy the example
+# The main job: install, build, start forkletd (built-in defaults, snapshots off), deploy the example
 # function, and show its cold, zygote and warm latencies next to `python3 -c pass`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,7 +16,8 @@ finish() {
 trap finish EXIT INT TERM
 
 port=${FORKLET_DEMO_PORT:-9000}
-build/bin/forkletd --listen "127.0.0.1:$port" --state-dir "$state" 2>"$log" &
+# --snapshots off: the demo measures cold, zygote and warm starts (docs/snapshots.md has restores).
+build/bin/forkletd --listen "127.0.0.1:$port" --state-dir "$state" --snapshots off 2>"$log" &
 daemon=$!
 for _ in $(seq 100); do
   grep -q "ready on" "$log" 2>/dev/null && break

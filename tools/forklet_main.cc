@@ -35,6 +35,11 @@ commands:
                       usage and cost per function; T: epoch ms, 2024-05-01[T12:00:00Z], now, -2h, -7d
   stats [--function F] [--json] [--watch [SECONDS]] [--plot FILE.svg|FILE.png]
                       latency per function, runtime and start kind, with the stage breakdown
+  events [stats]                           Event invocations per function: queue depth, oldest
+                                           age, received, retried, dropped by reason
+  events dead-letters [NAME] [--json]      events that ended without success and had no
+                                           OnFailure destination
+  events redrive REQUEST_ID                queue a dead-letter event again (a new request id)
 The endpoint defaults to $FORKLET_ENDPOINT, else unix:/run/forklet/forkletd.sock (the systemd
 service's) when it exists, else unix:/var/lib/forklet/forkletd.sock.
 )";
@@ -158,6 +163,59 @@ int Invoke(std::vector<std::string> args) {
   return r.headers.count("x-amz-function-error") ? 2 : 0;
 }
 
+int Events(std::vector<std::string> args) {
+  std::string sub = args.empty() ? "stats" : args[0];
+  if (sub == "stats") {
+    auto r = Call("GET", "/forklet/v1/events");
+    if (r.status != 200) FailWith(r);
+    auto j = json::parse(r.body)["Functions"];
+    printf("%-28s %7s %9s %7s %9s %9s %8s %9s  %s\n", "FUNCTION", "QUEUED", "OLDEST_S", "RUNNING",
+           "RECEIVED", "SUCCEEDED", "RETRIED", "THROTTLED", "DROPPED");
+    for (auto& [name, e] : j.items()) {
+      std::string dropped;
+      for (auto& [reason, n] : e["dropped"].items())
+        dropped += (dropped.empty() ? "" : ",") + reason + "=" + std::to_string(n.get<uint64_t>());
+      printf("%-28s %7llu %9.1f %7llu %9llu %9llu %8llu %9llu  %s\n", name.c_str(),
+             e.value("depth", 0ULL), e.value("oldest_age_ms", 0) / 1000.0, e.value("in_flight", 0ULL),
+             e.value("received", 0ULL), e.value("succeeded", 0ULL), e.value("retried", 0ULL),
+             e.value("throttled", 0ULL), dropped.empty() ? "-" : dropped.c_str());
+    }
+    return 0;
+  }
+  if (sub == "dead-letters") {
+    std::string fn;
+    bool as_json = false;
+    for (size_t i = 1; i < args.size(); ++i) {
+      if (args[i] == "--json") as_json = true;
+      else fn = args[i];
+    }
+    auto r = Call("GET", "/forklet/v1/events/dead-letters" + (fn.empty() ? "" : "?function=" + fn));
+    if (r.status != 200) FailWith(r);
+    auto list = json::parse(r.body)["DeadLetters"];
+    if (as_json) {
+      printf("%s\n", list.dump(2).c_str());
+      return 0;
+    }
+    printf("%-36s %-24s %-18s %8s  %s\n", "REQUEST_ID", "FUNCTION", "REASON", "ATTEMPTS", "PAYLOAD");
+    for (auto& d : list) {
+      std::string payload = d.value("Payload", "");
+      if (payload.size() > 60) payload = payload.substr(0, 57) + "...";
+      printf("%-36s %-24s %-18s %8d  %s\n", d.value("RequestId", "").c_str(),
+             d.value("FunctionName", "").c_str(), d.value("Reason", "").c_str(),
+             d.value("ApproximateInvokeCount", 0), payload.c_str());
+    }
+    return 0;
+  }
+  if (sub == "redrive") {
+    if (args.size() < 2) Fail("events redrive needs REQUEST_ID");
+    auto r = Call("POST", "/forklet/v1/events/dead-letters/" + args[1] + "/redrive");
+    if (r.status != 202) FailWith(r);
+    printf("queued again as %s\n", json::parse(r.body).value("NewRequestId", "").c_str());
+    return 0;
+  }
+  Fail("unknown events command " + sub + "\n" + kUsage);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -181,6 +239,7 @@ int main(int argc, char** argv) {
   if (cmd == "invoke") return Invoke(args);
   if (cmd == "bill") return tools::BillCommand(endpoint, args);
   if (cmd == "stats") return tools::StatsCommand(endpoint, args);
+  if (cmd == "events") return Events(args);
   if (cmd == "list") {
     auto r = Call("GET", "/2015-03-31/functions/");
     if (r.status != 200) FailWith(r);

@@ -86,6 +86,27 @@ std::string SnapshotLines(const json& snap) {
   return out;
 }
 
+// Event invocations: per function, the queue and what became of its events.
+std::string EventLines(const json& events) {
+  if (!events.is_object() || events.empty()) return "";
+  std::string out = "events (asynchronous invocations):\n";
+  for (const auto& [name, e] : events.items()) {
+    std::string line = "  " + name + ": queued " + std::to_string(e.value("depth", 0)) + " (oldest " +
+                       Ms(e.value("oldest_age_ms", 0) / 1000.0) + " s), running " +
+                       std::to_string(e.value("in_flight", 0)) + "; received " +
+                       std::to_string(e.value("received", 0)) + ", succeeded " +
+                       std::to_string(e.value("succeeded", 0)) + ", retried " +
+                       std::to_string(e.value("retried", 0)) + ", throttled " +
+                       std::to_string(e.value("throttled", 0));
+    if (e.value("recovered", 0) > 0) line += ", recovered at start " + std::to_string(e.value("recovered", 0));
+    for (const auto& [reason, n] : e.value("dropped", json::object()).items())
+      line += ", dropped " + reason + " " + std::to_string(n.get<uint64_t>());
+    if (e.value("dead_letters", 0) > 0) line += "; dead letters " + std::to_string(e.value("dead_letters", 0));
+    out += line + "\n";
+  }
+  return out;
+}
+
 std::string StatsTable(const json& stats) {
   std::vector<std::vector<std::string>> rows = {
       {"FUNCTION", "RUNTIME", "START", "COUNT", "P50_MS", "P90_MS", "P99_MS", "MAX_MS", "NOT_OK"}};
@@ -123,6 +144,7 @@ std::string StatsTable(const json& stats) {
     if (n > 0) out += stage_lines[n - 1];
   }
   if (rows.size() == 1) out += "(no invocations yet)\n";
+  out += EventLines(stats.value("events", json::object()));
   out += SnapshotLines(stats.value("snapshots", json::object()));
   return out;
 }

@@ -193,6 +193,30 @@ Status DaemonUnderTest::DropZygote(const std::string& family) {
   return {};
 }
 
+Status DaemonUnderTest::Rebind(const std::string& function, int n) {
+  json req{{"Environment", {{"Variables", {{"FORKLET_BENCH_REVISION", std::to_string(n)}}}}}};
+  auto r = Admin("PUT", "/2015-03-31/functions/" + function + "/configuration", req.dump());
+  if (!r) return r.error();
+  if (r->status != 200) return MakeError("update " + function, "HTTP " + std::to_string(r->status) + ": " + r->body);
+  return {};
+}
+
+Status DaemonUnderTest::WaitForSpareZygote(const std::string& family) {
+  for (int i = 0; i < 2000; ++i) {
+    auto h = GetHealth();
+    if (!h) return h.error();
+    for (const auto& z : h->zygotes) {
+      if (z.runtime != family || !z.function.empty()) continue;
+      // Just booted, a Python spare still preloads modules in its idle slices: a real first
+      // start finds it done (spares boot long before), so give it that time.
+      std::this_thread::sleep_for(std::chrono::milliseconds(400));
+      return {};
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return MakeError("spare zygote of " + family, "none booted within 10 s");
+}
+
 Result<Health> DaemonUnderTest::GetHealth() {
   auto r = Admin("GET", "/forklet/v1/health");
   if (!r) return r.error();
@@ -200,7 +224,7 @@ Result<Health> DaemonUnderTest::GetHealth() {
   if (!j.is_object()) return MakeError("health", "not JSON: " + r->body);
   Health h;
   for (const auto& z : j.value("zygotes", json::array()))
-    h.zygotes.push_back({z.value("runtime", ""), z.value("pid", 0)});
+    h.zygotes.push_back({z.value("runtime", ""), z.value("function", ""), z.value("pid", 0)});
   const json inst = j.value("instances", json::object());
   h.idle = inst.value("idle", 0u);
   h.busy = inst.value("busy", 0u);

@@ -34,6 +34,7 @@ const std::vector<EmptyFunction>& EmptyFunctions();
 
 struct ZygoteHealth {
   std::string runtime;
+  std::string function;  // empty: a spare
   pid_t pid = 0;
 };
 
@@ -68,6 +69,10 @@ class DaemonUnderTest {
   Status Delete(const std::string& name);
   Status DropIdleInstances(const std::string& function = {});
   Status DropZygote(const std::string& family);
+  // A new revision of the function (an environment variable set to n): its zygote goes.
+  Status Rebind(const std::string& function, int n);
+  // Until a spare zygote of the family is ready (10 s at most).
+  Status WaitForSpareZygote(const std::string& family);
   Result<Health> GetHealth();
   // Until the family's stem cells are all booted (full: ready up to the target) or, after a
   // drop, until none is booting; at most 10 s. Immediately for a family without stem cells.

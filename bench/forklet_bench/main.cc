@@ -151,15 +151,17 @@ int main(int argc, char** argv) {
   for (const auto& fn : EmptyFunctions()) {
     const std::string& single = functions[fn.family][0];
     for (const char* kind : kStartKinds) {
+      if (fn.pre_booted && std::string(kind) == "first") continue;  // stem cells: no bound zygote
       const bool zygote = std::string(kind) == "zygote";
-      int n = std::string(kind) == "cold" ? o.cold : zygote ? (fn.pre_booted ? o.pre_booted : o.zygote) : o.warm;
-      int warmup = std::string(kind) == "cold" || (zygote && fn.pre_booted) ? std::min(o.warmup, 2) : o.warmup;
+      int n = std::string(kind) == "cold" || std::string(kind) == "first" ? o.cold : zygote ? (fn.pre_booted ? o.pre_booted : o.zygote) : o.warm;
+      int warmup = std::string(kind) == "cold" || std::string(kind) == "first" || (zygote && fn.pre_booted) ? std::min(o.warmup, 2) : o.warmup;
       auto run = MeasureStartKind(*daemon, single, fn.family, fn.pre_booted, kind, warmup, n,
                                   fn.family + " " + kind);
       if (!run) Die(run.error().ToString());
       static const std::map<std::string, std::string> kHow = {
           {"cold", "its zygote dropped before each request: the zygote (interpreter) boots"},
-          {"zygote", "a new sandbox forked from the ready zygote (X-Forklet-Fresh-Instance)"},
+          {"first", "a function's first start: a ready spare zygote is bound to it (a new revision before each request)"},
+          {"zygote", "a new sandbox forked from the function's own zygote (X-Forklet-Fresh-Instance)"},
           {"warm", "the idle instance reused"}};
       std::string how = kHow.at(kind);
       if (fn.pre_booted && zygote)

@@ -14,7 +14,9 @@ namespace forklet::bench {
 
 // How each start kind is produced: cold drops the runtime's zygote before the request; zygote
 // asks for a fresh instance (X-Forklet-Fresh-Instance: 1); warm reuses the idle instance.
-constexpr const char* kStartKinds[] = {"cold", "zygote", "warm"};
+// "first": a function's first start, which binds a spare zygote (the daemon reports it as a
+// zygote start with a zygote_bind stage); "zygote": its later starts, forked from its own zygote.
+constexpr const char* kStartKinds[] = {"cold", "first", "zygote", "warm"};
 
 struct KindRun {
   std::string family;  // the runtime: "python3", "native", ...

@@ -36,12 +36,16 @@ Result<Rollup> ReadRollup(pid_t pid) {
 
 namespace {
 
-pid_t ZygotePid(DaemonUnderTest& daemon, const std::string& family) {
+// The zygote bound to each function (a zygote serves one function), in the order given; 0: none.
+std::vector<pid_t> ZygotePids(DaemonUnderTest& daemon, const std::string& family,
+                              const std::vector<std::string>& functions) {
+  std::vector<pid_t> out(functions.size(), 0);
   auto h = daemon.GetHealth();
-  if (!h) return 0;
+  if (!h) return out;
   for (const auto& z : h->zygotes)
-    if (z.runtime == family) return z.pid;
-  return 0;
+    for (size_t i = 0; i < functions.size(); ++i)
+      if (z.runtime == family && z.function == functions[i]) out[i] = z.pid;
+  return out;
 }
 
 // Children of a process (all its threads'): instances are the daemon's (CLONE_PARENT).
@@ -57,12 +61,12 @@ std::vector<pid_t> Children(pid_t pid) {
 
 // Teardown is asynchronous: wait until the dropped instances are gone and, with a daemon of our
 // own, until no instance at all is left (retired sandboxes of the sweep share the zygote's pages).
-void WaitGone(const std::vector<pid_t>& pids, pid_t daemon, pid_t zygote) {
+void WaitGone(const std::vector<pid_t>& pids, pid_t daemon, const std::vector<pid_t>& zygotes) {
   for (int i = 0; i < 400; ++i) {
     bool any = false;
     for (pid_t p : pids) any |= kill(p, 0) == 0;
     if (daemon > 0)
-      for (pid_t c : Children(daemon)) any |= c != zygote;
+      for (pid_t c : Children(daemon)) any |= std::find(zygotes.begin(), zygotes.end(), c) == zygotes.end();
     if (!any) return;
     std::this_thread::sleep_for(std::chrono::milliseconds(25));
   }
@@ -72,35 +76,56 @@ void WaitGone(const std::vector<pid_t>& pids, pid_t daemon, pid_t zygote) {
 
 Result<InstanceMemory> MeasureIdleInstanceMemory(DaemonUnderTest& daemon, const std::string& family,
                                                  const std::vector<std::string>& functions) {
+  HttpConnection conn(daemon.endpoint());
+  auto invoke_all = [&]() -> Status {
+    for (const auto& fn : functions) {
+      auto r = conn.Call("POST", "/2015-03-31/functions/" + fn + "/invocations", "{}");
+      if (!r) return r.error();
+      if (r->status != 200) return MakeError("memory: invoke " + fn, "HTTP " + std::to_string(r->status));
+    }
+    return {};
+  };
+  // Each function has its own zygote: bound by a first invocation, it outlives its instances.
+  if (auto s = invoke_all(); !s) return s.error();
+  auto zygotes = ZygotePids(daemon, family, functions);
+  if (std::find(zygotes.begin(), zygotes.end(), 0) != zygotes.end())
+    return MakeError("memory", "a function has no " + family + " zygote of its own");
   auto before = daemon.GetHealth();
   if (!before) return before.error();
-  pid_t zygote = ZygotePid(daemon, family);
-  if (zygote == 0) return MakeError("memory", "no " + family + " zygote is running");
   if (auto s = daemon.DropIdleInstances(); !s) return s.error();
-  WaitGone(before->idle_instance_pids, daemon.pid(), zygote);
-  auto alone = ReadRollup(zygote);
-  if (!alone) return alone.error();
-
-  HttpConnection conn(daemon.endpoint());
-  for (const auto& fn : functions) {
-    auto r = conn.Call("POST", "/2015-03-31/functions/" + fn + "/invocations", "{}");
+  // Spares are the daemon's children too: they are no instance.
+  std::vector<pid_t> keep = zygotes;
+  for (const auto& z : before->zygotes) keep.push_back(z.pid);
+  WaitGone(before->idle_instance_pids, daemon.pid(), keep);
+  std::vector<Rollup> alone;
+  double alone_sum = 0;
+  for (pid_t z : zygotes) {
+    auto r = ReadRollup(z);
     if (!r) return r.error();
-    if (r->status != 200) return MakeError("memory: invoke " + fn, "HTTP " + std::to_string(r->status));
+    alone.push_back(*r);
+    alone_sum += r->pss_mb;
   }
+
+  if (auto s = invoke_all(); !s) return s.error();
   auto after = daemon.GetHealth();
   if (!after) return after.error();
   if (after->idle_instance_pids.size() != functions.size())
     return MakeError("memory", "expected " + std::to_string(functions.size()) + " idle instances, the daemon has " +
                                    std::to_string(after->idle_instance_pids.size()));
-  if (ZygotePid(daemon, family) != zygote) return MakeError("memory", "the zygote changed meanwhile");
+  if (ZygotePids(daemon, family, functions) != zygotes) return MakeError("memory", "a zygote changed meanwhile");
   InstanceMemory m;
   m.instances = static_cast<int>(functions.size());
-  m.zygote_alone = *alone;
-  auto with = ReadRollup(zygote);
+  m.zygote_alone = alone[0];
+  auto with = ReadRollup(zygotes[0]);
   if (!with) return with.error();
   m.zygote_with = *with;
   std::vector<Rollup> each;
-  double sum = with->pss_mb;
+  double sum = 0;
+  for (pid_t z : zygotes) {
+    auto r = ReadRollup(z);
+    if (!r) return r.error();
+    sum += r->pss_mb;
+  }
   for (pid_t p : after->idle_instance_pids) {
     auto r = ReadRollup(p);
     if (!r) return r.error();
@@ -109,7 +134,7 @@ Result<InstanceMemory> MeasureIdleInstanceMemory(DaemonUnderTest& daemon, const 
   }
   std::sort(each.begin(), each.end(), [](const Rollup& a, const Rollup& b) { return a.pss_mb < b.pss_mb; });
   m.instance = each[each.size() / 2];
-  m.marginal_pss_mb = (sum - alone->pss_mb) / static_cast<double>(functions.size());
+  m.marginal_pss_mb = (sum - alone_sum) / static_cast<double>(functions.size());
   return m;
 }
 

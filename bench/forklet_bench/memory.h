@@ -18,8 +18,8 @@ Result<Rollup> ReadRollup(pid_t pid);  // /proc/PID/smaps_rollup
 
 struct InstanceMemory {
   int instances = 0;
-  Rollup zygote_alone;          // no instance forked from it alive
-  Rollup zygote_with;           // with `instances` idle instances alive
+  Rollup zygote_alone;          // the first function's own zygote, no instance forked from it alive
+  Rollup zygote_with;           // the same with its idle instance alive
   Rollup instance;              // one idle instance (the median of them by PSS)
   double marginal_pss_mb = 0;   // (PSS of zygote + instances) - PSS of zygote alone, per instance
 };

@@ -213,12 +213,12 @@ std::string FormatTable(const BenchResults& r) {
   }
   if (r.memory) {
     const auto& m = *r.memory;
-    out += Format("\nidle warm instance memory (%d idle instances of the empty function):\n", m.instances);
-    out += Format("  zygote alone:          RSS %6.2f MB  PSS %6.2f MB\n", m.zygote_alone.rss_mb, m.zygote_alone.pss_mb);
-    out += Format("  zygote with instances: RSS %6.2f MB  PSS %6.2f MB\n", m.zygote_with.rss_mb, m.zygote_with.pss_mb);
+    out += Format("\nidle warm instance memory (%d functions, one idle instance each; each function has its own zygote):\n", m.instances);
+    out += Format("  a bound zygote alone:  RSS %6.2f MB  PSS %6.2f MB\n", m.zygote_alone.rss_mb, m.zygote_alone.pss_mb);
+    out += Format("  with its instance:     RSS %6.2f MB  PSS %6.2f MB\n", m.zygote_with.rss_mb, m.zygote_with.pss_mb);
     out += Format("  one idle instance:     RSS %6.2f MB  PSS %6.2f MB  private %6.2f MB\n", m.instance.rss_mb,
                   m.instance.pss_mb, m.instance.private_mb);
-    out += Format("  PSS each instance adds (sum over zygote and instances, minus the zygote alone): %.2f MB\n",
+    out += Format("  PSS each instance adds (sum over zygotes and instances, minus the zygotes alone): %.2f MB\n",
                   m.marginal_pss_mb);
   } else if (!r.memory_error.empty()) {
     out += "\nidle warm instance memory: not measured: " + r.memory_error + "\n";

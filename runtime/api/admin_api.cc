@@ -35,7 +35,9 @@ json AdminApi::Capacity() {
   auto c = scheduler_->Counts();
   auto o = scheduler_->options();
   json runtimes = json::array();
-  for (const auto& z : launcher_->Zygotes()) runtimes.push_back(z.runtime);
+  // Spare zygotes: a function's first start binds one (a zygote start, not a cold one).
+  for (const auto& z : launcher_->Zygotes())
+    if (z.function.empty()) runtimes.push_back(z.runtime);
   uint64_t budget = o.memory_budget_mb;
   return json{
       {"status", scheduler_->draining() ? "draining" : "ready"},
@@ -60,7 +62,8 @@ HttpResponse AdminApi::Handle(const HttpRequest& r) {
     auto c = scheduler_->Counts();
     json zygotes = json::array();
     for (const auto& z : launcher_->Zygotes())
-      zygotes.push_back({{"runtime", z.runtime}, {"pid", z.pid}, {"boot_ms", z.boot_ms}, {"forks", z.forks}});
+      zygotes.push_back({{"runtime", z.runtime}, {"function", z.function}, {"instances", z.instances},
+                         {"pid", z.pid}, {"boot_ms", z.boot_ms}, {"forks", z.forks}});
     json stem_cells = json::object();
     for (const auto& [family, s] : launcher_->StemCells())
       stem_cells[family] = {{"ready", s.ready}, {"booting", s.booting}, {"target", s.target},

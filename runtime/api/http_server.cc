@@ -433,7 +433,7 @@ struct HttpServer::Impl {
 
   Status Listen();
   void AcceptLoop(int listen_fd, bool tcp);
-  void ServeConnection(int fd);
+  void ServeConnection(int fd, bool tcp);
   HttpResponse CallHandler(const HttpRequest& request);
   void Stop();
   void CloseListeners();
@@ -519,7 +519,7 @@ void HttpServer::Impl::AcceptLoop(int listen_fd, bool tcp) {
       connections.insert(fd);
     }
     try {
-      std::thread(&Impl::ServeConnection, this, fd).detach();
+      std::thread(&Impl::ServeConnection, this, fd, tcp).detach();
     } catch (const std::system_error& e) {
       log::Error(std::string("http: cannot start a connection thread: ") + e.what());
       std::lock_guard lock(mu);
@@ -543,7 +543,7 @@ HttpResponse HttpServer::Impl::CallHandler(const HttpRequest& request) {
   }
 }
 
-void HttpServer::Impl::ServeConnection(int fd) {
+void HttpServer::Impl::ServeConnection(int fd, bool tcp) {
   try {
     FdStream stream(fd);
     beast::flat_buffer buffer;  // reused: holds pipelined bytes between requests
@@ -602,7 +602,9 @@ void HttpServer::Impl::ServeConnection(int fd) {
       auto req = parser.release();
       unsigned version = req.version();
       bool keep_alive = req.keep_alive();
-      HttpResponse out = CallHandler(ToHttpRequest(std::move(req)));
+      HttpRequest request = ToHttpRequest(std::move(req));
+      request.local = !tcp;
+      HttpResponse out = CallHandler(request);
       keep_alive = keep_alive && !stopping.load();
       auto res = ToBeastResponse(std::move(out), version, keep_alive);
       stream.set_deadline(Steady::now() + options.body_timeout);  // a client that never reads

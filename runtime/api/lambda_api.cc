@@ -5,7 +5,6 @@
 #include <cstdio>
 #include <cstring>
 #include <random>
-#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -128,8 +127,10 @@ HttpResponse ApiError(int status, const std::string& type, const std::string& me
 }
 
 LambdaApi::LambdaApi(registry::Registry* registry, core::Scheduler* scheduler,
-                     core::InvocationObserver* observer, ApiLimits limits)
-    : registry_(registry), scheduler_(scheduler), observer_(observer), limits_(limits) {}
+                     core::InvocationObserver* observer, events::EventQueue* events,
+                     events::InvokeConfigStore* configs, ApiLimits limits)
+    : registry_(registry), scheduler_(scheduler), observer_(observer), events_(events),
+      configs_(configs), limits_(limits) {}
 
 void LambdaApi::Observe(const registry::FunctionConfig& cfg, const std::string& request_id,
                         core::InvokeResult& result) {
@@ -137,12 +138,6 @@ void LambdaApi::Observe(const registry::FunctionConfig& cfg, const std::string& 
     result.end_epoch_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                               std::chrono::system_clock::now().time_since_epoch()).count();
   if (observer_) observer_->OnInvocation(cfg.name, cfg.runtime, cfg.memory_mb, request_id, result);
-}
-
-LambdaApi::~LambdaApi() { WaitForEvents(); }
-
-void LambdaApi::WaitForEvents() {
-  while (async_in_flight_.load() > 0) std::this_thread::sleep_for(std::chrono::milliseconds(5));
 }
 
 Result<registry::Deployed> LambdaApi::Resolve(const FunctionRef& ref) {
@@ -251,6 +246,7 @@ HttpResponse LambdaApi::DeleteFunction(const FunctionRef& ref) {
   if (!ref.qualifier.empty()) return FromError(NotFound(ref));  // not reached while no versions exist
   if (auto s = registry_->Delete(ref.name); !s) return FromError(s.error());
   scheduler_->ForgetFunction(ref.name);
+  if (configs_) (void)configs_->Delete(ref.name);  // queued events of it end as FunctionNotFound
   HttpResponse r;
   r.status = 204;
   return r;
@@ -340,20 +336,13 @@ HttpResponse LambdaApi::Invoke(const FunctionRef& ref, const HttpRequest& r) {
                     "(send them to another node)");
   std::string request_id = NewRequestId();
   if (type == "Event") {
-    if (async_in_flight_.fetch_add(1) >= limits_.max_async_in_flight) {
-      async_in_flight_--;
-      return ApiError(429, "TooManyRequestsException", "Rate Exceeded. (asynchronous queue is full)");
-    }
-    std::thread([this, d = *fn, request_id, payload = r.body,
-                 admission = std::move(admission)]() mutable {
-      auto result = scheduler_->Invoke(d, request_id, payload);
-      Observe(d.config, request_id, result);
-      if (result.outcome != core::Outcome::kSuccess)
-        log::Warning("event " + request_id + " of " + d.config.name + ": " +
-                     core::OutcomeName(result.outcome));
-      admission = {};  // released before the count the destructor waits for
-      async_in_flight_--;
-    }).detach();
+    // 202 only once the event is in the event log: from then on it runs at least once.
+    if (!events_)
+      return ApiError(503, "ServiceUnavailableException", "this forkletd accepts no Event invocations");
+    if (auto s = events_->Accept(ref.name, request_id, r.body); !s)
+      return ApiError(503, "ServiceUnavailableException",
+                      "forkletd could not store the event, which was not accepted: " +
+                          s.error().ToString());
     HttpResponse out;
     out.status = 202;
     out.headers["X-Amzn-RequestId"] = request_id;

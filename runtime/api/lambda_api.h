@@ -2,7 +2,6 @@
 // scheduler; holds no state of its own. forklet's own extras are in admin_api.h.
 #pragma once
 
-#include <atomic>
 #include <memory>
 
 #include <nlohmann/json.hpp>
@@ -10,6 +9,7 @@
 #include "runtime/api/function_ref.h"
 #include "runtime/api/http_server.h"
 #include "runtime/core/scheduler.h"
+#include "runtime/events/event_queue.h"
 #include "runtime/registry/registry.h"
 
 namespace forklet::api {
@@ -17,16 +17,15 @@ namespace forklet::api {
 struct ApiLimits {
   size_t max_sync_payload = 6 * 1024 * 1024;  // Lambda: 6 MB for RequestResponse
   size_t max_async_payload = 256 * 1024;      // Lambda: 256 KB for Event
-  uint32_t max_async_in_flight = 64;
 };
 
 class LambdaApi {
  public:
+  // events: where Event invocations go (null: they are refused); configs: their configuration,
+  // removed with the function.
   LambdaApi(registry::Registry* registry, core::Scheduler* scheduler,
-            core::InvocationObserver* observer, ApiLimits limits = {});
-  ~LambdaApi();  // waits for Event invocations still running
-  // Waits until no Event invocation is running (call before the scheduler goes away).
-  void WaitForEvents();
+            core::InvocationObserver* observer, events::EventQueue* events = nullptr,
+            events::InvokeConfigStore* configs = nullptr, ApiLimits limits = {});
   HttpResponse Handle(const HttpRequest& request);
 
  private:
@@ -48,8 +47,9 @@ class LambdaApi {
   registry::Registry* registry_;
   core::Scheduler* scheduler_;
   core::InvocationObserver* observer_;
+  events::EventQueue* events_;
+  events::InvokeConfigStore* configs_;
   ApiLimits limits_;
-  std::atomic<uint32_t> async_in_flight_{0};
 };
 
 HttpResponse Json(int status, const nlohmann::json& body);

@@ -69,6 +69,16 @@ HttpResponse ReportingApi::Stats(const HttpRequest& r) {
   json out{{"since", billing::FormatTime(stats_->since_epoch_ms())},
             {"since_ms", stats_->since_epoch_ms()},
             {"series", series}};
+  if (events_) {
+    json ev = events_();
+    const std::string only = Query(r, "function");
+    if (!only.empty()) {
+      json kept = json::object();
+      if (ev.contains(only)) kept[only] = ev[only];
+      ev = kept;
+    }
+    out["events"] = std::move(ev);
+  }
   if (snapshots_) {
     json snap = snapshots_();
     const std::string only = Query(r, "function");

@@ -20,9 +20,12 @@ class ReportingApi {
   // The launcher's snapshot report (CRIU, and per function its decision and why), for /stats.
   using SnapshotsFn = std::function<nlohmann::json()>;
   // ledger may be null (the daemon runs without one): /bill then answers 503.
+  // The event queue per function (depth, oldest age, received, retried, dropped), for /stats.
+  using EventsFn = std::function<nlohmann::json()>;
   ReportingApi(metrics::LatencyStats* stats, billing::Ledger* ledger, GaugesFn gauges,
-               SnapshotsFn snapshots = {})
-      : stats_(stats), ledger_(ledger), gauges_(std::move(gauges)), snapshots_(std::move(snapshots)) {}
+               SnapshotsFn snapshots = {}, EventsFn events = {})
+      : stats_(stats), ledger_(ledger), gauges_(std::move(gauges)), snapshots_(std::move(snapshots)),
+        events_(std::move(events)) {}
 
   static bool Serves(const std::string& path);
   HttpResponse Handle(const HttpRequest& request);
@@ -36,6 +39,7 @@ class ReportingApi {
   billing::Ledger* ledger_;
   GaugesFn gauges_;
   SnapshotsFn snapshots_;
+  EventsFn events_;
 };
 
 }  // namespace forklet::api

@@ -56,6 +56,9 @@ class Instance {
   void AssignTo(std::string function, std::string generation, uint32_t memory_mb);
   // Holds what the instance's /var/task is a bind mount of (its code tree) until it is gone.
   void PinCode(std::shared_ptr<const void> code) { code_pin_ = std::move(code); }
+  // What it was forked from (its function's zygote) lives at least as long as it does: the
+  // zygote bank counts a function's live instances by these references.
+  void HoldOrigin(std::shared_ptr<const void> origin) { origin_ = std::move(origin); }
   // The cgroup's limits, for a stem cell given to a function.
   sandbox::Cgroup* cgroup() { return cgroup_.get(); }
   int channel_fd() const { return channel_fd_; }
@@ -108,6 +111,7 @@ class Instance {
   int channel_fd_;
   int log_fd_;
   std::unique_ptr<sandbox::Cgroup> cgroup_;
+  std::shared_ptr<const void> origin_;  // released after ~Instance has killed and reaped it
   bool dead_ = false;
   bool destroyed_ = false;
   bool setup_read_ = false;  // the SetupReport frame is in (AwaitBoot or Start)

@@ -1,5 +1,5 @@
-// New instances: zygote choice (cold or zygote start), Node's stem cells, sandbox spec, cgroup,
-// fork, ready. Snapshots (checkpoint and restore) are in launcher_snapshots.cc.
+// New instances: zygote choice (the function's own, a spare bound to it, or a cold boot), Node's
+// stem cells, sandbox spec, cgroup, fork, ready. Snapshots (checkpoint and restore) are in launcher_snapshots.cc.
 #include "runtime/core/launcher.h"
 
 #include "sandbox/template_root.h"
@@ -109,6 +109,8 @@ Result<std::unique_ptr<Launcher>> Launcher::Create(const LauncherOptions& option
   l->zygote_procs_fds_ = std::move(fds.value());
   if (options.cgroup_warmer) l->warmer_ = std::thread([raw = l.get()] { raw->WarmerLoop(); });
   if (auto s = l->PrepareSnapshots(); !s) return s.error();
+  l->bank_ = std::make_unique<ZygoteBank>(options.zygotes,
+                                          [raw = l.get()](const std::string& family) { return raw->SpawnZygote(family); });
   l->supervisor_ = std::make_unique<ZygoteSupervisor>([raw = l.get()] { return raw->RebootDeadZygotes(); },
                                                       std::chrono::milliseconds(200));
   return l;
@@ -116,6 +118,7 @@ Result<std::unique_ptr<Launcher>> Launcher::Create(const LauncherOptions& option
 
 Launcher::~Launcher() {
   supervisor_.reset();  // before the zygotes go: it must not reboot them
+  bank_.reset();        // its zygotes' deleters use warm_pids_
   {
     std::lock_guard lock(stem_mu_);  // their fillers use the zygotes; their cgroups are the tree's
     stem_cells_.clear();
@@ -127,7 +130,6 @@ Launcher::~Launcher() {
   snap_cv_.notify_all();
   if (snapshotter_.joinable()) snapshotter_.join();
   if (warmer_.joinable()) warmer_.join();
-  SetWarmPid(0);
   {
     std::lock_guard lock(zygotes_mu_);
     zygotes_.clear();
@@ -139,17 +141,12 @@ Launcher::~Launcher() {
   if (tree_) (void)tree_->RemoveRoot();
 }
 
-void Launcher::SetWarmPid(pid_t pid) {
-  std::lock_guard lock(warm_mu_);
-  warm_pid_ = pid;
-}
-
 void Launcher::WarmerLoop() {
   while (!stopping_) {
     {
       std::lock_guard lock(warm_mu_);
-      if (warm_pid_ > 0 && !zygote_procs_fds_.empty()) {
-        auto text = std::to_string(warm_pid_);
+      if (!warm_pids_.empty() && !zygote_procs_fds_.empty()) {
+        auto text = std::to_string(*warm_pids_.rbegin());  // the newest
         (void)!write(zygote_procs_fds_[0], text.data(), text.size());  // no-op: already there
       }
     }
@@ -186,22 +183,18 @@ Status Launcher::PrepareSandboxFiles() {
   return {};
 }
 
-Result<zygote::ZygoteProcess*> Launcher::ZygoteFor(const std::string& family, bool* booted,
-                                                   Stages* stages) {
-  std::lock_guard lock(zygotes_mu_);
-  auto& z = zygotes_[family];
-  if (z && z->alive()) return z.get();
-  if (z) SetWarmPid(0);
-  z.reset();  // a dead one is reaped here; the next start is cold
+Result<ZygoteBank::Zygote> Launcher::SpawnZygote(const std::string& family) {
   auto cmd = ZygoteCommandFor(family, options_.runners);
   if (!cmd) return cmd.error();
-  auto t0 = Clock::now();
   // Into the zygotes' cgroup while it boots; the attach's own wait overlaps the boot.
   // The warmer starts at once too, so the lock is still warm when the first instance attaches.
-  auto attach = [this](pid_t pid) {
+  pid_t attached = 0;
+  auto attach = [this, &attached](pid_t pid) {
     auto text = std::to_string(pid);
     for (int fd : zygote_procs_fds_) (void)!write(fd, text.data(), text.size());
-    SetWarmPid(pid);
+    std::lock_guard lock(warm_mu_);
+    warm_pids_.insert(pid);
+    attached = pid;
   };
   sandbox::TemplateSpec root{};
   CopyString(root.root, sizeof(root.root), root_dir_);
@@ -210,25 +203,60 @@ Result<zygote::ZygoteProcess*> Launcher::ZygoteFor(const std::string& family, bo
   auto spawned = zygote::ZygoteProcess::Spawn(*cmd, root, seccomp_, attach);
   if (!spawned) {
     // Spawn reaped the failed zygote microseconds ago; pids are not reused that fast.
-    SetWarmPid(0);
+    std::lock_guard lock(warm_mu_);
+    warm_pids_.erase(attached);
     return spawned.error();
   }
+  auto forget_then_reap = [this](zygote::ZygoteProcess* z) {
+    {
+      std::lock_guard lock(warm_mu_);
+      warm_pids_.erase(z->pid());
+    }
+    delete z;
+  };
+  return ZygoteBank::Zygote(spawned.value().release(), forget_then_reap);
+}
+
+Result<ZygoteBank::Zygote> Launcher::ZygoteFor(const std::string& family, bool* booted,
+                                               Stages* stages) {
+  std::lock_guard lock(zygotes_mu_);
+  auto& z = zygotes_[family];
+  if (z && z->alive()) return z;
+  z.reset();  // a dead one is reaped here (or with its last instance); the next start is cold
+  auto t0 = Clock::now();
+  auto spawned = SpawnZygote(family);
+  if (!spawned) return spawned.error();
   z = std::move(spawned.value());
   *booted = true;
   stages->emplace_back("zygote_boot", MsSince(t0));
-  return z.get();
+  return z;
+}
+
+Result<ZygoteBank::Zygote> Launcher::ForkSource(const std::string& family,
+                                                const registry::FunctionConfig* fn, bool retry,
+                                                bool* booted, Stages* stages) {
+  if (!fn || !BindsZygotes(family)) return ZygoteFor(family, booted, stages);
+  if (retry) bank_->Unbind(fn->name);
+  auto lease = bank_->For(family, fn->name, Generation(*fn), stages);
+  if (!lease) return lease.error();
+  if (lease->booted) *booted = true;
+  return std::move(lease->zygote);
 }
 
 Status Launcher::WarmUp() {
-  bool booted = false;
-  Stages stages;
-  auto z = ZygoteFor("python3", &booted, &stages);
-  if (!z) return z.error();
-  return {};
+  return bank_->AwaitSpare("python3", std::chrono::seconds(10));
 }
 
 void Launcher::Prepare(const std::string& family) {
-  (void)StemCellsFor(family);  // its filler boots them in the background
+  if (BindsZygotes(family))
+    bank_->Prepare(family);  // its filler boots the spares in the background
+  else
+    (void)StemCellsFor(family);
+}
+
+void Launcher::ForgetFunction(const std::string& function) {
+  ForgetSnapshot(function);
+  bank_->Unbind(function);
 }
 
 bool Launcher::DropZygote(const std::string& family) {
@@ -241,15 +269,11 @@ bool Launcher::DropZygote(const std::string& family) {
     it->second->Drop();
     return true;
   }
-  std::lock_guard lock(zygotes_mu_);
-  auto it = zygotes_.find(family);
-  if (it == zygotes_.end() || !it->second) return false;
-  SetWarmPid(0);
-  zygotes_.erase(it);
-  return true;
+  return bank_->Drop(family);
 }
 
 size_t Launcher::RebootDeadZygotes() {
+  size_t found = bank_->Sweep();  // spares are replaced by the bank's filler
   std::vector<std::string> dead;
   {
     std::lock_guard lock(zygotes_mu_);
@@ -268,7 +292,7 @@ size_t Launcher::RebootDeadZygotes() {
       ++rebooted;
     }
   }
-  return rebooted;
+  return found + rebooted;
 }
 
 std::vector<ZygoteInfo> Launcher::Zygotes() {
@@ -276,8 +300,10 @@ std::vector<ZygoteInfo> Launcher::Zygotes() {
   std::vector<ZygoteInfo> out;
   for (auto& [family, z] : zygotes_) {
     if (!z || !z->alive()) continue;
-    out.push_back({family, z->pid(), z->boot_us() / 1000.0, forks_[family]});
+    out.push_back({family, "", 0, z->pid(), z->boot_us() / 1000.0, forks_[family]});
   }
+  for (auto& b : bank_->List())
+    out.push_back({b.family, b.function, b.instances, b.pid, b.boot_ms, b.forks});
   return out;
 }
 
@@ -303,10 +329,14 @@ std::map<std::string, StemCellCounts> Launcher::StemCells() {
 uint64_t Launcher::StandbyMemoryMb() {
   uint64_t mb = 0;
   for (auto& [family, counts] : StemCells()) mb += counts.reserved_mb;
-  return mb;
+  return mb + bank_->ReservedMb();
 }
 
 void Launcher::SetStandbyAllowance(uint64_t mb) {
+  // Zygotes first: bound ones serve live functions; spares make their first starts fast.
+  bank_->SetAllowance(mb);
+  uint64_t zygotes = bank_->ReservedMb();
+  mb = mb > zygotes ? mb - zygotes : 0;
   std::lock_guard lock(stem_mu_);
   standby_allowance_mb_ = mb;
   // One pool today (nodejs); were there more, the first would get what it fits, the next the rest.
@@ -338,9 +368,10 @@ Result<Launcher::InstanceCgroup> Launcher::AcquireCgroup(const sandbox::CgroupLi
 }
 
 Result<Launcher::Forked> Launcher::ForkInstance(const std::string& family,
+                                                const registry::FunctionConfig* fn,
                                                 const sandbox::CgroupLimits& limits, int code_fd,
                                                 bool exec_runner, bool* booted, Stages* stages) {
-  auto z = ZygoteFor(family, booted, stages);
+  auto z = ForkSource(family, fn, false, booted, stages);
   if (!z) return z.error();
 
   auto cgroup = AcquireCgroup(limits, stages);
@@ -379,7 +410,7 @@ Result<Launcher::Forked> Launcher::ForkInstance(const std::string& family,
   auto forked = (*z)->Fork(spec, channel[1], log[1], code_fd, net_fd, *procs, exec_runner);
   if (!forked && !(*z)->alive()) {
     // The zygote died under this request (killed, crashed): its successor forks it, cold.
-    z = ZygoteFor(family, booted, stages);
+    z = ForkSource(family, fn, true, booted, stages);
     if (z) forked = (*z)->Fork(spec, channel[1], log[1], code_fd, net_fd, *procs, exec_runner);
   }
   if (net_fd >= 0) close(net_fd);
@@ -391,7 +422,9 @@ Result<Launcher::Forked> Launcher::ForkInstance(const std::string& family,
     close(log[0]);
     return forked.error();
   }
-  {
+  if (fn && BindsZygotes(family)) {
+    bank_->CountFork(*z);
+  } else {
     std::lock_guard lock(zygotes_mu_);
     ++forks_[family];
   }
@@ -399,6 +432,7 @@ Result<Launcher::Forked> Launcher::ForkInstance(const std::string& family,
   Forked out;
   out.instance = std::make_unique<Instance>("", "", 0, forked->pid, channel[0], log[0],
                                             std::move(cgroup->cgroup));
+  out.instance->HoldOrigin(std::move(z.value()));
   out.uid = spec.uid;
   out.gid = spec.gid;
   return out;
@@ -409,7 +443,7 @@ Result<StemCell> Launcher::MakeStemCell(const std::string& family) {
   bool booted = false;
   Stages stages;
   // Its boot is background work: the CPU weight of a small function, not a running one's.
-  auto forked = ForkInstance(family, LimitsFor(options_.stem_cell_mb), -1, false, &booted, &stages);
+  auto forked = ForkInstance(family, nullptr, LimitsFor(options_.stem_cell_mb), -1, false, &booted, &stages);
   if (!forked) return forked.error();
   if (auto s = forked->instance->AwaitBoot(Clock::now() + std::chrono::seconds(10), &stages); !s)
     return s.error();
@@ -511,7 +545,7 @@ Result<Launched> Launcher::ForkAndStart(const registry::Deployed& fn, bool exec_
   auto code = sandbox::DetachedReadOnlyTree(fn.code_dir);
   if (!code) return code.error();
   bool booted = false;
-  auto forked = ForkInstance(family, LimitsFor(cfg.memory_mb), *code, exec_runner, &booted, &out.stages);
+  auto forked = ForkInstance(family, &cfg, LimitsFor(cfg.memory_mb), *code, exec_runner, &booted, &out.stages);
   close(*code);
   if (!forked) return forked.error();
   out.start = booted || UsesStemCells(family) ? StartKind::kCold : StartKind::kZygote;

@@ -9,10 +9,12 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 
 #include "runtime/core/instance.h"
+#include "runtime/core/zygote_bank.h"
 #include "runtime/core/zygote_supervisor.h"
 #include "runtime/core/netns_pool.h"
 #include "runtime/core/runners.h"
@@ -59,6 +61,9 @@ struct LauncherOptions {
   // A stem cell's memory limit (MB) until a function takes it; what it counts against the
   // memory budget. A stem cell using more than a function's MemorySize is not given to it.
   uint64_t stem_cell_mb = 128;
+  // Zygotes serve one function each (zygote_bank.h): spares per runtime family kept ready, what
+  // each zygote counts against the memory budget, how long one outlives its function's last instance.
+  ZygoteBankOptions zygotes;
 };
 
 struct Launched {
@@ -74,6 +79,8 @@ std::string Generation(const registry::FunctionConfig& config);
 
 struct ZygoteInfo {
   std::string runtime;
+  std::string function;  // the function it serves; empty: a spare (or Node's fork server)
+  long instances = 0;    // of that function, alive
   pid_t pid = 0;
   double boot_ms = 0;
   uint64_t forks = 0;
@@ -93,14 +100,19 @@ class Launcher {
   // CRIU, the store and each function's snapshot state and restore decision (health).
   nlohmann::json SnapshotReport();
 
-  // Starts the Python zygote ahead of the first request (the C++ zygotes boot in about a
-  // millisecond: they start on first use).
+  // The function's code or configuration changed, or it was deleted: its snapshot and its zygote
+  // go (a zygote never carries one revision's state to another).
+  void ForgetFunction(const std::string& function);
+
+  // Boots a spare Python zygote ahead of the first request (the C++ runtimes' spares boot, in
+  // about a millisecond, once a function of theirs exists).
   Status WarmUp();
-  // A function of this runtime family exists (deployed, or found at start-up): its stem cells,
-  // if it has any, boot now in the background. A host without Node functions runs no Node.
+  // A function of this runtime family exists (deployed, or found at start-up): its spare
+  // zygotes, or its stem cells, boot now in the background. A host without Node functions runs no Node.
   void Prepare(const std::string& family);
-  // Stops a runtime's zygote: the next new instance of that runtime is a cold start. For a
-  // runtime with stem cells (nodejs) it drops those and pauses their pool until that start.
+  // Stops a runtime's zygotes, spare and bound: the next new instance of that runtime is a cold
+  // start, and no spare boots until it. For a runtime with stem cells (nodejs) it drops those
+  // and pauses their pool until that start.
   bool DropZygote(const std::string& family);
   std::vector<ZygoteInfo> Zygotes();
   // Stem cells per runtime family (health, capacity).
@@ -141,17 +153,25 @@ class Launcher {
   bool DetectCriu();
   void SnapshotLoop();
   Status TakeSnapshot(const registry::Deployed& fn, uint64_t change);
-  // The runtime's zygote, booting one (a cold start) if none is alive.
-  Result<zygote::ZygoteProcess*> ZygoteFor(const std::string& family, bool* booted, Stages* stages);
+  // Spawns a zygote of the family into the zygotes' cgroup; the deleter reaps it.
+  Result<ZygoteBank::Zygote> SpawnZygote(const std::string& family);
+  // The runtime's shared fork server (a runtime with stem cells: its instances exec their
+  // interpreter), booting one (a cold start) if none is alive.
+  Result<ZygoteBank::Zygote> ZygoteFor(const std::string& family, bool* booted, Stages* stages);
+  // What fn's new instance forks from: its own zygote (bank), or, for stem cells (fn null), the
+  // runtime's fork server. retry: the last one died under a fork.
+  Result<ZygoteBank::Zygote> ForkSource(const std::string& family, const registry::FunctionConfig* fn,
+                                        bool retry, bool* booted, Stages* stages);
 
-  // A new sandboxed child of the family's zygote in a cgroup with these limits, not yet any
-  // function's. code_fd: the code (a detached mount), or -1 for a stem cell. booted: the zygote
-  // had to boot (or reboot) for it. exec_runner: see ForkAndStart.
+  // A new sandboxed child in a cgroup with these limits, not yet started: of fn's own zygote, or
+  // (fn null) a stem cell of the family's fork server. code_fd: the code (a detached mount), or -1
+  // for a stem cell. booted: the zygote had to boot (or reboot) for it. exec_runner: see ForkAndStart.
   struct Forked {
     std::unique_ptr<Instance> instance;
     uint32_t uid = 0, gid = 0;
   };
-  Result<Forked> ForkInstance(const std::string& family, const sandbox::CgroupLimits& limits,
+  Result<Forked> ForkInstance(const std::string& family, const registry::FunctionConfig* fn,
+                              const sandbox::CgroupLimits& limits,
                               int code_fd, bool exec_runner, bool* booted, Stages* stages);
   // A stem cell of the family, booted (the stem-cell pool's maker).
   Result<StemCell> MakeStemCell(const std::string& family);
@@ -172,17 +192,17 @@ class Launcher {
   std::unique_ptr<sandbox::Cgroup> zygote_cgroup_;  // where zygotes live (own accounting, cleanup)
   std::vector<int> zygote_procs_fds_;
   void WarmerLoop();
-  // A live, unreaped zygote to re-attach to its own cgroup (0: none). Cleared under warm_mu_
-  // before any zygote is reaped, so the warmer never writes a pid that could be reused.
+  // Live, unreaped zygotes, one of which the warmer re-attaches to its own cgroup. A zygote's
+  // pid leaves it under warm_mu_ before the zygote is reaped, so the warmer never writes a pid
+  // that could be reused.
   std::mutex warm_mu_;
-  pid_t warm_pid_ = 0;
-  void SetWarmPid(pid_t pid);
+  std::set<pid_t> warm_pids_;
   std::atomic<bool> stopping_{false};
   std::thread warmer_;
   std::string root_dir_, etc_dir_;
 
   std::mutex zygotes_mu_;  // held while booting one, so concurrent cold starts share a boot
-  std::map<std::string, std::unique_ptr<zygote::ZygoteProcess>> zygotes_;
+  std::map<std::string, ZygoteBank::Zygote> zygotes_;  // runtimes with stem cells: one fork server
   std::map<std::string, uint64_t> forks_;
   std::atomic<uint64_t> next_uid_{0};
   // Snapshots: what was detected, the store, and per function its measurements and decision.
@@ -207,6 +227,7 @@ class Launcher {
   std::mutex stem_mu_;
   std::map<std::string, std::unique_ptr<StemCellPool>> stem_cells_;  // stopped before the zygotes go
   uint64_t standby_allowance_mb_ = UINT64_MAX;
+  std::unique_ptr<ZygoteBank> bank_;  // every other runtime: a zygote per function
   std::unique_ptr<ZygoteSupervisor> supervisor_;  // last: stopped first
 };
 

@@ -291,7 +291,7 @@ size_t Scheduler::DropIdle(const std::string& function) {
 }
 
 void Scheduler::ForgetFunction(const std::string& function) {
-  if (launcher_) launcher_->ForgetSnapshot(function);  // none in tests of the API alone
+  if (launcher_) launcher_->ForgetFunction(function);  // none in tests of the API alone
   std::lock_guard lock(mu_);
   for (auto it = pools_.begin(); it != pools_.end();) {
     Pool& pool = it->second;
@@ -307,7 +307,7 @@ void Scheduler::ForgetFunction(const std::string& function) {
 }
 
 void Scheduler::FunctionChanged(const std::string& function) {
-  if (launcher_) launcher_->ForgetSnapshot(function);
+  if (launcher_) launcher_->ForgetFunction(function);
   DropIdle(function);
 }
 

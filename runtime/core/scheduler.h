@@ -58,9 +58,9 @@ class Scheduler {
   void Prepare(const registry::FunctionConfig& config);
   // Tears down idle instances of one function (or all when empty); returns how many.
   size_t DropIdle(const std::string& function);
-  // After a delete: forget the function's pool and snapshot; busy instances go when they finish.
+  // After a delete: forget the function's pool, snapshot and zygote; busy instances go when they finish.
   void ForgetFunction(const std::string& function);
-  // After a code or configuration change: its idle instances and its snapshot go.
+  // After a code or configuration change: its idle instances, its snapshot and its zygote go.
   void FunctionChanged(const std::string& function);
 
   InstanceCounts Counts(const std::string& function = {});

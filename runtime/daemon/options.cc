@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <functional>
 #include <initializer_list>
+#include <sstream>
 #include <vector>
 
 #include "runtime/daemon/config_file.h"
@@ -21,6 +22,10 @@ const char* kUsage = R"(usage: forkletd [options]
   --listen HOST:PORT         loopback TCP address of the API (default 127.0.0.1:9000; port 0: any)
   --state-dir DIR            functions, code and sockets (default /var/lib/forklet)
   --socket PATH              Unix socket of the API (default STATE_DIR/forkletd.sock)
+  --credentials FILE         access keys (JSON, see README) that sign requests to the TCP API with
+                             AWS Signature V4; every TCP request must be signed by one of them
+                             (re-read on SIGHUP). Without it the TCP API is open: keep it on loopback
+  --regions LIST             regions a signature may be scoped to, comma-separated (default: any)
   --keep-alive SECONDS       how long an idle instance is kept (default 600)
   --max-concurrency N        instances per function unless reserved (default 10)
   --memory-budget-mb N       memory for instances; idle ones are evicted past it (default: 75% of RAM)
@@ -38,6 +43,9 @@ const char* kUsage = R"(usage: forkletd [options]
   --snapshot-mb N            disk for all snapshots together, least recently used go (default 2048)
   --node-stem-cells N        pre-booted Node.js instances kept ready once a Node function is
                              deployed (default 1; 0: every new Node instance starts cold)
+  --spare-zygotes N           freshly exec'd zygotes kept ready per runtime (python3, native,
+                             provided) for functions' first starts; each function gets its own
+                             zygote (default 1; 0: every function's first start is cold)
   --drain-grace SECONDS      on SIGTERM, how long in-flight invocations may finish (default 30)
   --billing-granularity-ms N billed duration rounds up to N ms (default 100, Lambda 2017; 1 works)
   --price-per-request USD    per invocation (default 0.0000002: $0.20 per million)
@@ -50,6 +58,11 @@ const char* kUsage = R"(usage: forkletd [options]
   --http-max-connections N       open API connections; more get 503 and are closed (default 512)
   --max-concurrent-uploads N     request bodies of 1 MB or more (code uploads) read and handled
                                  at once; more get 429 with Retry-After (default 4)
+  --event-workers N          Event invocations run at once, all functions together (default 16)
+  --event-retry-base-ms N    wait before the first retry of a failed Event invocation; the second
+                             waits twice as long (default 60000, as Lambda)
+  --event-sync               fdatasync every accepted event before its 202 (group commit): safe
+                             from a power cut, not only from the daemon's death (default: off)
 SIGHUP re-reads the configuration: keep-alive, max-concurrency, memory-budget-mb and the prices
 change live.
 )";
@@ -182,6 +195,15 @@ bool ParseOptions(int argc, char** argv, Options* o, std::string* message, bool*
     } else if (a == "--socket") {
       if (!value()) return false;
       o->socket_path = v;
+    } else if (a == "--credentials") {
+      if (!value()) return false;
+      o->credentials_path = v;
+    } else if (a == "--regions") {
+      if (!value()) return false;
+      o->regions.clear();
+      std::string item;
+      for (std::istringstream in(v); std::getline(in, item, ',');)
+        if (!item.empty()) o->regions.insert(item);
     } else if (a == "--keep-alive") {
       if (!number(0, 7 * 86400)) return false;
       o->scheduler.keep_alive = std::chrono::seconds(n);
@@ -226,6 +248,9 @@ bool ParseOptions(int argc, char** argv, Options* o, std::string* message, bool*
     } else if (a == "--node-stem-cells") {
       if (!number(0, 64)) return false;
       o->launcher.node_stem_cells = n;
+    } else if (a == "--spare-zygotes") {
+      if (!number(0, 16)) return false;
+      o->launcher.zygotes.spares = n;
     } else if (a == "--no-warmup") {
       o->warmup = false;
     } else if (a == "--warmup") {
@@ -247,6 +272,14 @@ bool ParseOptions(int argc, char** argv, Options* o, std::string* message, bool*
       o->pricing.bill_init = a == "--bill-init";
     } else if (a == "--ledger" || a == "--no-ledger") {
       o->ledger = a == "--ledger";
+    } else if (a == "--event-workers") {
+      if (!number(1, 1024)) return false;
+      o->events.workers = static_cast<uint32_t>(n);
+    } else if (a == "--event-retry-base-ms") {
+      if (!number(0, 3600000)) return false;
+      o->events.retry_base = std::chrono::milliseconds(n);
+    } else if (a == "--event-sync" || a == "--no-event-sync") {
+      o->event_sync = a == "--event-sync";
     } else if (a == "--drain-grace") {
       if (!number(0, 3600)) return false;
       o->drain_grace = std::chrono::seconds(n);

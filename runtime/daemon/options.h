@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <set>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -11,6 +12,7 @@
 #include "runtime/billing/pricing.h"
 #include "runtime/core/launcher.h"
 #include "runtime/core/scheduler.h"
+#include "runtime/events/event_queue.h"
 #include "runtime/registry/code_archive.h"
 
 namespace forklet::daemon {
@@ -19,6 +21,8 @@ struct Options {
   std::string listen = "127.0.0.1:9000";
   std::string state_dir = "/var/lib/forklet";
   std::string socket_path;  // default: <state_dir>/forkletd.sock
+  std::string credentials_path;   // SigV4 access keys for the TCP API; empty: unsigned requests
+  std::set<std::string> regions;  // a signature's region must be one of these; empty: any
   bool warmup = true;
   core::SchedulerOptions scheduler;
   core::LauncherOptions launcher;  // state_dir and cgroup_tag are derived in Finish()
@@ -34,6 +38,8 @@ struct Options {
   std::chrono::seconds http_idle_timeout{60};
   uint64_t http_max_connections = 512;
   uint64_t max_concurrent_uploads = 4;  // request bodies of 1 MB or more held at once
+  events::EventQueueOptions events;  // Event invocations: workers, retry backoff
+  bool event_sync = false;           // --event-sync: fdatasync each accepted event (group commit)
 };
 
 // Reads the configuration file (--config FILE, else the default path when it exists) and parses

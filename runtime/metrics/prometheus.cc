@@ -89,6 +89,41 @@ std::string PrometheusText(const std::vector<SeriesSnapshot>& series, const Node
   Header(out, "forklet_memory_budget_bytes", "gauge", "Memory instances may reserve on this node.");
   out += "forklet_memory_budget_bytes " + std::to_string(node.memory_budget_mb << 20) + "\n";
 
+  if (!node.async_events.empty()) {
+    auto per_function = [&](const char* name, const char* type, const char* help, auto value) {
+      Header(out, name, type, help);
+      for (const auto& e : node.async_events)
+        out += std::string(name) + "{function=\"" + EscapeLabel(e.function) + "\"} " + value(e) + "\n";
+    };
+    using E = NodeGauges::AsyncEvents;
+    per_function("forklet_async_events_received_total", "counter",
+                 "Event invocations accepted (Lambda's AsyncEventsReceived).",
+                 [](const E& e) { return std::to_string(e.received); });
+    per_function("forklet_async_events_succeeded_total", "counter",
+                 "Event invocations that ran successfully.",
+                 [](const E& e) { return std::to_string(e.succeeded); });
+    per_function("forklet_async_events_retried_total", "counter",
+                 "Retries scheduled after a function error.",
+                 [](const E& e) { return std::to_string(e.retried); });
+    per_function("forklet_async_events_throttled_total", "counter",
+                 "Times a queued event waited for capacity (it is delayed, never dropped).",
+                 [](const E& e) { return std::to_string(e.throttled); });
+    per_function("forklet_async_queue_depth", "gauge", "Events waiting to run (or for a retry).",
+                 [](const E& e) { return std::to_string(e.depth); });
+    per_function("forklet_async_events_in_flight", "gauge", "Events running now.",
+                 [](const E& e) { return std::to_string(e.in_flight); });
+    per_function("forklet_async_event_age_seconds", "gauge",
+                 "Age of the oldest waiting event (Lambda's AsyncEventAge).",
+                 [](const E& e) { return Num(static_cast<double>(e.oldest_age_ms) / 1000.0); });
+    Header(out, "forklet_async_events_dropped_total", "counter",
+           "Events that ended without success, by reason (Lambda's AsyncEventsDropped): "
+           "RetriesExhausted, EventAgeExceeded, FunctionNotFound.");
+    for (const auto& e : node.async_events)
+      for (const auto& [reason, n] : e.dropped)
+        out += "forklet_async_events_dropped_total{function=\"" + EscapeLabel(e.function) +
+               "\",reason=\"" + EscapeLabel(reason) + "\"} " + std::to_string(n) + "\n";
+  }
+
   if (ledger) {
     auto counter = [&](const char* name, const char* help, const std::string& value) {
       Header(out, name, "counter", help);

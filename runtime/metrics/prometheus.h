@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -22,6 +23,15 @@ struct NodeGauges {
     uint64_t forks = 0;
   };
   std::vector<Zygote> zygotes;
+  // Event invocations per function (Lambda's AsyncEventsReceived, AsyncEventAge,
+  // AsyncEventsDropped), from the event queue.
+  struct AsyncEvents {
+    std::string function;
+    uint64_t received = 0, succeeded = 0, retried = 0, throttled = 0, depth = 0, in_flight = 0;
+    int64_t oldest_age_ms = 0;
+    std::map<std::string, uint64_t> dropped;  // by reason
+  };
+  std::vector<AsyncEvents> async_events;
 };
 
 inline constexpr const char* kPrometheusContentType = "text/plain; version=0.0.4; charset=utf-8";

@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -127,15 +128,7 @@ int WaitAtMost(pid_t pid, int timeout_ms) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
-int Wait(pid_t pid) {
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0) {
-    if (errno != EINTR) return -1;
-  }
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
-// Runs a short command, returns its exit code and stdout.
+// Runs a short command, returns its exit code (-2: killed at its 20 s deadline) and stdout.
 int Capture(const std::vector<std::string>& argv, const std::vector<std::string>& env,
             std::string* out) {
   int p[2];
@@ -146,14 +139,21 @@ int Capture(const std::vector<std::string>& argv, const std::vector<std::string>
     close(p[0]);
     return -1;
   }
+  // Read until EOF or the deadline (a helper that keeps the pipe open cannot hold us up).
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
   char buf[4096];
-  for (ssize_t n; (n = read(p[0], buf, sizeof(buf))) != 0;) {
+  for (;;) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    pollfd pfd{p[0], POLLIN, 0};
+    if (left.count() <= 0 || poll(&pfd, 1, static_cast<int>(left.count())) == 0) break;
+    ssize_t n = read(p[0], buf, sizeof(buf));
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) break;
+    if (n <= 0) break;
     if (out->size() < 65536) out->append(buf, static_cast<size_t>(n));
   }
   close(p[0]);
-  return Wait(*pid);
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+  return WaitAtMost(*pid, std::max<int>(1, static_cast<int>(left.count())));
 }
 
 // A failed restore may have made the copy's first process already: criu kills it, but as criu's

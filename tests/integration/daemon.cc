@@ -122,8 +122,12 @@ std::unique_ptr<Daemon> Daemon::Start(const std::vector<std::string>& extra_args
   fs::create_directories(d->state_dir_);
   RememberStateDir(d->state_dir_);
   // --config "": never the host's /etc/forklet/forkletd.json, should forklet be installed here.
+  // --snapshots off: a function whose import is slow only because the machine is busy would be
+  // checkpointed (auto) and later starts come back as restores; the snapshot tests ask for
+  // snapshots per function (FORKLET_SNAPSHOT), which wins over this default.
   std::vector<std::string> argv = {FORKLETD_PATH, "--config", "", "--listen", "127.0.0.1:0",
-                                   "--state-dir", d->state_dir_, "--cgroup-pool", "2"};
+                                   "--state-dir", d->state_dir_, "--cgroup-pool", "2",
+                                   "--snapshots", "off"};
   argv.insert(argv.end(), extra_args.begin(), extra_args.end());
   int err_pipe[2];
   if (pipe2(err_pipe, O_CLOEXEC) != 0) throw std::runtime_error("pipe");

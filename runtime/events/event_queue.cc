@@ -1,0 +1,390 @@
+// The event queue: acceptance, dispatch, retries and each event's end.
+#include "runtime/events/event_queue.h"
+
+#include <algorithm>
+#include <climits>
+#include <cstdio>
+#include <random>
+
+#include <nlohmann/json.hpp>
+
+#include "runtime/log/log.h"
+#include "runtime/registry/function.h"
+
+namespace forklet::events {
+namespace {
+
+using nlohmann::json;
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+std::string NewRequestId() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  uint64_t a = rng(), b = rng();
+  char buf[40];
+  snprintf(buf, sizeof(buf), "%08x-%04x-4%03x-%04x-%012llx", static_cast<unsigned>(a >> 32),
+           static_cast<unsigned>((a >> 16) & 0xffff), static_cast<unsigned>(a & 0xfff),
+           static_cast<unsigned>(0x8000 | ((b >> 48) & 0x3fff)),
+           static_cast<unsigned long long>(b & 0xffffffffffffULL));
+  return buf;
+}
+
+std::string Iso8601Ms(int64_t ms) {
+  std::time_t t = ms / 1000;
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[64];
+  strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
+  char out[80];
+  snprintf(out, sizeof(out), "%s.%03dZ", buf, static_cast<int>(ms % 1000));
+  return out;
+}
+
+// A payload as JSON where it is JSON (always, for what the API accepted), else as a string.
+json AsJson(const std::string& text) {
+  if (text.empty()) return json::object();
+  json j = json::parse(text, nullptr, false);
+  return j.is_discarded() ? json(text) : j;
+}
+
+// Lambda's destination record.
+std::string DestinationRecord(const PendingEvent& e, const std::string& condition,
+                              const core::InvokeResult* result) {
+  json record{{"version", "1.0"},
+              {"timestamp", Iso8601Ms(NowMs())},
+              {"requestContext",
+               {{"requestId", e.data->id},
+                {"functionArn", registry::FunctionArn(e.data->function) + ":$LATEST"},
+                {"condition", condition},
+                {"approximateInvokeCount", e.invocations}}},
+              {"requestPayload", AsJson(e.data->payload)}};
+  if (result) {
+    json rc{{"statusCode", 200}, {"executedVersion", "$LATEST"}};
+    if (result->outcome != core::Outcome::kSuccess) rc["functionError"] = "Unhandled";
+    record["responseContext"] = rc;
+    record["responsePayload"] = result->body.empty() ? json() : AsJson(result->body);
+  }
+  return record.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+}  // namespace
+
+EventQueue::EventQueue(EventQueueOptions options, registry::Registry* registry,
+                       core::Scheduler* scheduler, core::InvocationObserver* observer, EventLog* log,
+                       InvokeConfigStore* configs, Error log_error)
+    : options_(options), registry_(registry), scheduler_(scheduler), observer_(observer), log_(log),
+      configs_(configs), log_error_(std::move(log_error)) {}
+
+EventQueue::~EventQueue() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+    dispatching_ = false;
+  }
+  cv_.notify_all();
+  for (auto& t : workers_) t.join();
+}
+
+void EventQueue::Start() {
+  if (log_) {
+    auto recovered = log_->TakeRecovered();
+    std::lock_guard lock(mu_);
+    for (auto& e : recovered) {
+      queues_[e.data->function].stats.recovered++;
+      EnqueueLocked(Item{std::move(e), 0});
+    }
+    if (!recovered.empty())
+      log::Notice("events: " + std::to_string(recovered.size()) +
+                  " accepted events not finished before the last stop are queued again");
+  }
+  for (uint32_t i = 0; i < std::max<uint32_t>(1, options_.workers); ++i)
+    workers_.emplace_back([this] { WorkerLoop(); });
+}
+
+Status EventQueue::Accept(const std::string& function, const std::string& request_id,
+                          const std::string& payload) {
+  if (!log_) return log_error_;
+  auto d = std::make_shared<EventData>();
+  d->id = request_id;
+  d->function = function;
+  d->payload = payload;
+  d->accepted_ms = NowMs();
+  if (auto s = log_->Accept(d); !s) return s;
+  {
+    std::lock_guard lock(mu_);
+    queues_[function].stats.received++;
+    EnqueueLocked(Item{PendingEvent{d, 0, 0}, 0});
+  }
+  cv_.notify_one();
+  return {};
+}
+
+void EventQueue::StopDispatch() {
+  std::lock_guard lock(mu_);
+  dispatching_ = false;
+}
+
+void EventQueue::WaitIdle() {
+  std::unique_lock lock(mu_);
+  idle_cv_.wait(lock, [&] { return running_ == 0; });
+}
+
+void EventQueue::EnqueueLocked(Item item) {
+  Queue& q = queues_[item.event.data->function];
+  if (item.not_before_ms > NowMs()) {
+    q.delayed.emplace(item.not_before_ms, std::move(item));
+  } else {
+    auto key = std::make_pair(item.event.data->accepted_ms, ++seq_);
+    q.ready.emplace(key, std::move(item));
+  }
+}
+
+bool EventQueue::PickLocked(int64_t now, Item* out, int64_t* wake) {
+  uint32_t waiting = 0;
+  for (auto& [name, q] : queues_) {
+    while (!q.delayed.empty() && q.delayed.begin()->first <= now) {
+      Item item = std::move(q.delayed.begin()->second);
+      q.delayed.erase(q.delayed.begin());
+      item.not_before_ms = 0;
+      q.ready.emplace(std::make_pair(item.event.data->accepted_ms, ++seq_), std::move(item));
+    }
+    if (!q.delayed.empty()) *wake = std::min(*wake, q.delayed.begin()->first);
+    if (!q.ready.empty()) waiting++;
+  }
+  if (waiting == 0) return false;
+  // A function's share of the workers while others wait too: none can take them all.
+  uint32_t cap = std::max<uint32_t>(1, options_.workers / waiting);
+  // Round-robin: start with the function after the one served last.
+  auto start = queues_.upper_bound(cursor_);
+  for (size_t i = 0; i < queues_.size(); ++i, ++start) {
+    if (start == queues_.end()) start = queues_.begin();
+    auto& [name, q] = *start;
+    if (q.ready.empty()) continue;
+    if (q.blocked_until_ms > now) {
+      *wake = std::min(*wake, q.blocked_until_ms);
+      continue;
+    }
+    if (q.in_flight >= cap) continue;
+    *out = std::move(q.ready.begin()->second);
+    q.ready.erase(q.ready.begin());
+    q.in_flight++;
+    cursor_ = name;
+    return true;
+  }
+  return false;
+}
+
+void EventQueue::WorkerLoop() {
+  std::unique_lock lock(mu_);
+  while (!stopping_) {
+    if (!dispatching_) {
+      cv_.wait(lock);
+      continue;
+    }
+    Item item;
+    int64_t now = NowMs(), wake = INT64_MAX;
+    if (PickLocked(now, &item, &wake)) {
+      std::string function = item.event.data->function;
+      running_++;
+      lock.unlock();
+      bool ran = Run(std::move(item));
+      lock.lock();
+      running_--;
+      Queue& q = queues_[function];
+      q.in_flight--;
+      if (ran) q.blocked_until_ms = 0;  // its instance is free again: no need to wait out a throttle
+      idle_cv_.notify_all();
+      cv_.notify_all();  // a share or capacity came free
+      continue;
+    }
+    if (wake == INT64_MAX)
+      cv_.wait(lock);
+    else
+      cv_.wait_for(lock, std::chrono::milliseconds(std::max<int64_t>(1, wake - now)));
+  }
+}
+
+void EventQueue::Requeue(Item item, bool throttled) {
+  {
+    std::lock_guard lock(mu_);
+    Queue& q = queues_[item.event.data->function];
+    if (throttled) {
+      q.stats.throttled++;
+      q.throttle_wait = std::min(options_.throttle_wait_max,
+                                 std::max(std::chrono::milliseconds(10), q.throttle_wait * 2));
+      q.blocked_until_ms = NowMs() + q.throttle_wait.count();
+    }
+    EnqueueLocked(std::move(item));
+  }
+  cv_.notify_one();
+}
+
+bool EventQueue::Run(Item item) {
+  PendingEvent& e = item.event;
+  const std::string& name = e.data->function;
+  InvokeConfig cfg = configs_->Effective(name);
+  int64_t age_ms = NowMs() - e.data->accepted_ms;
+  if (age_ms > static_cast<int64_t>(cfg.max_event_age_s) * 1000) {
+    Finish(e, "EventAgeExceeded", nullptr,
+           "not run within MaximumEventAgeInSeconds (" + std::to_string(cfg.max_event_age_s) + ")");
+    return false;
+  }
+  auto fn = registry_->Get(name);
+  if (!fn) {
+    Finish(e, "FunctionNotFound", nullptr, "the function was deleted before the event ran");
+    return false;
+  }
+  // Capacity first: a function at its concurrency waits here without an attempt being logged.
+  uint32_t limit = fn->config.reserved_concurrency.value_or(  // in the function's record
+      scheduler_->options().max_instances_per_function);
+  auto counts = scheduler_->Counts(name);
+  if (counts.idle == 0 && counts.busy >= limit) {
+    Requeue(std::move(item), true);
+    return false;
+  }
+  auto admission = scheduler_->Admit();
+  if (!admission) {  // draining (one-way): kept in the log for the next start
+    StopDispatch();
+    Requeue(std::move(item), false);
+    return false;
+  }
+  e.invocations++;
+  if (auto s = log_->Started(e.data->id, e.invocations, e.failures); !s)
+    log::Warning("events: " + s.error().ToString() + " (attempt of " + e.data->id + " not logged)");
+  core::InvokeResult result = scheduler_->Invoke(*fn, e.data->id, e.data->payload);
+  if (result.outcome == core::Outcome::kThrottled) {
+    e.invocations--;  // it did not run
+    Requeue(std::move(item), true);
+    return false;
+  }
+  {
+    std::lock_guard lock(mu_);
+    queues_[name].throttle_wait = std::chrono::milliseconds(0);
+  }
+  if (result.end_epoch_ms == 0) result.end_epoch_ms = NowMs();
+  // Each attempt has its own ledger row: the first under the request id, retries with #N.
+  std::string ledger_id = e.invocations == 1 ? e.data->id : e.data->id + "#" + std::to_string(e.invocations);
+  if (observer_) observer_->OnInvocation(name, fn->config.runtime, fn->config.memory_mb, ledger_id, result);
+  if (result.outcome == core::Outcome::kSuccess) {
+    Finish(e, "Success", &result, "");
+    return true;
+  }
+  if (result.outcome == core::Outcome::kSetupFailed) {  // the node's fault, not the function's
+    log::Warning("events: " + e.data->id + " of " + name + ": " + result.error_message + "; trying again in 1 s");
+    item.not_before_ms = NowMs() + 1000;
+    Requeue(std::move(item), false);
+    return true;
+  }
+  bool draining;
+  {
+    std::lock_guard lock(mu_);
+    draining = !dispatching_;
+  }
+  if (draining && result.outcome == core::Outcome::kCrashed) {
+    // Stopped by the drain's kill, not by its own fault: kept for the next start.
+    Requeue(std::move(item), false);
+    return true;
+  }
+  e.failures++;
+  {
+    std::lock_guard lock(mu_);
+    queues_[name].stats.failed_attempts++;
+  }
+  if (e.failures <= cfg.max_retry_attempts) {
+    auto delay = options_.retry_base * (1LL << (e.failures - 1));  // Lambda: 1 min, then 2 min
+    item.not_before_ms = NowMs() + delay.count();
+    {
+      std::lock_guard lock(mu_);
+      queues_[name].stats.retried++;
+    }
+    if (auto s = log_->Started(e.data->id, e.invocations, e.failures); !s)
+      log::Warning("events: " + s.error().ToString());
+    Requeue(std::move(item), false);
+    return true;
+  }
+  Finish(e, "RetriesExhausted", &result, core::OutcomeName(result.outcome) + std::string(": ") +
+                                             result.body.substr(0, 1024));
+  return true;
+}
+
+void EventQueue::Finish(const PendingEvent& e, const std::string& condition,
+                        const core::InvokeResult* result, const std::string& detail) {
+  const std::string& name = e.data->function;
+  InvokeConfig cfg = configs_->Effective(name);
+  bool success = condition == "Success";
+  {
+    std::lock_guard lock(mu_);
+    auto& stats = queues_[name].stats;
+    if (success)
+      stats.succeeded++;
+    else
+      stats.dropped[condition]++;
+  }
+  const std::string& destination = success ? cfg.on_success : cfg.on_failure;
+  std::string target = DestinationFunction(destination);
+  if (!target.empty()) {
+    std::string id = NewRequestId();
+    if (auto s = Accept(target, id, DestinationRecord(e, condition, result)); s) {
+      if (auto f = log_->Finished(e.data->id); !f)
+        log::Warning("events: " + f.error().ToString() + " (" + e.data->id + " may run again after a restart)");
+      return;
+    } else {
+      log::Warning("events: destination " + destination + " for " + e.data->id + ": " + s.error().ToString());
+    }
+  }
+  if (success) {
+    if (auto f = log_->Finished(e.data->id); !f)
+      log::Warning("events: " + f.error().ToString() + " (" + e.data->id + " may run again after a restart)");
+    return;
+  }
+  log::Warning("events: " + e.data->id + " of " + name + " to the dead-letter store: " + condition +
+               (detail.empty() ? "" : " (" + detail + ")"));
+  if (auto s = log_->Dead(DeadEvent{e.data, condition, detail, NowMs(), e.invocations}); !s)
+    log::Warning("events: " + s.error().ToString());
+}
+
+Result<std::string> EventQueue::Redrive(const std::string& id) {
+  if (!log_) return log_error_;
+  auto dead = log_->RemoveDead(id);
+  if (!dead) return dead.error();
+  // A new acceptance under a new request id (the ledger keeps one row per request id).
+  std::string fresh = NewRequestId();
+  if (auto s = Accept(dead->data->function, fresh, dead->data->payload); !s) {
+    (void)log_->Dead(std::move(dead.value()));  // back where it was
+    return s.error();
+  }
+  return fresh;
+}
+
+std::vector<DeadEvent> EventQueue::DeadLetters(const std::string& function) {
+  return log_ ? log_->ListDead(function) : std::vector<DeadEvent>{};
+}
+
+std::map<std::string, FunctionEventStats> EventQueue::Stats() {
+  std::lock_guard lock(mu_);
+  int64_t now = NowMs();
+  std::map<std::string, FunctionEventStats> out;
+  for (const auto& [name, q] : queues_) {
+    FunctionEventStats s = q.stats;
+    s.depth = q.ready.size() + q.delayed.size();
+    s.in_flight = q.in_flight;
+    int64_t oldest = INT64_MAX;
+    if (!q.ready.empty()) oldest = q.ready.begin()->first.first;
+    for (const auto& [due, item] : q.delayed) oldest = std::min(oldest, item.event.data->accepted_ms);
+    s.oldest_age_ms = oldest == INT64_MAX ? 0 : now - oldest;
+    out[name] = s;
+  }
+  return out;
+}
+
+uint64_t EventQueue::Depth() {
+  std::lock_guard lock(mu_);
+  uint64_t n = 0;
+  for (const auto& [name, q] : queues_) n += q.ready.size() + q.delayed.size();
+  return n;
+}
+
+}  // namespace forklet::events

@@ -178,6 +178,11 @@ int main(int argc, char** argv) {
   api::HttpServerOptions ho;
   ho.listen = options.listen;
   ho.unix_socket = options.socket_path;
+  ho.header_timeout = options.http_header_timeout;
+  ho.body_timeout = options.http_body_timeout;
+  ho.idle_timeout = options.http_idle_timeout;
+  ho.max_connections = options.http_max_connections;
+  ho.max_large_bodies = options.max_concurrent_uploads;
   auto server = api::HttpServer::Start(ho, [&](const api::HttpRequest& r) {
     if (verifier && !r.local)
       if (auto refused = verifier->Verify(r, std::chrono::system_clock::now()))

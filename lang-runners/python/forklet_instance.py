@@ -16,6 +16,7 @@ import forklet_conventions
 CHANNEL_FD = 3
 _HEADER = struct.Struct("<III")
 SETUP, INIT, READY, INIT_ERROR, INVOKE, RESULT, RESTORED = 1, 2, 3, 4, 5, 6, 7
+MAX_RESPONSE_BYTES = 6 * 1024 * 1024 + 100  # Lambda's limit: 6,291,556 bytes
 # Frames of the runner's own files are left out of a function's stack trace.
 _RUNNER_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
@@ -156,5 +157,12 @@ def serve(after_fork_us: int = 0) -> int:
             sys.stderr.write("".join(err["stackTrace"]))
             body = json.dumps(err).encode()
         handler_us = int((time.perf_counter() - t0) * 1e6)
+        if len(body) > MAX_RESPONSE_BYTES:
+            ok = False
+            err = {"errorMessage": f"Response payload size ({len(body)} bytes) exceeded maximum "
+                                   f"allowed payload size ({MAX_RESPONSE_BYTES} bytes).",
+                   "errorType": "Function.ResponseSizeTooLarge"}
+            print(f"[ERROR] {err['errorType']}: {err['errorMessage']}", file=sys.stderr)
+            body = json.dumps(err).encode()
         _flush_logs()
         _write_frame(RESULT, {"ok": ok, "handler_us": handler_us}, body)

@@ -2,6 +2,7 @@
 #include "runtime/api/http_server.h"
 
 #include <fcntl.h>
+#include <malloc.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -50,12 +51,16 @@ class FdStream {
  public:
   explicit FdStream(int fd) : fd_(fd) {}
 
+  // Reads and writes fail with timed_out past this point (none: wait forever).
+  void set_deadline(std::chrono::steady_clock::time_point d) { deadline_ = d; }
+
   template <class MutableBuffers>
   size_t read_some(const MutableBuffers& buffers, beast::error_code& ec) {
     iovec iov[kMaxIov];
     size_t n = Gather<asio::mutable_buffer>(buffers, iov);
     ec = {};
     if (n == 0) return 0;
+    if (!Wait(POLLIN, ec)) return 0;
     msghdr msg{};
     msg.msg_iov = iov;
     msg.msg_iovlen = n;
@@ -73,6 +78,7 @@ class FdStream {
     size_t n = Gather<asio::const_buffer>(buffers, iov);
     ec = {};
     if (n == 0) return 0;
+    if (!Wait(POLLOUT, ec)) return 0;
     msghdr msg{};
     msg.msg_iov = iov;
     msg.msg_iovlen = n;
@@ -100,6 +106,26 @@ class FdStream {
   }
 
  private:
+  // Until fd is ready for events or the deadline passes (then ec is timed_out).
+  bool Wait(short events, beast::error_code& ec) {
+    if (deadline_ == std::chrono::steady_clock::time_point::max()) return true;
+    for (;;) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline_ - std::chrono::steady_clock::now()).count();
+      if (left <= 0) {
+        ec = asio::error::timed_out;
+        return false;
+      }
+      pollfd p{fd_, events, 0};
+      int rc = ::poll(&p, 1, static_cast<int>(std::min<long long>(left, 1 << 30)));
+      if (rc > 0) return true;
+      if (rc < 0 && errno != EINTR) {
+        ec.assign(errno, boost::system::system_category());
+        return false;
+      }
+    }
+  }
+  std::chrono::steady_clock::time_point deadline_ = std::chrono::steady_clock::time_point::max();
   static constexpr size_t kMaxIov = 16;
 
   template <class Buffer, class Buffers>
@@ -318,8 +344,12 @@ http::response<http::string_body> ToBeastResponse(HttpResponse&& out, unsigned v
 }
 
 // What a request that failed to parse gets, or nothing when the client just went away.
-std::optional<HttpResponse> RejectionFor(const beast::error_code& ec, size_t max_body_bytes) {
+std::optional<HttpResponse> RejectionFor(const beast::error_code& ec, size_t max_body_bytes,
+                                         const char* timed_out_what) {
   if (ec == http::error::end_of_stream || ec == http::error::partial_message) return std::nullopt;
+  if (ec == asio::error::timed_out)
+    return ErrorResponse(408, "RequestTimeoutException",
+                         std::string("the request's ") + timed_out_what + " did not arrive in time");
   if (ec == http::error::body_limit)
     return ErrorResponse(413, "RequestTooLargeException",
                          "request body exceeds the limit of " + std::to_string(max_body_bytes) + " bytes");
@@ -334,17 +364,65 @@ std::optional<HttpResponse> RejectionFor(const beast::error_code& ec, size_t max
 // After a rejection the client may still be sending its body. Closing with unread input
 // makes the kernel reset the connection, which can destroy our response before the client
 // reads it; so stop sending and discard input for a bounded time until the client closes.
-void DrainBeforeClose(int fd) {
+// A client refused before its body (429) may send all of it before it reads the answer: then
+// the drain lasts up to `patience`, discarding (never holding) what comes.
+void DrainBeforeClose(int fd, std::chrono::milliseconds patience = std::chrono::seconds(2)) {
   ::shutdown(fd, SHUT_WR);
-  timeval timeout{0, 200'000};
+  // A pause this long ends the drain (a long one tolerates a busy client's pauses).
+  timeval timeout = patience > std::chrono::seconds(2) ? timeval{2, 0} : timeval{0, 200'000};
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  auto deadline = std::chrono::steady_clock::now() + patience;
   char discard[16 * 1024];
   while (std::chrono::steady_clock::now() < deadline) {
     ssize_t n = recv(fd, discard, sizeof(discard), 0);
     if (n > 0 || (n < 0 && errno == EINTR)) continue;
     break;
   }
+}
+
+bool IsLarge(const http::request_parser<http::string_body>& parser, size_t threshold) {
+  return parser.chunked() || parser.content_length().value_or(0) >= threshold;
+}
+
+// One of the limited places for a large body; released when destroyed.
+class LargeBodySlot {
+ public:
+  LargeBodySlot() = default;
+  LargeBodySlot& operator=(LargeBodySlot&& o) noexcept {
+    Release();
+    count_ = std::exchange(o.count_, nullptr);
+    return *this;
+  }
+  ~LargeBodySlot() { Release(); }
+  bool Take(std::atomic<size_t>* count, size_t max) {
+    if (count->fetch_add(1) >= max) {
+      count->fetch_sub(1);
+      return false;
+    }
+    count_ = count;
+    return true;
+  }
+  bool held() const { return count_ != nullptr; }
+
+ private:
+  void Release() {
+    if (count_) count_->fetch_sub(1);
+    count_ = nullptr;
+  }
+  std::atomic<size_t>* count_ = nullptr;
+};
+
+// Past the connection limit: a best-effort 503 (never blocking the accept loop), then close.
+void RefuseConnection(int fd) {
+  static const std::string kBody =
+      R"({"Type":"Service","message":"too many connections to forkletd; retry later"})";
+  static const std::string kResponse =
+      "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+      "X-Amzn-ErrorType: ServiceUnavailableException\r\nRetry-After: 1\r\nConnection: close\r\n"
+      "Content-Length: " + std::to_string(kBody.size()) + "\r\n\r\n" + kBody;
+  (void)!::send(fd, kResponse.data(), kResponse.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+  ::shutdown(fd, SHUT_WR);
+  ::close(fd);
 }
 
 }  // namespace
@@ -376,6 +454,7 @@ struct HttpServer::Impl {
   std::condition_variable all_closed;
   std::set<int> connections;
   std::atomic<bool> stopping{false};
+  std::atomic<size_t> large_bodies{0};  // large request bodies being read or handled
 
   std::mutex stop_mu;  // serializes Stop callers
   bool stopped = false;
@@ -433,6 +512,10 @@ void HttpServer::Impl::AcceptLoop(int listen_fd, bool tcp) {
     }
     {
       std::lock_guard lock(mu);
+      if (connections.size() >= options.max_connections) {
+        RefuseConnection(fd);
+        continue;
+      }
       connections.insert(fd);
     }
     try {
@@ -465,25 +548,57 @@ void HttpServer::Impl::ServeConnection(int fd, bool tcp) {
     FdStream stream(fd);
     beast::flat_buffer buffer;  // reused: holds pipelined bytes between requests
     beast::error_code ec;
+    using Steady = std::chrono::steady_clock;
     for (;;) {
+      // Between requests: the next one's first byte within the idle timeout, else close quietly.
+      if (buffer.size() == 0) {
+        pollfd p{fd, POLLIN, 0};
+        int rc;
+        do rc = ::poll(&p, 1, static_cast<int>(options.idle_timeout.count()));
+        while (rc < 0 && errno == EINTR);
+        if (rc <= 0) break;
+      }
       http::request_parser<http::string_body> parser;
       parser.header_limit(kHeaderLimit);
       parser.body_limit(options.max_body_bytes);
+      stream.set_deadline(Steady::now() + options.header_timeout);
+      const char* phase = "header";
       http::read_header(stream, buffer, parser, ec);
+      stream.set_deadline(Steady::now() + options.body_timeout);
+      // A large body waits for no slot: it is refused before it is read (memory stays bounded).
+      LargeBodySlot slot;
+      if (!ec && IsLarge(parser, options.large_body_bytes) &&
+          !slot.Take(&large_bodies, options.max_large_bodies)) {
+        auto res = ToBeastResponse(
+            ErrorResponse(429, "TooManyRequestsException",
+                          "Rate Exceeded. (" + std::to_string(options.max_large_bodies) +
+                              " uploads are in progress; retry later)"),
+            parser.get().version(), false);
+        res.set(http::field::retry_after, "1");
+        stream.set_deadline(Steady::now() + std::chrono::seconds(2));
+        http::write(stream, res, ec);
+        DrainBeforeClose(fd, options.body_timeout);
+        break;
+      }
       // curl waits a second for "100 Continue" before sending a large body.
       if (!ec && beast::iequals(parser.get()[http::field::expect], "100-continue")) {
         http::response<http::empty_body> proceed{http::status::continue_, parser.get().version()};
         http::write(stream, proceed, ec);
       }
-      if (!ec) http::read(stream, buffer, parser, ec);
+      if (!ec) {
+        phase = "body";
+        http::read(stream, buffer, parser, ec);
+      }
       if (ec) {
-        if (auto rejection = RejectionFor(ec, options.max_body_bytes)) {
+        if (auto rejection = RejectionFor(ec, options.max_body_bytes, phase)) {
           auto res = ToBeastResponse(std::move(*rejection), 11, false);
+          stream.set_deadline(Steady::now() + std::chrono::seconds(2));
           http::write(stream, res, ec);
           DrainBeforeClose(fd);
         }
         break;
       }
+      stream.set_deadline(Steady::time_point::max());  // the handler may take its time
       auto req = parser.release();
       unsigned version = req.version();
       bool keep_alive = req.keep_alive();
@@ -492,7 +607,14 @@ void HttpServer::Impl::ServeConnection(int fd, bool tcp) {
       HttpResponse out = CallHandler(request);
       keep_alive = keep_alive && !stopping.load();
       auto res = ToBeastResponse(std::move(out), version, keep_alive);
+      stream.set_deadline(Steady::now() + options.body_timeout);  // a client that never reads
       http::write(stream, res, ec);
+      if (slot.held()) {
+        slot = LargeBodySlot();
+        res = {};
+        buffer.shrink_to_fit();
+        malloc_trim(0);  // a burst of uploads gives its memory back to the system
+      }
       if (ec || !keep_alive) break;
     }
   } catch (const std::exception& e) {

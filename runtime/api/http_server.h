@@ -2,6 +2,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
@@ -37,9 +38,20 @@ struct HttpServerOptions {
   std::string listen = "127.0.0.1:9000";  // HOST:PORT; port 0 picks a free port; empty for none
   std::string unix_socket;                // path; empty for none. Replaced if stale.
   size_t max_body_bytes = 80ull << 20;    // larger bodies get 413 without reaching the handler
+  // A slow or idle client cannot hold a connection (a thread and a descriptor) forever:
+  std::chrono::milliseconds header_timeout{10'000};  // from a request's first byte to its header's end
+  std::chrono::milliseconds body_timeout{120'000};   // reading a body; also writing a response
+  std::chrono::milliseconds idle_timeout{60'000};    // a keep-alive connection between requests
+  size_t max_connections = 512;  // beyond it a new connection gets 503 and is closed
+  // Large bodies (code uploads) are held in memory while they are handled: at most this many at
+  // once; one more gets 429 TooManyRequestsException with Retry-After before its body is read.
+  size_t large_body_bytes = 1 << 20;  // a body this size or larger (or chunked) is large
+  size_t max_large_bodies = 4;
 };
 
-// Serves until Stop(). Malformed HTTP gets 400, an oversized body 413, both with a JSON
+// Serves until Stop(). Malformed HTTP gets 400, an oversized body 413, a header or body not
+// complete in time 408, a connection past the limit 503, a large body past the limit 429, all
+// with a JSON
 // {"Type":"User","message":...} body; the handler never sees them. A handler that throws
 // gets a 500 with the exception text; the server keeps running.
 class HttpServer {

@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "runtime/api/json_text.h"
 #include "runtime/core/report.h"
 #include "runtime/log/log.h"
 #include "runtime/registry/code_archive.h"
@@ -24,6 +25,7 @@ HttpResponse FromError(const Error& e) {
   int status = 400;
   if (e.op == "ResourceNotFoundException") status = 404;
   else if (e.op == "ResourceConflictException") status = 409;
+  else if (e.op == "PreconditionFailedException") status = 412;
   else if (e.op == "RequestTooLargeException" || e.op == "RequestEntityTooLargeException") status = 413;
   else if (e.op == "CodeStorageExceededException" || e.op == "InvalidParameterValueException" ||
            e.op == "InvalidRequestContentException")
@@ -44,13 +46,24 @@ std::string NewRequestId() {
   return buf;
 }
 
-// "NAME", "arn:aws:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER]" or "ACCOUNT:function:NAME".
-std::string FunctionNameFromPath(const std::string& id) {
-  auto pos = id.find(":function:");
-  if (pos == std::string::npos) return id;
-  std::string rest = id.substr(pos + 10);
-  auto colon = rest.find(':');
-  return colon == std::string::npos ? rest : rest.substr(0, colon);
+Error NotFound(const FunctionRef& ref) {
+  return Error{"ResourceNotFoundException", 0, "Function not found: " + ref.shown};
+}
+
+// Fields of an update that say how to change, not what: RevisionId and DryRun.
+Result<registry::ChangeOptions> ReadChangeOptions(const json& b, bool dry_run_allowed) {
+  registry::ChangeOptions o;
+  if (b.contains("RevisionId") && !b["RevisionId"].is_null()) {
+    if (!b["RevisionId"].is_string())
+      return Error{"InvalidParameterValueException", 0, "RevisionId must be a string"};
+    o.expected_revision_id = b["RevisionId"].get<std::string>();
+  }
+  if (dry_run_allowed && b.contains("DryRun") && !b["DryRun"].is_null()) {
+    if (!b["DryRun"].is_boolean())
+      return Error{"InvalidParameterValueException", 0, "DryRun must be a boolean"};
+    o.dry_run = b["DryRun"].get<bool>();
+  }
+  return o;
 }
 
 std::string Iso8601Now() {
@@ -127,15 +140,27 @@ void LambdaApi::Observe(const registry::FunctionConfig& cfg, const std::string& 
   if (observer_) observer_->OnInvocation(cfg.name, cfg.runtime, cfg.memory_mb, request_id, result);
 }
 
+Result<registry::Deployed> LambdaApi::Resolve(const FunctionRef& ref) {
+  if (ref.foreign) return NotFound(ref);
+  auto d = registry_->Get(ref.name);
+  if (!d || (!ref.qualifier.empty() && ref.qualifier != "$LATEST")) return NotFound(ref);
+  return *d;
+}
+
 HttpResponse LambdaApi::Handle(const HttpRequest& r) {
   const std::string& p = r.path;
+  auto q = r.query.find("Qualifier");
+  const std::string query_qualifier = q == r.query.end() ? "" : q->second;
   // Concurrency lives under other API versions: /2017-10-31/ (put/delete), /2019-09-30/ (get).
   for (const char* version : {"/2017-10-31/functions/", "/2019-09-30/functions/"}) {
     if (p.rfind(version, 0) == 0) {
       std::string rest = p.substr(strlen(version));
       auto slash = rest.find('/');
-      if (slash != std::string::npos && rest.substr(slash) == "/concurrency")
-        return Concurrency(FunctionNameFromPath(rest.substr(0, slash)), r);
+      if (slash != std::string::npos && rest.substr(slash) == "/concurrency") {
+        auto ref = ParseFunctionRef(rest.substr(0, slash), query_qualifier);
+        if (!ref) return FromError(ref.error());
+        return Concurrency(*ref, r);
+      }
     }
   }
   if (p.rfind(kFunctionsPrefix, 0) != 0) return ApiError(404, "UnknownOperationException", "Unknown operation " + r.method + " " + p);
@@ -147,18 +172,20 @@ HttpResponse LambdaApi::Handle(const HttpRequest& r) {
   }
   rest = rest.substr(1);
   auto slash = rest.find('/');
-  std::string name = FunctionNameFromPath(rest.substr(0, slash));
+  auto parsed = ParseFunctionRef(rest.substr(0, slash), query_qualifier);
+  if (!parsed) return FromError(parsed.error());
+  const FunctionRef& ref = *parsed;
   std::string sub = slash == std::string::npos ? "" : rest.substr(slash);
   if (sub.empty() || sub == "/") {
-    if (r.method == "GET") return GetFunction(name, false);
-    if (r.method == "DELETE") return DeleteFunction(name);
+    if (r.method == "GET") return GetFunction(ref, false);
+    if (r.method == "DELETE") return DeleteFunction(ref);
   } else if (sub == "/configuration") {
-    if (r.method == "GET") return GetFunction(name, true);
-    if (r.method == "PUT") return UpdateConfiguration(name, r);
+    if (r.method == "GET") return GetFunction(ref, true);
+    if (r.method == "PUT") return UpdateConfiguration(ref, r);
   } else if (sub == "/code" && r.method == "PUT") {
-    return UpdateCode(name, r);
+    return UpdateCode(ref, r);
   } else if (sub == "/invocations" && r.method == "POST") {
-    return Invoke(name, r);
+    return Invoke(ref, r);
   }
   return ApiError(404, "UnknownOperationException", "Unknown operation " + r.method + " " + p);
 }
@@ -169,8 +196,14 @@ HttpResponse LambdaApi::CreateFunction(const HttpRequest& r) {
   const json& b = *body;
   if (!b.contains("FunctionName") || !b["FunctionName"].is_string())
     return ApiError(400, "InvalidParameterValueException", "FunctionName is required");
+  auto named = ParseFunctionRef(b["FunctionName"].get<std::string>());
+  if (!named) return FromError(named.error());
+  if (named->foreign || !named->qualifier.empty())
+    return ApiError(400, "InvalidParameterValueException",
+                    "FunctionName must be a name or an unqualified ARN of account " +
+                        std::string(registry::kAccountId));
   registry::FunctionConfig base;
-  base.name = FunctionNameFromPath(b["FunctionName"].get<std::string>());
+  base.name = named->name;
   auto cfg = registry::ApplyLambdaChanges(base, b);  // typed, range-checked fields
   if (!cfg) return FromError(cfg.error());
   if (b.contains("PackageType") && b["PackageType"] != "Zip")
@@ -189,63 +222,76 @@ HttpResponse LambdaApi::ListFunctions(const HttpRequest& r) {
   return Json(200, json{{"Functions", functions}});
 }
 
-HttpResponse LambdaApi::GetFunction(const std::string& name, bool config_only) {
-  auto d = registry_->Get(name);
-  if (!d)
-    return ApiError(404, "ResourceNotFoundException",
-                    "Function not found: " + registry::FunctionArn(name));
+HttpResponse LambdaApi::GetFunction(const FunctionRef& ref, bool config_only) {
+  auto d = Resolve(ref);
+  if (!d) return FromError(d.error());
   json conf = registry::ToLambdaJson(d->config);
   if (config_only) return Json(200, conf);
   json out{{"Configuration", conf},
            {"Code", {{"RepositoryType", "S3"},
-                     {"Location", "/forklet/v1/functions/" + name + "/code.zip"}}}};
-  if (auto reserved = scheduler_->ReservedConcurrency(name))
+                     {"Location", "/forklet/v1/functions/" + ref.name + "/code.zip"}}}};
+  if (auto reserved = d->config.reserved_concurrency)
     out["Concurrency"] = {{"ReservedConcurrentExecutions", *reserved}};
   return Json(200, out);
 }
 
-HttpResponse LambdaApi::DeleteFunction(const std::string& name) {
-  if (auto s = registry_->Delete(name); !s) return FromError(s.error());
-  scheduler_->ForgetFunction(name);
-  if (configs_) (void)configs_->Delete(name);  // queued events of it end as FunctionNotFound
+HttpResponse LambdaApi::DeleteFunction(const FunctionRef& ref) {
+  // A qualifier deletes that version only; $LATEST is not one that can go alone (Lambda's rule),
+  // and there are no others: never the whole function.
+  if (ref.qualifier == "$LATEST" && !ref.foreign && registry_->Get(ref.name))
+    return ApiError(400, "InvalidParameterValueException",
+                    "$LATEST version cannot be deleted without deleting the function.");
+  auto d = Resolve(ref);
+  if (!d) return FromError(d.error());
+  if (!ref.qualifier.empty()) return FromError(NotFound(ref));  // not reached while no versions exist
+  if (auto s = registry_->Delete(ref.name); !s) return FromError(s.error());
+  scheduler_->ForgetFunction(ref.name);
+  if (configs_) (void)configs_->Delete(ref.name);  // queued events of it end as FunctionNotFound
   HttpResponse r;
   r.status = 204;
   return r;
 }
 
-HttpResponse LambdaApi::UpdateCode(const std::string& name, const HttpRequest& r) {
+HttpResponse LambdaApi::UpdateCode(const FunctionRef& ref, const HttpRequest& r) {
   auto body = ParseBody(r);
   if (!body) return FromError(body.error());
+  if (auto d = Resolve(ref); !d) return FromError(d.error());
+  auto options = ReadChangeOptions(*body, true);
+  if (!options) return FromError(options.error());
+  if (auto s = registry::CheckUnsupportedCodeFields(*body); !s) return FromError(s.error());
   auto zip = ZipFromCode(*body);
   if (!zip) return FromError(zip.error());
-  auto updated = registry_->UpdateCode(name, *zip);
+  auto updated = registry_->UpdateCode(ref.name, *zip, *options);
   if (!updated) return FromError(updated.error());
-  scheduler_->FunctionChanged(name);
+  if (!options->dry_run) scheduler_->FunctionChanged(ref.name);
   return Json(200, registry::ToLambdaJson(updated->config));
 }
 
-HttpResponse LambdaApi::UpdateConfiguration(const std::string& name, const HttpRequest& r) {
+HttpResponse LambdaApi::UpdateConfiguration(const FunctionRef& ref, const HttpRequest& r) {
   auto body = ParseBody(r);
   if (!body) return FromError(body.error());
-  auto updated = registry_->UpdateConfiguration(name, *body);
+  if (auto d = Resolve(ref); !d) return FromError(d.error());
+  auto options = ReadChangeOptions(*body, false);
+  if (!options) return FromError(options.error());
+  auto updated = registry_->UpdateConfiguration(ref.name, *body, *options);
   if (!updated) return FromError(updated.error());
-  scheduler_->FunctionChanged(name);
+  scheduler_->FunctionChanged(ref.name);
   scheduler_->Prepare(updated->config);
   return Json(200, registry::ToLambdaJson(updated->config));
 }
 
-HttpResponse LambdaApi::Concurrency(const std::string& name, const HttpRequest& r) {
-  if (!registry_->Get(name))
-    return ApiError(404, "ResourceNotFoundException",
-                    "Function not found: " + registry::FunctionArn(name));
+HttpResponse LambdaApi::Concurrency(const FunctionRef& ref, const HttpRequest& r) {
+  auto d = Resolve(ref);
+  if (!d) return FromError(d.error());
   if (r.method == "DELETE") {
-    scheduler_->SetReservedConcurrency(name, std::nullopt);
+    auto changed = registry_->SetReservedConcurrency(ref.name, std::nullopt);
+    if (!changed) return FromError(changed.error());
     HttpResponse out;
     out.status = 204;
     return out;
   }
   if (r.method == "GET") {
-    auto reserved = scheduler_->ReservedConcurrency(name);
+    auto reserved = d->config.reserved_concurrency;
     return Json(200, reserved ? json{{"ReservedConcurrentExecutions", *reserved}} : json::object());
   }
   auto body = ParseBody(r);
@@ -254,28 +300,27 @@ HttpResponse LambdaApi::Concurrency(const std::string& name, const HttpRequest& 
   if (!v.is_number_unsigned() || v.get<uint64_t>() > 1000)
     return ApiError(400, "InvalidParameterValueException",
                     "ReservedConcurrentExecutions must be an integer from 0 to 1000");
-  scheduler_->SetReservedConcurrency(name, v.get<uint32_t>());
+  // Persisted in the function's record before the client hears of it.
+  auto changed = registry_->SetReservedConcurrency(ref.name, v.get<uint32_t>());
+  if (!changed) return FromError(changed.error());
   return Json(200, json{{"ReservedConcurrentExecutions", v.get<uint32_t>()}});
 }
 
-HttpResponse LambdaApi::Invoke(const std::string& name, const HttpRequest& r) {
+HttpResponse LambdaApi::Invoke(const FunctionRef& ref, const HttpRequest& r) {
   std::string type = r.Header("x-amz-invocation-type");
   if (type.empty()) type = "RequestResponse";
   if (type != "RequestResponse" && type != "Event" && type != "DryRun")
     return ApiError(400, "InvalidParameterValueException",
                     "X-Amz-Invocation-Type must be RequestResponse, Event or DryRun");
-  auto q = r.query.find("Qualifier");
-  auto fn = registry_->Get(name);
-  if (!fn || (q != r.query.end() && q->second != "$LATEST"))
-    return ApiError(404, "ResourceNotFoundException",
-                    "Function not found: " + registry::FunctionArn(name) +
-                        (q != r.query.end() ? ":" + q->second : ""));
+  auto fn = Resolve(ref);
+  if (!fn) return FromError(fn.error());
   size_t limit = type == "Event" ? limits_.max_async_payload : limits_.max_sync_payload;
   if (r.body.size() > limit)
     return ApiError(413, "RequestTooLargeException",
                     "Request must be smaller than " + std::to_string(limit) +
                         " bytes for the InvokeFunction operation");
-  if (!r.body.empty() && !json::accept(r.body))
+  // Checked, never re-serialized: the function gets the bytes as sent (numbers of any size too).
+  if (!r.body.empty() && !IsJsonText(r.body))
     return ApiError(400, "InvalidRequestContentException",
                     "Could not parse request body into json: the payload is not valid JSON");
   if (type == "DryRun") {
@@ -294,7 +339,7 @@ HttpResponse LambdaApi::Invoke(const std::string& name, const HttpRequest& r) {
     // 202 only once the event is in the event log: from then on it runs at least once.
     if (!events_)
       return ApiError(503, "ServiceUnavailableException", "this forkletd accepts no Event invocations");
-    if (auto s = events_->Accept(name, request_id, r.body); !s)
+    if (auto s = events_->Accept(ref.name, request_id, r.body); !s)
       return ApiError(503, "ServiceUnavailableException",
                       "forkletd could not store the event, which was not accepted: " +
                           s.error().ToString());

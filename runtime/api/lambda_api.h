@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "runtime/api/function_ref.h"
 #include "runtime/api/http_server.h"
 #include "runtime/core/scheduler.h"
 #include "runtime/events/event_queue.h"
@@ -30,12 +31,16 @@ class LambdaApi {
  private:
   HttpResponse CreateFunction(const HttpRequest& r);
   HttpResponse ListFunctions(const HttpRequest& r);
-  HttpResponse GetFunction(const std::string& name, bool config_only);
-  HttpResponse DeleteFunction(const std::string& name);
-  HttpResponse UpdateCode(const std::string& name, const HttpRequest& r);
-  HttpResponse UpdateConfiguration(const std::string& name, const HttpRequest& r);
-  HttpResponse Invoke(const std::string& name, const HttpRequest& r);
-  HttpResponse Concurrency(const std::string& name, const HttpRequest& r);
+  HttpResponse GetFunction(const FunctionRef& ref, bool config_only);
+  HttpResponse DeleteFunction(const FunctionRef& ref);
+  HttpResponse UpdateCode(const FunctionRef& ref, const HttpRequest& r);
+  HttpResponse UpdateConfiguration(const FunctionRef& ref, const HttpRequest& r);
+  HttpResponse Invoke(const FunctionRef& ref, const HttpRequest& r);
+  HttpResponse Concurrency(const FunctionRef& ref, const HttpRequest& r);
+  // The function a request names, or the error for it: 404 for an ARN of another account, an
+  // unknown name, or a qualifier that names no version or alias ($LATEST is the function itself;
+  // forklet has no other versions yet), so that a qualifier never widens an operation.
+  Result<registry::Deployed> Resolve(const FunctionRef& ref);
   void Observe(const registry::FunctionConfig& cfg, const std::string& request_id,
                core::InvokeResult& result);
 

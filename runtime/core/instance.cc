@@ -22,6 +22,7 @@ namespace forklet::core {
 namespace {
 
 constexpr size_t kMaxOutputBytes = 64 * 1024;  // kept per invocation (the tail)
+constexpr size_t kMaxResponseBytes = 6 * 1024 * 1024 + 100;  // Lambda's: 6,291,556 bytes
 
 int MillisUntil(Clock::time_point deadline) {
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
@@ -122,13 +123,15 @@ Instance::Read Instance::ReadFrame(Clock::time_point deadline, uint32_t* type, s
   size_t have = 0;
   std::string* target = nullptr;
   size_t want = sizeof(h);
-  int phase = 0;  // 0 header, 1 meta, 2 payload
+  int phase = 0;  // 0 header, 1 meta, 2 payload, 3 an oversized result's payload, discarded
+  std::string scratch;
+  oversized_result_bytes_ = 0;
   for (;;) {
     if (phase > 0 && have == want) {
       if (phase == 1 && h.payload_len > 0) {
-        phase = 2;
-        target = payload;
-        target->resize(h.payload_len);
+        phase = oversized_result_bytes_ ? 3 : 2;
+        target = phase == 2 ? payload : &scratch;
+        target->resize(phase == 2 ? h.payload_len : std::min<size_t>(h.payload_len, 64 * 1024));
         want = h.payload_len;
         have = 0;
         continue;
@@ -142,13 +145,21 @@ Instance::Read Instance::ReadFrame(Clock::time_point deadline, uint32_t* type, s
     if (rc == 0) return Read::kTimeout;
     if (p[1].revents & (POLLIN | POLLHUP)) DrainLog(logs);
     if (!(p[0].revents & (POLLIN | POLLHUP | POLLERR))) continue;
-    char* dst = phase == 0 ? reinterpret_cast<char*>(&h) + have : target->data() + have;
-    ssize_t n = read(channel_fd_, dst, want - have);
+    char* dst = phase == 0 ? reinterpret_cast<char*>(&h) + have
+                : phase == 3 ? scratch.data()
+                             : target->data() + have;
+    size_t room = phase == 3 ? std::min(scratch.size(), want - have) : want - have;
+    ssize_t n = read(channel_fd_, dst, room);
     if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
     if (n <= 0) return Read::kEof;
     have += static_cast<size_t>(n);
     if (phase == 0 && have == sizeof(h)) {
-      if (!ValidFrameFromInstance(h))
+      // A result past Lambda's limit is read and dropped (bounded by the deadline), so that the
+      // invocation gets Function.ResponseSizeTooLarge and a healthy instance lives on.
+      if (h.type == static_cast<uint32_t>(zygote::FrameType::kResult) &&
+          h.meta_len <= zygote::kMaxMetaBytes && h.payload_len > zygote::kMaxPayloadBytes)
+        oversized_result_bytes_ = h.payload_len;
+      else if (!ValidFrameFromInstance(h))
         return Read::kBad;
       meta->clear();
       payload->clear();
@@ -365,6 +376,17 @@ ChannelResult Instance::Invoke(const std::string& request_id, int64_t deadline_e
     DrainLog(&result);
     if (auto m = ParseResultMeta(rmeta)) {
       result.outcome = m->ok ? Outcome::kSuccess : Outcome::kUnhandled;
+      if (oversized_result_bytes_ || result.body.size() > kMaxResponseBytes) {
+        size_t size = oversized_result_bytes_ ? oversized_result_bytes_ : result.body.size();
+        std::string message = "Response payload size (" + std::to_string(size) +
+                              " bytes) exceeded maximum allowed payload size (" +
+                              std::to_string(kMaxResponseBytes) + " bytes).";
+        result.outcome = Outcome::kUnhandled;
+        result.body = nlohmann::json{{"errorMessage", message},
+                                     {"errorType", "Function.ResponseSizeTooLarge"}}.dump();
+        if (!result.output.empty() && result.output.back() != '\n') result.output += '\n';
+        result.output += "[ERROR] Function.ResponseSizeTooLarge: " + message + "\n";
+      }
       result.handler_ms = m->handler_us / 1000.0;
       last_used = Clock::now();
       if (m->last) {

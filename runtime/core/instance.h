@@ -54,6 +54,8 @@ class Instance {
   Status AwaitBoot(Clock::time_point deadline, Stages* stages);
   // Gives a booted stem cell to a function: before Start, once its code is mounted.
   void AssignTo(std::string function, std::string generation, uint32_t memory_mb);
+  // Holds what the instance's /var/task is a bind mount of (its code tree) until it is gone.
+  void PinCode(std::shared_ptr<const void> code) { code_pin_ = std::move(code); }
   // What it was forked from (its function's zygote) lives at least as long as it does: the
   // zygote bank counts a function's live instances by these references.
   void HoldOrigin(std::shared_ptr<const void> origin) { origin_ = std::move(origin); }
@@ -108,6 +110,7 @@ class Instance {
   // status, or "" when it has not exited (then Destroy kills it).
   std::string ReapExited();
 
+  std::shared_ptr<const void> code_pin_;  // first: released after Destroy has run
   std::string function_;
   std::string generation_;
   uint32_t memory_mb_;
@@ -123,6 +126,7 @@ class Instance {
   bool reaped_ = false;  // its pid is gone (and may be reused): never signal it again
   bool parked_ = false;  // its cgroup is frozen
   uint64_t cpu_ns_seen_ = 0;  // the cgroup's CPU counter at the last TakeUsage
+  size_t oversized_result_bytes_ = 0;  // of the last frame read: a result too large, dropped
 };
 
 // The instance's side of its channel, checked without trusting a byte. Pure, so that

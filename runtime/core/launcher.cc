@@ -51,10 +51,12 @@ nlohmann::json InitMessage(const registry::FunctionConfig& cfg) {
   env["LAMBDA_TASK_ROOT"] = "/var/task";
   env["LAMBDA_RUNTIME_DIR"] = "/var/runtime";
   env["_HANDLER"] = cfg.handler;
-  env["PATH"] = "/usr/local/bin:/usr/bin:/bin";
-  env["LANG"] = "C.UTF-8";
-  env["TZ"] = ":UTC";
-  env["HOME"] = "/tmp";
+  // Defaults a function may set itself, as on Lambda (PATH, LANG, TZ are not reserved there).
+  using Default = std::pair<const char*, const char*>;
+  for (const auto& [key, value] : {Default{"PATH", "/usr/local/bin:/usr/bin:/bin"},
+                                   Default{"LANG", "C.UTF-8"}, Default{"TZ", ":UTC"},
+                                   Default{"HOME", "/tmp"}})
+    if (!env.contains(key)) env[key] = value;
   return nlohmann::json{{"function", cfg.name},       {"handler", cfg.handler},
                         {"memory_mb", cfg.memory_mb}, {"timeout_s", cfg.timeout_s},
                         {"arn", registry::FunctionArn(cfg.name)}, {"env", env},
@@ -84,7 +86,8 @@ uint32_t CpuQuotaPermilleFor(uint64_t memory_mb) {
 }
 
 std::string Generation(const registry::FunctionConfig& config) {
-  return std::to_string(config.revision) + "|" + config.last_modified + "|" + config.code_sha256;
+  return config.function_id + "|" + std::to_string(config.revision) + "|" + config.last_modified +
+         "|" + config.code_sha256;
 }
 
 Result<std::unique_ptr<Launcher>> Launcher::Create(const LauncherOptions& options) {

@@ -21,6 +21,8 @@ std::string ErrorBody(const std::string& message, const std::string& type) {
   return nlohmann::json{{"errorMessage", message}, {"errorType", type}}.dump();
 }
 
+std::string PoolKey(const registry::FunctionConfig& cfg) { return cfg.name + "/" + cfg.function_id; }
+
 int64_t EpochMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -157,7 +159,8 @@ InvokeResult Scheduler::Invoke(const registry::Deployed& fn, const std::string& 
   std::unique_ptr<Instance> instance;
   {
     std::lock_guard lock(mu_);
-    Pool& pool = pools_[cfg.name];
+    Pool& pool = pools_[PoolKey(cfg)];
+    pool.name = cfg.name;
     // Idle instances of an older revision are never used again.
     for (size_t i = 0; i < pool.idle.size();) {
       if (pool.idle[i]->generation() != generation) {
@@ -169,7 +172,7 @@ InvokeResult Scheduler::Invoke(const registry::Deployed& fn, const std::string& 
       }
     }
     // Reserved concurrency bounds what runs at once, on warm instances too (0: nothing runs).
-    const uint32_t limit = pool.reserved.value_or(options_.max_instances_per_function);
+    const uint32_t limit = cfg.reserved_concurrency.value_or(options_.max_instances_per_function);
     if (pool.busy >= limit) {
       result.outcome = Outcome::kThrottled;
       result.error_message = "Rate Exceeded.";
@@ -212,22 +215,24 @@ InvokeResult Scheduler::Invoke(const registry::Deployed& fn, const std::string& 
 
   auto release = [&](std::unique_ptr<Instance> inst, bool new_instance_failed) {
     std::lock_guard lock(mu_);
-    Pool& pool = pools_[cfg.name];
+    auto it = pools_.find(PoolKey(cfg));
+    Pool& pool = it->second;  // a pool with a busy invocation is never erased
     pool.busy--;
     if (inst) running_.erase(inst->pid());
     if (new_instance_failed) {
       live_memory_mb_ -= cfg.memory_mb;
       FitStandbyLocked();
-      return;
+    } else if (inst) {
+      if (inst->dead() || inst->generation() != generation || stopping_ || fresh_instance ||
+          pool.forgotten) {
+        Retire(std::move(inst));
+      } else {
+        pool.idle.push_back(std::move(inst));
+        park_pending_ = true;  // frozen soon after, off this path
+        park_cv_.notify_one();
+      }
     }
-    if (!inst) return;
-    if (inst->dead() || inst->generation() != generation || stopping_ || fresh_instance) {
-      Retire(std::move(inst));
-    } else {
-      pool.idle.push_back(std::move(inst));
-      park_pending_ = true;
-      park_cv_.notify_one();
-    }
+    if (pool.forgotten && pool.busy == 0 && pool.idle.empty()) pools_.erase(it);
   };
 
   if (!instance) {
@@ -269,6 +274,7 @@ InvokeResult Scheduler::Invoke(const registry::Deployed& fn, const std::string& 
     if (auto s = instance->cgroup()->LimitCpu(CpuQuotaPermilleFor(cfg.memory_mb)); !s)
       log::Warning("instance " + std::to_string(instance->pid()) + ": no CPU quota: " +
                    s.error().ToString());
+    instance->PinCode(fn.code);  // its /var/task: the tree stays until the instance is gone
   }
 
   {
@@ -317,17 +323,6 @@ InvokeResult Scheduler::Invoke(const registry::Deployed& fn, const std::string& 
   return result;
 }
 
-void Scheduler::SetReservedConcurrency(const std::string& function, std::optional<uint32_t> limit) {
-  std::lock_guard lock(mu_);
-  pools_[function].reserved = limit;
-}
-
-std::optional<uint32_t> Scheduler::ReservedConcurrency(const std::string& function) {
-  std::lock_guard lock(mu_);
-  auto it = pools_.find(function);
-  return it == pools_.end() ? std::nullopt : it->second.reserved;
-}
-
 void Scheduler::Prepare(const registry::FunctionConfig& config) {
   if (launcher_) launcher_->Prepare(registry::RuntimeFamily(config.runtime));
   std::lock_guard lock(mu_);
@@ -337,8 +332,8 @@ void Scheduler::Prepare(const registry::FunctionConfig& config) {
 size_t Scheduler::DropIdle(const std::string& function) {
   std::lock_guard lock(mu_);
   size_t n = 0;
-  for (auto& [name, pool] : pools_) {
-    if (!function.empty() && name != function) continue;
+  for (auto& [key, pool] : pools_) {
+    if (!function.empty() && pool.name != function) continue;
     for (auto& inst : pool.idle) {
       Retire(std::move(inst));
       ++n;
@@ -351,11 +346,17 @@ size_t Scheduler::DropIdle(const std::string& function) {
 void Scheduler::ForgetFunction(const std::string& function) {
   if (launcher_) launcher_->ForgetFunction(function);  // none in tests of the API alone
   std::lock_guard lock(mu_);
-  auto it = pools_.find(function);
-  if (it == pools_.end()) return;
-  for (auto& inst : it->second.idle) Retire(std::move(inst));
-  it->second.idle.clear();
-  it->second.reserved.reset();
+  for (auto it = pools_.begin(); it != pools_.end();) {
+    Pool& pool = it->second;
+    if (pool.name != function) {
+      ++it;
+      continue;
+    }
+    for (auto& inst : pool.idle) Retire(std::move(inst));
+    pool.idle.clear();
+    pool.forgotten = true;  // a re-created name gets another pool; this one ends with its invocations
+    it = pool.busy == 0 ? pools_.erase(it) : std::next(it);
+  }
 }
 
 void Scheduler::FunctionChanged(const std::string& function) {
@@ -374,8 +375,8 @@ std::vector<pid_t> Scheduler::IdlePids() {
 InstanceCounts Scheduler::Counts(const std::string& function) {
   std::lock_guard lock(mu_);
   InstanceCounts c;
-  for (auto& [name, pool] : pools_) {
-    if (!function.empty() && name != function) continue;
+  for (auto& [key, pool] : pools_) {
+    if (!function.empty() && pool.name != function) continue;
     c.idle += static_cast<uint32_t>(pool.idle.size());
     c.busy += pool.busy;
     for (auto& inst : pool.idle) c.idle_memory_mb += inst->memory_mb();

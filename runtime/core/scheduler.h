@@ -45,15 +45,15 @@ class Scheduler {
   ~Scheduler();  // destroys every instance
 
   // Runs one invocation on an idle instance of the function's current revision (warm) or a new
-  // one (zygote or cold); 429 (kThrottled) past the concurrency limit or the memory budget.
+  // one (zygote or cold); 429 (kThrottled) past the concurrency limit (the function's reserved
+  // concurrency, else the default) or the memory budget. Pools, counts and limits belong to one
+  // function identity (FunctionConfig::function_id): a deleted and re-created name shares none.
+  // A new instance holds fn's code tree for its life.
   // fresh_instance (X-Forklet-Fresh-Instance, for benchmarks): always a new instance, retired
   // after the invocation; the idle pool is left as it is.
   InvokeResult Invoke(const registry::Deployed& fn, const std::string& request_id,
                       const std::string& payload, bool fresh_instance = false);
 
-  // Reserved concurrency (PutFunctionConcurrency); nullopt removes it.
-  void SetReservedConcurrency(const std::string& function, std::optional<uint32_t> limit);
-  std::optional<uint32_t> ReservedConcurrency(const std::string& function);
   // A function was deployed or reconfigured: what its runtime keeps ready (stem cells) starts.
   void Prepare(const registry::FunctionConfig& config);
   // Tears down idle instances of one function (or all when empty); returns how many.
@@ -100,9 +100,10 @@ class Scheduler {
 
  private:
   struct Pool {
+    std::string name;                             // the function's name
     std::vector<std::unique_ptr<Instance>> idle;  // most recently used last
     uint32_t busy = 0;                            // running or starting
-    std::optional<uint32_t> reserved;
+    bool forgotten = false;                       // deleted: goes when its last invocation ends
   };
   void Retire(std::unique_ptr<Instance> instance);  // under mu_: to the teardown thread
   // Under mu_, after live memory or the budget changed: the launcher's stem cells may hold what
@@ -118,7 +119,7 @@ class Scheduler {
   SchedulerOptions options_;
   Launcher* launcher_;
   std::mutex mu_;
-  std::map<std::string, Pool> pools_;
+  std::map<std::string, Pool> pools_;  // by name and function id
   uint64_t live_memory_mb_ = 0;
 
   std::condition_variable cv_;

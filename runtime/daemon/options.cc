@@ -54,6 +54,12 @@ const char* kUsage = R"(usage: forkletd [options]
   --price-per-gb-second USD  per GB-second of memory size x billed duration (default 0.0000166667)
   --bill-init                bill the init of new instances too (default: not, as Lambda 2017)
   --no-ledger                keep no billing ledger (STATE_DIR/ledger.db); for measuring its cost
+  --http-header-timeout SECONDS  a request's header must arrive within this (default 10; 408 after)
+  --http-body-timeout SECONDS    a request's body, and the reading of a response (default 120)
+  --http-idle-timeout SECONDS    a keep-alive connection with no request is closed (default 60)
+  --http-max-connections N       open API connections; more get 503 and are closed (default 512)
+  --max-concurrent-uploads N     request bodies of 1 MB or more (code uploads) read and handled
+                                 at once; more get 429 with Retry-After (default 4)
   --event-workers N          Event invocations run at once, all functions together (default 16)
   --event-retry-base-ms N    wait before the first retry of a failed Event invocation; the second
                              waits twice as long (default 60000, as Lambda)
@@ -282,6 +288,21 @@ bool ParseOptions(int argc, char** argv, Options* o, std::string* message, bool*
     } else if (a == "--drain-grace") {
       if (!number(0, 3600)) return false;
       o->drain_grace = std::chrono::seconds(n);
+    } else if (a == "--http-header-timeout") {
+      if (!number(1, 3600)) return false;
+      o->http_header_timeout = std::chrono::seconds(n);
+    } else if (a == "--http-body-timeout") {
+      if (!number(1, 3600)) return false;
+      o->http_body_timeout = std::chrono::seconds(n);
+    } else if (a == "--http-idle-timeout") {
+      if (!number(1, 86400)) return false;
+      o->http_idle_timeout = std::chrono::seconds(n);
+    } else if (a == "--http-max-connections") {
+      if (!number(1, 100000)) return false;
+      o->http_max_connections = n;
+    } else if (a == "--max-concurrent-uploads") {
+      if (!number(1, 1024)) return false;
+      o->max_concurrent_uploads = n;
     } else if (a == "--help" || a == "-h") {
       *help = true;
       *message = kUsage;

@@ -32,6 +32,12 @@ struct Options {
   nlohmann::json prices;    // the file's "prices", for the billing ledger
   billing::PricingConfig pricing;  // Lambda 2017 by default; the file's "prices", then flags
   bool ledger = true;              // --no-ledger: nothing is billed (to measure its cost)
+  // The API's transport (api::HttpServerOptions): slow and idle clients are bounded.
+  std::chrono::seconds http_header_timeout{10};
+  std::chrono::seconds http_body_timeout{120};
+  std::chrono::seconds http_idle_timeout{60};
+  uint64_t http_max_connections = 512;
+  uint64_t max_concurrent_uploads = 4;  // request bodies of 1 MB or more held at once
   events::EventQueueOptions events;  // Event invocations: workers, retry backoff
   bool event_sync = false;           // --event-sync: fdatasync each accepted event (group commit)
 };

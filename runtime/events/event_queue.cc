@@ -238,7 +238,7 @@ bool EventQueue::Run(Item item) {
     return false;
   }
   // Capacity first: a function at its concurrency waits here without an attempt being logged.
-  uint32_t limit = scheduler_->ReservedConcurrency(name).value_or(
+  uint32_t limit = fn->config.reserved_concurrency.value_or(  // in the function's record
       scheduler_->options().max_instances_per_function);
   auto counts = scheduler_->Counts(name);
   if (counts.idle == 0 && counts.busy >= limit) {

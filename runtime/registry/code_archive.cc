@@ -22,6 +22,8 @@ constexpr const char* kUnzipFailed =
     "Could not unzip uploaded file. Please check your file, then try to upload again.";
 
 Error Invalid(std::string message) { return Error{kInvalid, 0, std::move(message)}; }
+constexpr size_t kMaxNameComponent = 255;  // NAME_MAX of Linux filesystems
+constexpr size_t kMaxPath = 4096;          // PATH_MAX
 Error Unzip(const std::string& detail) { return Invalid(std::string(kUnzipFailed) + " (" + detail + ")"); }
 Error TooBigUnzipped(uint64_t limit) {
   return Invalid("Unzipped size must be smaller than " + std::to_string(limit) + " bytes");
@@ -79,6 +81,14 @@ Result<std::vector<Entry>> PlanEntries(zip_t* za, const ArchiveLimits& limits) {
     auto parts = SafeParts(e.name);
     if (!parts) return parts.error();
     e.parts = std::move(parts.value());
+    // Names the filesystem cannot hold are the zip's fault (400), found before anything is written.
+    if (e.name.size() >= kMaxPath)
+      return Invalid("Could not unzip uploaded file: entry '" + e.name + "' has a path longer than " +
+                     std::to_string(kMaxPath - 1) + " bytes");
+    for (const std::string& part : e.parts)
+      if (part.size() > kMaxNameComponent)
+        return Invalid("Could not unzip uploaded file: entry '" + e.name + "' has a file name " +
+                       "longer than " + std::to_string(kMaxNameComponent) + " bytes");
     e.dir = e.name.back() == '/';
 
     zip_uint8_t opsys = 0;

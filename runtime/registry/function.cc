@@ -183,10 +183,12 @@ std::string Hex(const unsigned char* p, size_t n) {
   return s;
 }
 
+}  // namespace
+
 // A UUID-shaped id that changes with every revision (Lambda's RevisionId is opaque).
 std::string RevisionId(const FunctionConfig& c) {
-  std::string seed = c.name + "|" + std::to_string(c.revision) + "|" + c.last_modified + "|" +
-                     c.code_sha256;
+  std::string seed = c.name + "|" + c.function_id + "|" + std::to_string(c.revision) + "|" +
+                     c.last_modified + "|" + c.code_sha256;
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
   EVP_Digest(seed.data(), seed.size(), md, &len, EVP_sha256(), nullptr);
@@ -194,6 +196,8 @@ std::string RevisionId(const FunctionConfig& c) {
   return h.substr(0, 8) + "-" + h.substr(8, 4) + "-" + h.substr(12, 4) + "-" + h.substr(16, 4) +
          "-" + h.substr(20, 12);
 }
+
+namespace {
 
 Error FieldType(const std::string& field, const char* what) {
   return Error{kInvalid, 0, field + " must be " + what};
@@ -332,8 +336,92 @@ Status ValidateConfig(const FunctionConfig& c) {
   return {};
 }
 
+namespace {
+
+bool Empty(const json& j) {
+  return j.is_null() || ((j.is_array() || j.is_object() || j.is_string()) && j.empty());
+}
+
+Error Unsupported(const std::string& field, const std::string& why) {
+  return Error{kInvalid, 0, field + " is not supported by forklet: " + why};
+}
+
+Status CheckArchitectures(const json& body) {
+  if (!body.contains("Architectures") || body["Architectures"].is_null()) return {};
+  const json& a = body["Architectures"];
+  if (!a.is_array() || a.size() != 1 || !a[0].is_string())
+    return Error{kInvalid, 0,
+                 "1 validation error detected: Value at 'architectures' failed to satisfy "
+                 "constraint: Member must have length less than or equal to 1"};
+  std::string arch = a[0].get<std::string>();
+  if (arch == "x86_64") return {};
+  if (arch == "arm64") return Unsupported("Architectures [arm64]", "this node runs x86_64 only");
+  return Error{kInvalid, 0,
+               "1 validation error detected: Value '[" + Shown(arch) +
+                   "]' at 'architectures' failed to satisfy constraint: Member must satisfy "
+                   "constraint: [Member must satisfy enum value set: [x86_64, arm64]]"};
+}
+
+Status CheckPublish(const json& body) {
+  if (!body.contains("Publish") || body["Publish"].is_null()) return {};
+  if (!body["Publish"].is_boolean()) return FieldType("Publish", "a boolean");
+  if (body["Publish"].get<bool>())
+    return Unsupported("Publish", "versions are not available yet (only $LATEST exists)");
+  return {};
+}
+
+}  // namespace
+
+Status CheckUnsupportedCodeFields(const json& body) {
+  if (!body.is_object()) return {};
+  if (auto s = CheckArchitectures(body); !s) return s;
+  if (auto s = CheckPublish(body); !s) return s;
+  for (const char* key : {"S3Bucket", "S3Key", "S3ObjectVersion", "ImageUri", "SourceKMSKeyArn"})
+    if (body.contains(key) && !Empty(body[key]))
+      return Unsupported(key, "code is accepted only as ZipFile");
+  return {};
+}
+
+Status CheckUnsupportedFields(const json& body) {
+  if (!body.is_object()) return {};
+  if (auto s = CheckArchitectures(body); !s) return s;
+  if (auto s = CheckPublish(body); !s) return s;
+  if (body.contains("Layers") && !Empty(body["Layers"]))
+    return Unsupported("Layers", "put what a layer holds into the function's zip");
+  if (body.contains("VpcConfig") && body["VpcConfig"].is_object()) {
+    const json& v = body["VpcConfig"];
+    for (const char* key : {"SubnetIds", "SecurityGroupIds"})
+      if (v.contains(key) && !Empty(v[key]))
+        return Unsupported("VpcConfig", "instances have no network beyond loopback");
+  }
+  for (const char* key : {"KMSKeyArn", "FileSystemConfigs", "ImageConfig", "CodeSigningConfigArn",
+                          "DeadLetterConfig", "SnapStart"})
+    if (body.contains(key) && !Empty(body[key]) &&
+        !(std::string(key) == "SnapStart" && body[key].value("ApplyOn", "None") == "None"))
+      return Unsupported(key, "see README (Lambda fields) for what forklet applies");
+  if (body.contains("EphemeralStorage") && !body["EphemeralStorage"].is_null()) {
+    const json& e = body["EphemeralStorage"];
+    if (!e.is_object() || !e.contains("Size") || !e["Size"].is_number_integer())
+      return FieldType("EphemeralStorage.Size", "an integer");
+    Violations v;
+    int64_t size = e["Size"].get<int64_t>();
+    if (size < 512)
+      v.Add(std::to_string(size), "ephemeralStorage.size",
+            "Member must have value greater than or equal to 512");
+    else if (size > 10240)
+      v.Add(std::to_string(size), "ephemeralStorage.size",
+            "Member must have value less than or equal to 10240");
+    if (!v.empty()) return v.ToError();
+    if (size != 512)
+      return Unsupported("EphemeralStorage.Size " + std::to_string(size),
+                         "/tmp is 512 MB (see README)");
+  }
+  return {};
+}
+
 Result<FunctionConfig> ApplyLambdaChanges(const FunctionConfig& base, const json& changes) {
   if (!changes.is_object()) return Error{kInvalid, 0, "the request body must be a JSON object"};
+  if (auto s = CheckUnsupportedFields(changes); !s) return s.error();
   FunctionConfig c = base;
   auto read_string = [&](const char* key, std::string* out) -> Status {
     if (!changes.contains(key)) return {};
@@ -389,7 +477,7 @@ json ToLambdaJson(const FunctionConfig& c) {
 }
 
 json ToStateJson(const FunctionConfig& c) {
-  return json{
+  json j{
       {"name", c.name},
       {"runtime", c.runtime},
       {"handler", c.handler},
@@ -402,7 +490,10 @@ json ToStateJson(const FunctionConfig& c) {
       {"code_size", c.code_size},
       {"revision", c.revision},
       {"last_modified", c.last_modified},
+      {"function_id", c.function_id},
   };
+  if (c.reserved_concurrency) j["reserved_concurrency"] = *c.reserved_concurrency;
+  return j;
 }
 
 Result<FunctionConfig> FromStateJson(const json& j) {
@@ -421,6 +512,10 @@ Result<FunctionConfig> FromStateJson(const json& j) {
     c.code_size = j.at("code_size").get<uint64_t>();
     c.revision = j.at("revision").get<uint64_t>();
     c.last_modified = j.at("last_modified").get<std::string>();
+    // Written since per-function identities and persisted concurrency; absent in older state.
+    c.function_id = j.value("function_id", std::string());
+    if (j.contains("reserved_concurrency"))
+      c.reserved_concurrency = j.at("reserved_concurrency").get<uint32_t>();
   } catch (const json::exception& e) {
     return MakeError("function state", e.what());
   }

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -20,6 +21,9 @@ struct FunctionConfig {
   std::map<std::string, std::string> environment;
   std::string description;
   std::string role;          // accepted and ignored
+  // Set by the registry:
+  std::string function_id;   // random per Create: a re-created name is another function
+  std::optional<uint32_t> reserved_concurrency;  // PutFunctionConcurrency, 0..1000
   // Code, set by the registry:
   std::string code_sha256;   // base64 of the SHA-256 of the zip, as Lambda reports it
   uint64_t code_size = 0;    // bytes of the zip
@@ -48,10 +52,22 @@ Status ValidateConfig(const FunctionConfig& config);
 // Checks JSON types and integer ranges only; call ValidateConfig on the result.
 Result<FunctionConfig> ApplyLambdaChanges(const FunctionConfig& base, const nlohmann::json& changes);
 
+// Fields of CreateFunction / UpdateFunctionConfiguration / UpdateFunctionCode that Lambda has and
+// forklet cannot apply (Architectures other than x86_64, Layers, VpcConfig with subnets, Publish,
+// KMSKeyArn, ...): refused with InvalidParameterValueException naming the field, never ignored.
+Status CheckUnsupportedFields(const nlohmann::json& body);
+Status CheckUnsupportedCodeFields(const nlohmann::json& body);
+
 // Lambda's FunctionConfiguration JSON (FunctionName, FunctionArn, Runtime, Handler, MemorySize,
 // Timeout, CodeSha256, CodeSize, LastModified, Version "$LATEST", State "Active", Environment...).
 nlohmann::json ToLambdaJson(const FunctionConfig& config);
 std::string FunctionArn(const std::string& name);
+// The account id and region in forklet's ARNs: an ARN naming another account is not ours.
+inline constexpr const char* kAccountId = "000000000000";
+inline constexpr const char* kRegion = "us-east-1";
+// Lambda's opaque RevisionId: changes with every code or configuration change (and across a
+// delete and re-create of a name).
+std::string RevisionId(const FunctionConfig& config);
 
 // Persistence form (all fields) and back.
 nlohmann::json ToStateJson(const FunctionConfig& config);

@@ -1,8 +1,9 @@
 // The functions this daemon knows, with their code, persisted in the state dir.
 //
-// Every change is prepared in a staging directory (<state>/functions/.tmp-XXXXXX) on the same
-// filesystem, flushed, and then published with rename(2); function.json is replaced atomically.
-// The in-memory map changes only after the disk does, so an error leaves the previous state.
+// Every change is prepared in a staging directory (<state>/functions/.tmp-XXXXXX or
+// <state>/code/.tmp-XXXXXX) on the same filesystem, flushed, and then published with rename(2);
+// function.json is replaced atomically. The in-memory map changes only after the disk does, so an
+// error leaves the previous state.
 #include "runtime/registry/registry.h"
 
 #include <dirent.h>
@@ -17,6 +18,8 @@
 #include <ctime>
 #include <filesystem>
 #include <map>
+#include <random>
+#include <set>
 
 #include "runtime/log/log.h"
 #include "runtime/registry/durable_fs.h"
@@ -47,6 +50,29 @@ Error NotFound(const std::string& name) {
 }
 
 bool StartsWith(const std::string& s, const char* prefix) { return s.rfind(prefix, 0) == 0; }
+
+Error PreconditionFailed() {
+  return Error{"PreconditionFailedException", 0,
+               "The Revision Id provided does not match the latest Revision Id. Call the "
+               "GetFunction/GetAlias API to retrieve the latest Revision Id"};
+}
+
+std::string NewFunctionId() {
+  static std::mutex mu;
+  static std::mt19937_64 rng{std::random_device{}()};
+  std::lock_guard<std::mutex> lock(mu);
+  char buf[20];
+  snprintf(buf, sizeof(buf), "%016llx", static_cast<unsigned long long>(rng()));
+  return buf;
+}
+
+// A function id becomes a path component: lower-case hex only.
+bool ValidFunctionId(const std::string& id) {
+  if (id.empty() || id.size() > 32) return false;
+  for (char c : id)
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  return true;
+}
 
 bool IsDir(const std::string& path) {
   struct stat st;
@@ -95,7 +121,7 @@ class Staging {
   std::string path_;
 };
 
-// Unpacks zip into dir/code (or dir/code/<rev>) and stores the zip beside it.
+// Unpacks zip into code_dir and stores the zip at zip_path.
 Status StageCode(std::string_view zip, const std::string& code_dir, const std::string& zip_path,
                  const ArchiveLimits& limits) {
   if (auto s = MakeDir(code_dir, 0755); !s) return s;
@@ -104,22 +130,31 @@ Status StageCode(std::string_view zip, const std::string& code_dir, const std::s
   return WriteNewFile(zip_path, zip, 0644);
 }
 
-std::string StateJson(const FunctionConfig& config, uint64_t code_revision) {
+std::string StateJson(const FunctionConfig& config, uint64_t code_revision, bool legacy_layout) {
   json j = ToStateJson(config);
   j["code_revision"] = code_revision;
+  if (!legacy_layout) j["code_layout"] = "shared";  // <state>/code/<function_id>-<rev>
   return j.dump(2) + "\n";
 }
 
 }  // namespace
 
+CodeTree::~CodeTree() {
+  if (!retired_.load()) return;
+  RemoveTree(dir);
+  RemoveTree(zip);
+}
+
 struct Registry::Impl {
   struct Entry {
     Deployed deployed;
     uint64_t code_revision = 0;
+    bool legacy_layout = false;  // code under functions/<name>/code/<rev> (older state)
   };
 
   std::string state_dir;
   std::string functions_dir;
+  std::string code_root;  // <state>/code
   UniqueFd lock_fd;  // flock on <state>/registry.lock: one daemon per state dir
   ArchiveLimits limits;
 
@@ -128,16 +163,25 @@ struct Registry::Impl {
   std::map<std::string, Entry> entries;
 
   std::string FunctionDir(const std::string& name) const { return functions_dir + "/" + name; }
-  std::string CodeDir(const std::string& name, uint64_t rev) const {
-    return FunctionDir(name) + "/code/" + std::to_string(rev);
+  std::string CodeDir(const FunctionConfig& c, uint64_t rev, bool legacy) const {
+    if (legacy) return FunctionDir(c.name) + "/code/" + std::to_string(rev);
+    return code_root + "/" + c.function_id + "-" + std::to_string(rev);
   }
 
-  Entry MakeEntry(const FunctionConfig& config, uint64_t code_revision) const {
+  // An entry with a new code tree (never for a tree another entry holds: two owners would
+  // each remove it).
+  Entry MakeEntry(const FunctionConfig& config, uint64_t code_revision, bool legacy) const {
     Entry e;
-    e.deployed.config = config;
-    e.deployed.code_dir = CodeDir(config.name, code_revision);
-    e.deployed.zip_path = e.deployed.code_dir + ".zip";
+    std::string dir = CodeDir(config, code_revision, legacy);
+    e.deployed.code = std::make_shared<CodeTree>(dir, dir + ".zip");
     e.code_revision = code_revision;
+    e.legacy_layout = legacy;
+    return WithConfig(std::move(e), config);
+  }
+  static Entry WithConfig(Entry e, const FunctionConfig& config) {
+    e.deployed.config = config;
+    e.deployed.code_dir = e.deployed.code->dir;
+    e.deployed.zip_path = e.deployed.code->zip;
     return e;
   }
 
@@ -148,8 +192,24 @@ struct Registry::Impl {
     return it->second;
   }
 
+  // Replaces (or with nullopt erases) the entry; a code tree it no longer names is retired, and
+  // goes when its last holder lets go (never under mu).
+  void Publish(const std::string& name, std::optional<Entry> e) {
+    std::shared_ptr<const CodeTree> next_code = e ? e->deployed.code : nullptr;
+    std::optional<Entry> old;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      auto it = entries.find(name);
+      if (it != entries.end()) old = std::move(it->second);
+      if (e) entries[name] = std::move(*e);
+      else if (it != entries.end()) entries.erase(it);
+    }
+    if (old && old->deployed.code != next_code) old->deployed.code->Retire();
+  }
+
   Result<Entry> Load(const std::string& name);
-  void RemoveCodeExcept(const std::string& name, uint64_t keep_a, uint64_t keep_b);
+  void RemoveLegacyCodeExcept(const std::string& name, uint64_t keep);
+  void RemoveUnnamedCode();
 };
 
 // Reads one function directory; removes what a crash in the middle of a change left behind.
@@ -165,23 +225,45 @@ Result<Registry::Impl::Entry> Registry::Impl::Load(const std::string& name) {
     return MakeError("load " + dir, "function.json names '" + config->name + "'");
   if (!j.contains("code_revision") || !j["code_revision"].is_number_unsigned())
     return MakeError("load " + dir, "function.json has no code_revision");
-  Entry e = MakeEntry(config.value(), j["code_revision"].get<uint64_t>());
+  const bool legacy = !j.contains("code_layout");
+  if (!legacy && !ValidFunctionId(config->function_id))
+    return MakeError("load " + dir, "function.json has no valid function_id");
+  // Older state has no identity; one made now is written with the next change.
+  if (!ValidFunctionId(config->function_id)) config->function_id = NewFunctionId();
+  Entry e = MakeEntry(config.value(), j["code_revision"].get<uint64_t>(), legacy);
   if (!IsDir(e.deployed.code_dir)) return MakeError("load " + dir, "missing " + e.deployed.code_dir);
   if (!IsFile(e.deployed.zip_path)) return MakeError("load " + dir, "missing " + e.deployed.zip_path);
   ::unlink((dir + "/" + kStateFile + ".tmp").c_str());
   // No instance survives a daemon restart, so only the current code is still needed.
-  RemoveCodeExcept(name, e.code_revision, e.code_revision);
+  RemoveLegacyCodeExcept(name, legacy ? e.code_revision : 0);
   return e;
 }
 
-// Removes every code revision (directory and zip) of a function except the two given.
-void Registry::Impl::RemoveCodeExcept(const std::string& name, uint64_t keep_a, uint64_t keep_b) {
+// Removes every code revision (directory and zip) below functions/<name>/code except keep
+// (0: all of them).
+void Registry::Impl::RemoveLegacyCodeExcept(const std::string& name, uint64_t keep) {
   std::string code = FunctionDir(name) + "/code";
+  if (!IsDir(code)) return;
+  const std::string k = std::to_string(keep);
   for (const std::string& n : ListDir(code)) {
-    std::string a = std::to_string(keep_a), b = std::to_string(keep_b);
-    if (n == a || n == a + ".zip" || n == b || n == b + ".zip") continue;
+    if (keep != 0 && (n == k || n == k + ".zip")) continue;
     RemoveTree(code + "/" + n);
   }
+  if (keep == 0) ::rmdir(code.c_str());
+}
+
+// At Open: removes code trees no record names (a crash between publishing a tree and the record
+// naming it, a revision superseded while instances ran it, staging debris).
+void Registry::Impl::RemoveUnnamedCode() {
+  std::set<std::string> named;
+  for (const auto& [n, e] : entries) {
+    if (e.legacy_layout) continue;
+    std::string base = e.deployed.code_dir.substr(code_root.size() + 1);
+    named.insert(base);
+    named.insert(base + ".zip");
+  }
+  for (const std::string& n : ListDir(code_root))
+    if (!named.count(n)) RemoveTree(code_root + "/" + n);
 }
 
 Registry::Registry(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -208,12 +290,13 @@ Result<std::unique_ptr<Registry>> Registry::Open(const std::string& state_dir,
     return SysError("flock " + lock_path);
   }
   impl->functions_dir = impl->state_dir + "/functions";
+  impl->code_root = impl->state_dir + "/code";
   impl->limits = limits;
-  if (::mkdir(impl->functions_dir.c_str(), 0755) != 0 && errno != EEXIST)
-    return SysError("mkdir " + impl->functions_dir);
-  if (!IsDir(impl->functions_dir)) return MakeError("open registry", impl->functions_dir + " is not a directory");
-  if (::access(impl->functions_dir.c_str(), R_OK | W_OK | X_OK) != 0)
-    return SysError("access " + impl->functions_dir);
+  for (const std::string& d : {impl->functions_dir, impl->code_root}) {
+    if (::mkdir(d.c_str(), 0755) != 0 && errno != EEXIST) return SysError("mkdir " + d);
+    if (!IsDir(d)) return MakeError("open registry", d + " is not a directory");
+    if (::access(d.c_str(), R_OK | W_OK | X_OK) != 0) return SysError("access " + d);
+  }
 
   for (const std::string& n : ListDir(impl->functions_dir)) {
     std::string path = impl->functions_dir + "/" + n;
@@ -232,8 +315,56 @@ Result<std::unique_ptr<Registry>> Registry::Open(const std::string& state_dir,
     }
     impl->entries.emplace(n, std::move(e.value()));
   }
+  impl->RemoveUnnamedCode();
   return std::unique_ptr<Registry>(new Registry(std::move(impl)));
 }
+
+namespace {
+
+// A zip unpacked into <code_root>/.tmp-XXXXXX/{code,code.zip} and flushed; removed unless
+// published.
+struct StagedCode {
+  Staging staging;
+  std::string dir, zip;
+};
+Result<StagedCode> StageCodeTree(const std::string& code_root, std::string_view zip,
+                                 const ArchiveLimits& limits) {
+  auto staging = Staging::Make(code_root);
+  if (!staging) return staging.error();
+  StagedCode out{std::move(staging.value()), "", ""};
+  out.dir = out.staging.path() + "/code";
+  out.zip = out.staging.path() + "/code.zip";
+  if (auto s = StageCode(zip, out.dir, out.zip, limits); !s) return s.error();
+  if (auto s = SyncFilesystem(out.staging.path()); !s) return s.error();
+  return out;
+}
+
+// Moves a staged tree to its published name; a stray one of that name is debris of a failed try.
+Status PublishCodeTree(StagedCode& staged, const CodeTree& tree) {
+  RemoveTree(tree.dir);
+  RemoveTree(tree.zip);
+  if (::rename(staged.dir.c_str(), tree.dir.c_str()) != 0)
+    return StorageError("rename " + staged.dir, errno);
+  if (::rename(staged.zip.c_str(), tree.zip.c_str()) != 0) {
+    int e = errno;
+    RemoveTree(tree.dir);
+    return StorageError("rename " + staged.zip, e);
+  }
+  // Durable before a record names it: after a crash a record never names a missing tree.
+  std::string root = tree.dir.substr(0, tree.dir.rfind('/'));
+  if (auto s = FsyncPath(root); !s) {
+    RemoveTree(tree.dir);
+    RemoveTree(tree.zip);
+    return s;
+  }
+  return {};
+}
+
+bool RevisionMismatch(const ChangeOptions& options, const FunctionConfig& current) {
+  return !options.expected_revision_id.empty() && options.expected_revision_id != RevisionId(current);
+}
+
+}  // namespace
 
 Result<Deployed> Registry::Create(FunctionConfig config, std::string_view zip) {
   if (auto s = ValidateConfig(config); !s) return s.error();
@@ -243,111 +374,117 @@ Result<Deployed> Registry::Create(FunctionConfig config, std::string_view zip) {
   };
   if (impl_->Find(name)) return conflict();
 
+  config.function_id = NewFunctionId();
   config.code_sha256 = Sha256Base64(zip);
   config.code_size = zip.size();
   config.revision = 1;
   config.last_modified = NowLastModified();
   const uint64_t code_rev = config.revision;
 
-  // The whole function directory is built aside and appears with one rename.
+  auto code = StageCodeTree(impl_->code_root, zip, impl_->limits);
+  if (!code) return code.error();
+  // The record is built aside and appears with one rename, after the code tree it names.
   auto staging = Staging::Make(impl_->functions_dir);
   if (!staging) return staging.error();
   const std::string& st = staging->path();
-  if (auto s = MakeDir(st + "/code", 0755); !s) return s.error();
-  const std::string rev = std::to_string(code_rev);
-  if (auto s = StageCode(zip, st + "/code/" + rev, st + "/code/" + rev + ".zip", impl_->limits); !s)
-    return s.error();
-  if (auto s = WriteFileAtomic(st, kStateFile, StateJson(config, code_rev)); !s) return s.error();
-  if (auto s = SyncFilesystem(st); !s) return s.error();
+  if (auto s = WriteFileAtomic(st, kStateFile, StateJson(config, code_rev, false)); !s) return s.error();
 
   std::lock_guard<std::mutex> wlock(impl_->write_mu);
   if (impl_->Find(name)) return conflict();
+  Impl::Entry e = impl_->MakeEntry(config, code_rev, false);
+  if (auto s = PublishCodeTree(code.value(), *e.deployed.code); !s) return s.error();
+  auto undo = [&](Error err) -> Error {  // no record names the tree: it goes with e
+    e.deployed.code->Retire();
+    return err;
+  };
   const std::string dir = impl_->FunctionDir(name);
   if (::rename(st.c_str(), dir.c_str()) != 0) {
-    if (errno != EEXIST && errno != ENOTEMPTY) return StorageError("rename " + st, errno);
+    if (errno != EEXIST && errno != ENOTEMPTY) return undo(StorageError("rename " + st, errno));
     // A directory Open could not load (it logged why) is in the way; the new function replaces it.
     log::Warning("registry: replacing unloadable " + dir);
     std::string trash = impl_->functions_dir + "/" + kTmpPrefix + "-broken-" + name;
     RemoveTree(trash);
-    if (::rename(dir.c_str(), trash.c_str()) != 0) return StorageError("rename " + dir, errno);
+    if (::rename(dir.c_str(), trash.c_str()) != 0) return undo(StorageError("rename " + dir, errno));
     RemoveTree(trash);
-    if (::rename(st.c_str(), dir.c_str()) != 0) return StorageError("rename " + st, errno);
+    if (::rename(st.c_str(), dir.c_str()) != 0) return undo(StorageError("rename " + st, errno));
   }
   staging->Published();
   if (auto s = FsyncPath(impl_->functions_dir); !s)
     log::Warning("registry: " + s.error().ToString());
-
-  Impl::Entry e = impl_->MakeEntry(config, code_rev);
-  std::lock_guard<std::mutex> lock(impl_->mu);
-  impl_->entries[name] = e;
+  impl_->Publish(name, e);
   return e.deployed;
 }
 
-Result<Deployed> Registry::UpdateCode(const std::string& name, std::string_view zip) {
-  if (!impl_->Find(name)) return NotFound(name);
+Result<Deployed> Registry::UpdateCode(const std::string& name, std::string_view zip,
+                                      const ChangeOptions& options) {
+  auto before = impl_->Find(name);
+  if (!before) return NotFound(name);
+  if (RevisionMismatch(options, before->deployed.config)) return PreconditionFailed();
 
-  auto staging = Staging::Make(impl_->functions_dir);
-  if (!staging) return staging.error();
-  const std::string staged_code = staging->path() + "/code";
-  const std::string staged_zip = staging->path() + "/code.zip";
-  if (auto s = StageCode(zip, staged_code, staged_zip, impl_->limits); !s) return s.error();
-  if (auto s = SyncFilesystem(staging->path()); !s) return s.error();
+  auto code = StageCodeTree(impl_->code_root, zip, impl_->limits);
+  if (!code) return code.error();
   const std::string sha = Sha256Base64(zip);
 
   std::lock_guard<std::mutex> wlock(impl_->write_mu);
-  auto cur = impl_->Find(name);  // may have been deleted while unpacking
+  auto cur = impl_->Find(name);  // may have been deleted or changed while unpacking
   if (!cur) return NotFound(name);
+  if (RevisionMismatch(options, cur->deployed.config)) return PreconditionFailed();
+  // DryRun: the code is valid (it unpacked); the staged tree goes with `code`.
+  if (options.dry_run) return cur->deployed;
   FunctionConfig next = cur->deployed.config;
-  next.revision += 1;
   next.code_sha256 = sha;
   next.code_size = zip.size();
+  next.revision += 1;
   next.last_modified = NowLastModified();
   const uint64_t code_rev = next.revision;
-  Impl::Entry e = impl_->MakeEntry(next, code_rev);
-
-  // A stray directory of this revision number can only be debris of a failed attempt.
-  RemoveTree(e.deployed.code_dir);
-  RemoveTree(e.deployed.zip_path);
-  if (::rename(staged_code.c_str(), e.deployed.code_dir.c_str()) != 0)
-    return StorageError("rename " + staged_code, errno);
-  auto undo = [&](Error err) -> Error {
-    RemoveTree(e.deployed.code_dir);
-    RemoveTree(e.deployed.zip_path);
-    return err;
-  };
-  if (::rename(staged_zip.c_str(), e.deployed.zip_path.c_str()) != 0)
-    return undo(StorageError("rename " + staged_zip, errno));
-  // The switch: function.json names the new revision from here on.
-  if (auto s = WriteFileAtomic(impl_->FunctionDir(name), kStateFile, StateJson(next, code_rev)); !s)
-    return undo(s.error());
-  {
-    std::lock_guard<std::mutex> lock(impl_->mu);
-    impl_->entries[name] = e;
+  Impl::Entry e = impl_->MakeEntry(next, code_rev, false);
+  if (auto s = PublishCodeTree(code.value(), *e.deployed.code); !s) return s.error();
+  // The switch: function.json names the new tree from here on.
+  if (auto s = WriteFileAtomic(impl_->FunctionDir(name), kStateFile, StateJson(next, code_rev, false));
+      !s) {
+    e.deployed.code->Retire();
+    return s.error();
   }
-  // Running instances see their code through a bind mount of the old directory, and removing
-  // the directory's files would empty their /var/task; so the previous revision stays until
-  // the next change (or restart), and only older ones go now.
-  impl_->RemoveCodeExcept(name, code_rev, cur->code_revision);
+  // The old tree is retired; invocations and instances holding it keep it until they end.
+  impl_->Publish(name, e);
   return e.deployed;
 }
 
-Result<Deployed> Registry::UpdateConfiguration(const std::string& name, const json& changes) {
+Result<Deployed> Registry::UpdateConfiguration(const std::string& name, const json& changes,
+                                               const ChangeOptions& options) {
   std::lock_guard<std::mutex> wlock(impl_->write_mu);
   auto cur = impl_->Find(name);
   if (!cur) return NotFound(name);
+  if (RevisionMismatch(options, cur->deployed.config)) return PreconditionFailed();
   auto next = ApplyLambdaChanges(cur->deployed.config, changes);
   if (!next) return next.error();
   next->name = name;
   if (auto s = ValidateConfig(next.value()); !s) return s.error();
+  if (options.dry_run) return Impl::WithConfig(*cur, next.value()).deployed;
   next->revision += 1;
   next->last_modified = NowLastModified();
   if (auto s = WriteFileAtomic(impl_->FunctionDir(name), kStateFile,
-                               StateJson(next.value(), cur->code_revision));
+                               StateJson(next.value(), cur->code_revision, cur->legacy_layout));
       !s)
     return s.error();
-  Impl::Entry e = impl_->MakeEntry(next.value(), cur->code_revision);
-  std::lock_guard<std::mutex> lock(impl_->mu);
-  impl_->entries[name] = e;
+  Impl::Entry e = Impl::WithConfig(*cur, next.value());  // the same code tree
+  impl_->Publish(name, e);
+  return e.deployed;
+}
+
+Result<Deployed> Registry::SetReservedConcurrency(const std::string& name,
+                                                  std::optional<uint32_t> limit) {
+  std::lock_guard<std::mutex> wlock(impl_->write_mu);
+  auto cur = impl_->Find(name);
+  if (!cur) return NotFound(name);
+  FunctionConfig next = cur->deployed.config;
+  next.reserved_concurrency = limit;
+  if (auto s = WriteFileAtomic(impl_->FunctionDir(name), kStateFile,
+                               StateJson(next, cur->code_revision, cur->legacy_layout));
+      !s)
+    return s.error();
+  Impl::Entry e = Impl::WithConfig(*cur, next);
+  impl_->Publish(name, e);
   return e.deployed;
 }
 
@@ -355,9 +492,11 @@ Status Registry::Delete(const std::string& name) {
   std::string trash;
   {
     std::lock_guard<std::mutex> wlock(impl_->write_mu);
-    if (!impl_->Find(name)) return NotFound(name);
+    auto cur = impl_->Find(name);
+    if (!cur) return NotFound(name);
     // Moved under a unique ".tmp" name first: the function vanishes at once, and a crash during
-    // the slow recursive removal leaves only debris that Open removes.
+    // the slow recursive removal leaves only debris that Open removes. Its code tree (outside the
+    // function's directory) goes when the invocations still running it end.
     auto staging = Staging::Make(impl_->functions_dir);
     if (!staging) return staging.error();
     const std::string dir = impl_->FunctionDir(name);
@@ -365,10 +504,7 @@ Status Registry::Delete(const std::string& name) {
       return StorageError("rename " + dir, errno);
     if (auto s = FsyncPath(impl_->functions_dir); !s)
       log::Warning("registry: " + s.error().ToString());
-    {
-      std::lock_guard<std::mutex> lock(impl_->mu);
-      impl_->entries.erase(name);
-    }
+    impl_->Publish(name, std::nullopt);
     trash = staging->path();
     staging->Published();
   }

@@ -1,6 +1,7 @@
 // The functions this daemon knows, with their code, persisted in the state dir.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -12,20 +13,46 @@
 
 namespace forklet::registry {
 
-// A function as deployed: its configuration and the directory holding its unpacked code
-// (read-only once published; a new code revision gets a new directory).
-struct Deployed {
-  FunctionConfig config;
-  std::string code_dir;  // absolute host path
-  std::string zip_path;  // the zip as uploaded, for GetFunction's Code.Location
+// One unpacked code revision on disk (read-only once published). Shared by the registry while it
+// is current and by every invocation starting from it and instance running it (their /var/task is
+// a bind mount of the directory: removing its files would empty it). Retired when it stops being
+// current; the directory and zip go when the last holder lets go (reference counts, not timing).
+class CodeTree {
+ public:
+  CodeTree(std::string dir, std::string zip) : dir(std::move(dir)), zip(std::move(zip)) {}
+  ~CodeTree();  // removes dir and zip when retired
+  CodeTree(const CodeTree&) = delete;
+  CodeTree& operator=(const CodeTree&) = delete;
+  void Retire() const { retired_.store(true); }
+
+  const std::string dir;  // absolute host path
+  const std::string zip;
+
+ private:
+  mutable std::atomic<bool> retired_{false};
 };
 
-// Layout: <state>/functions/<name>/function.json, <state>/functions/<name>/code/<rev>/...,
-// <state>/functions/<name>/code/<rev>.zip. Every change is written to a temp name and
-// renamed, so a crash leaves the old or the new state, never a mix. Thread-safe.
-// UpdateCode keeps the previous revision's directory (instances still running it see it through
-// a bind mount, and deleting its files would empty their /var/task) and removes older ones;
-// Open keeps only the current one. <state>/registry.lock is flock'ed: one daemon per state dir.
+// A function as deployed: its configuration and its code. A copy holds the code tree alive.
+struct Deployed {
+  FunctionConfig config;
+  std::string code_dir;  // absolute host path (code->dir)
+  std::string zip_path;  // the zip as uploaded, for GetFunction's Code.Location
+  std::shared_ptr<const CodeTree> code;
+};
+
+// What a change may be conditioned on, as Lambda's UpdateFunctionCode/Configuration allow.
+struct ChangeOptions {
+  std::string expected_revision_id;  // non-empty: PreconditionFailedException unless current
+  bool dry_run = false;              // UpdateFunctionCode DryRun: validate, change nothing
+};
+
+// Layout: <state>/functions/<name>/function.json (the function's whole record: configuration,
+// reserved concurrency, which code tree) and <state>/code/<function_id>-<rev>/... with
+// <state>/code/<function_id>-<rev>.zip. Every change is written to a temp name and renamed, so a
+// crash leaves the old or the new state, never a mix; a code tree is published before the record
+// naming it, and Open removes trees no record names. Thread-safe. State written before code trees
+// had their own folder (functions/<name>/code/<rev>) still loads. <state>/registry.lock is
+// flock'ed: one daemon per state dir.
 class Registry {
  public:
   // Loads every function found under <state_dir>/functions; removes half-written leftovers.
@@ -35,11 +62,19 @@ class Registry {
   // Error ops are user-facing: "ResourceConflictException", "InvalidParameterValueException",
   // "ResourceNotFoundException", "CodeStorageExceededException" go in Error::op; message in
   // Error::message.
+  // "PreconditionFailedException" when ChangeOptions::expected_revision_id is not current.
   Result<Deployed> Create(FunctionConfig config, std::string_view zip);
-  Result<Deployed> UpdateCode(const std::string& name, std::string_view zip);
+  // With dry_run: the zip is unpacked aside and checked, and the result is what the function
+  // would be; nothing changes.
+  Result<Deployed> UpdateCode(const std::string& name, std::string_view zip,
+                              const ChangeOptions& options = {});
   // Applies the fields present in the JSON body of UpdateFunctionConfiguration (Handler,
   // Runtime, MemorySize, Timeout, Environment.Variables, Description, Role).
-  Result<Deployed> UpdateConfiguration(const std::string& name, const nlohmann::json& changes);
+  Result<Deployed> UpdateConfiguration(const std::string& name, const nlohmann::json& changes,
+                                       const ChangeOptions& options = {});
+  // PutFunctionConcurrency / DeleteFunctionConcurrency (nullopt): persisted before it returns.
+  // Not a revision (Lambda's RevisionId does not change), and instances stay.
+  Result<Deployed> SetReservedConcurrency(const std::string& name, std::optional<uint32_t> limit);
   Status Delete(const std::string& name);
   std::optional<Deployed> Get(const std::string& name) const;
   std::vector<Deployed> List() const;  // sorted by name

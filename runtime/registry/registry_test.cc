@@ -89,7 +89,13 @@ TEST_F(RegistryTest, CreateGetListDelete) {
 
   ASSERT_TRUE(reg_->Delete("hello"));
   EXPECT_FALSE(reg_->Get("hello"));
-  EXPECT_FALSE(fs::exists(d->code_dir));
+  // The code stays while something holds it (an invocation starting, an instance running it).
+  const std::string code_dir = d->code_dir;
+  EXPECT_TRUE(fs::exists(code_dir));
+  d = Error{"released", 0, ""};
+  got.reset();
+  list.clear();
+  EXPECT_FALSE(fs::exists(code_dir));
   EXPECT_EQ(Entries(FunctionsDir()), std::vector<std::string>{"abc"});
   auto again = reg_->Delete("hello");
   ASSERT_FALSE(again);
@@ -126,7 +132,7 @@ TEST_F(RegistryTest, CreateFailuresLeaveNothingBehind) {
   EXPECT_TRUE(reg_->List().empty());
 }
 
-TEST_F(RegistryTest, UpdateCodePublishesANewRevisionAndKeepsOnlyThePrevious) {
+TEST_F(RegistryTest, UpdateCodePublishesANewRevisionAndKeepsHeldOnes) {
   auto v1 = reg_->Create(Config("f"), SimpleZip("V = 1\n"));
   ASSERT_TRUE(v1);
   std::string zip2 = SimpleZip("V = 2\n");
@@ -138,19 +144,32 @@ TEST_F(RegistryTest, UpdateCodePublishesANewRevisionAndKeepsOnlyThePrevious) {
   EXPECT_EQ(ReadFile(v2->code_dir + "/app.py"), "V = 2\n");
   EXPECT_EQ(ReadFile(reg_->Get("f")->code_dir + "/app.py"), "V = 2\n");
   EXPECT_EQ(v2->config.memory_mb, 256u);  // configuration untouched
-  // An instance started on v1 may still be running from its bind mount of v1's directory.
+  // An instance started on v1 may still be running from its bind mount of v1's directory: it
+  // stays for as long as anyone holds it, however many updates follow.
   EXPECT_EQ(ReadFile(v1->code_dir + "/app.py"), "V = 1\n");
-
   auto v3 = reg_->UpdateCode("f", SimpleZip("V = 3\n"));
   ASSERT_TRUE(v3);
-  EXPECT_FALSE(fs::exists(v1->code_dir));
-  EXPECT_FALSE(fs::exists(v1->zip_path));
-  EXPECT_TRUE(fs::exists(v2->code_dir));
+  for (int i = 4; i < 8; ++i) ASSERT_TRUE(reg_->UpdateCode("f", SimpleZip("V = 4\n")));
+  EXPECT_EQ(ReadFile(v1->code_dir + "/app.py"), "V = 1\n");
+  EXPECT_TRUE(fs::exists(v1->zip_path));
+  const std::string v1_dir = v1->code_dir, v1_zip = v1->zip_path, v2_dir = v2->code_dir;
+  v1 = Error{"released", 0, ""};
+  EXPECT_FALSE(fs::exists(v1_dir));
+  EXPECT_FALSE(fs::exists(v1_zip));
+  EXPECT_TRUE(fs::exists(v2_dir));
+  EXPECT_TRUE(fs::exists(v3->code_dir));
+  // Only the current tree and the held ones exist.
+  EXPECT_EQ(Entries(state_ / "code").size(), 6u);
 
   // After a restart no instance survives: only the current code is kept.
+  const std::string v3_dir = v3->code_dir;
+  v2 = Error{"released", 0, ""};
+  v3 = Error{"released", 0, ""};
   Reopen();
-  EXPECT_FALSE(fs::exists(v2->code_dir));
-  EXPECT_EQ(ReadFile(reg_->Get("f")->code_dir + "/app.py"), "V = 3\n");
+  EXPECT_FALSE(fs::exists(v2_dir));
+  EXPECT_FALSE(fs::exists(v3_dir));
+  EXPECT_EQ(ReadFile(reg_->Get("f")->code_dir + "/app.py"), "V = 4\n");
+  EXPECT_EQ(Entries(state_ / "code").size(), 2u);
 
   auto missing = reg_->UpdateCode("nope", SimpleZip());
   ASSERT_FALSE(missing);
@@ -174,7 +193,9 @@ TEST_F(RegistryTest, FailedUpdateCodeLeavesTheOldCodeServable) {
     EXPECT_EQ(ReadFile(FunctionsDir() + "/f/function.json"), before);
   }
   EXPECT_EQ(Entries(FunctionsDir()), std::vector<std::string>{"f"});  // no staging left
-  EXPECT_EQ(Entries(FunctionsDir() + "/f/code"), (std::vector<std::string>{"1", "1.zip"}));
+  EXPECT_EQ(Entries(FunctionsDir() + "/f"), std::vector<std::string>{"function.json"});
+  const std::string tree = fs::path(v1->code_dir).filename();
+  EXPECT_EQ(Entries(state_ / "code"), (std::vector<std::string>{tree, tree + ".zip"}));
   Reopen();
   EXPECT_EQ(ReadFile(reg_->Get("f")->code_dir + "/app.py"), "V = 1\n");
 }
@@ -250,6 +271,8 @@ TEST_F(RegistryTest, OpenRemovesLeftoversAndSkipsBrokenFunctions) {
   std::ofstream(FunctionsDir() + "/good/function.json.tmp") << "{";
   std::ofstream(FunctionsDir() + "/broken/function.json", std::ios::trunc) << "{not json";
   std::ofstream(FunctionsDir() + "/stray-file") << "?";
+  fs::create_directories(state_ / "code/.tmp-zzz/code");           // staging of a change
+  fs::create_directories(state_ / "code/0123456789abcdef-9");       // published, never named
 
   Reopen();
   auto list = reg_->List();
@@ -259,6 +282,9 @@ TEST_F(RegistryTest, OpenRemovesLeftoversAndSkipsBrokenFunctions) {
   EXPECT_FALSE(fs::exists(FunctionsDir() + "/good/code/7"));
   EXPECT_FALSE(fs::exists(FunctionsDir() + "/good/function.json.tmp"));
   EXPECT_TRUE(fs::exists(FunctionsDir() + "/broken"));  // kept for inspection
+  EXPECT_FALSE(fs::exists(state_ / "code/.tmp-zzz"));
+  EXPECT_FALSE(fs::exists(state_ / "code/0123456789abcdef-9"));
+  EXPECT_TRUE(fs::exists(list[0].code_dir));
 
   // Creating the broken function again replaces its unloadable directory.
   auto again = reg_->Create(Config("broken"), SimpleZip("NEW = 1\n"));
@@ -266,6 +292,106 @@ TEST_F(RegistryTest, OpenRemovesLeftoversAndSkipsBrokenFunctions) {
   EXPECT_EQ(ReadFile(again->code_dir + "/app.py"), "NEW = 1\n");
   Reopen();
   EXPECT_EQ(reg_->List().size(), 2u);
+}
+
+TEST_F(RegistryTest, ReservedConcurrencyIsPersistedWithoutANewRevision) {
+  auto v1 = reg_->Create(Config("f"), SimpleZip());
+  ASSERT_TRUE(v1);
+  auto set = reg_->SetReservedConcurrency("f", 5);
+  ASSERT_TRUE(set) << set.error().ToString();
+  EXPECT_EQ(set->config.reserved_concurrency, 5u);
+  EXPECT_EQ(RevisionId(set->config), RevisionId(v1->config));
+  EXPECT_EQ(set->code_dir, v1->code_dir);
+  Reopen();
+  EXPECT_EQ(reg_->Get("f")->config.reserved_concurrency, 5u);
+  ASSERT_TRUE(reg_->UpdateConfiguration("f", json{{"Timeout", 9}}));  // kept across changes
+  ASSERT_TRUE(reg_->UpdateCode("f", SimpleZip("X = 1\n")));
+  Reopen();
+  EXPECT_EQ(reg_->Get("f")->config.reserved_concurrency, 5u);
+  ASSERT_TRUE(reg_->SetReservedConcurrency("f", std::nullopt));
+  Reopen();
+  EXPECT_FALSE(reg_->Get("f")->config.reserved_concurrency);
+  EXPECT_EQ(reg_->SetReservedConcurrency("nope", 1).error().op, "ResourceNotFoundException");
+}
+
+TEST_F(RegistryTest, RevisionIdPreconditionsAndDryRun) {
+  auto v1 = reg_->Create(Config("f"), SimpleZip("V = 1\n"));
+  ASSERT_TRUE(v1);
+  const std::string r1 = RevisionId(v1->config);
+  ChangeOptions dry;
+  dry.dry_run = true;
+  auto d = reg_->UpdateCode("f", SimpleZip("V = 2\n"), dry);
+  ASSERT_TRUE(d) << d.error().ToString();
+  EXPECT_EQ(RevisionId(reg_->Get("f")->config), r1);
+  EXPECT_EQ(ReadFile(reg_->Get("f")->code_dir + "/app.py"), "V = 1\n");
+  auto bad_dry = reg_->UpdateCode("f", "garbage", dry);
+  ASSERT_FALSE(bad_dry);
+  EXPECT_EQ(bad_dry.error().op, "InvalidParameterValueException");
+
+  ChangeOptions at_r1;
+  at_r1.expected_revision_id = r1;
+  auto v2 = reg_->UpdateConfiguration("f", json{{"Timeout", 7}}, at_r1);
+  ASSERT_TRUE(v2) << v2.error().ToString();
+  const std::string r2 = RevisionId(v2->config);
+  EXPECT_NE(r2, r1);
+  // r1 is stale now: both kinds of update refuse it and change nothing.
+  auto stale_code = reg_->UpdateCode("f", SimpleZip("V = 3\n"), at_r1);
+  ASSERT_FALSE(stale_code);
+  EXPECT_EQ(stale_code.error().op, "PreconditionFailedException");
+  auto stale_cfg = reg_->UpdateConfiguration("f", json{{"Timeout", 8}}, at_r1);
+  ASSERT_FALSE(stale_cfg);
+  EXPECT_EQ(stale_cfg.error().op, "PreconditionFailedException");
+  EXPECT_EQ(reg_->Get("f")->config.timeout_s, 7u);
+  EXPECT_EQ(ReadFile(reg_->Get("f")->code_dir + "/app.py"), "V = 1\n");
+  ChangeOptions at_r2;
+  at_r2.expected_revision_id = r2;
+  auto v3 = reg_->UpdateCode("f", SimpleZip("V = 3\n"), at_r2);
+  ASSERT_TRUE(v3);
+  EXPECT_NE(RevisionId(v3->config), r2);
+  d = Error{"released", 0, ""};
+  EXPECT_EQ(Entries(state_ / "code").size(), 4u);  // v1 (held by v1) and v3: no dry-run debris
+}
+
+TEST_F(RegistryTest, ARecreatedNameIsAnotherFunction) {
+  auto a = reg_->Create(Config("f"), SimpleZip("A = 1\n"));
+  ASSERT_TRUE(a);
+  ASSERT_TRUE(reg_->SetReservedConcurrency("f", 3));
+  ASSERT_TRUE(reg_->Delete("f"));
+  auto b = reg_->Create(Config("f"), SimpleZip("B = 1\n"));
+  ASSERT_TRUE(b);
+  EXPECT_NE(a->config.function_id, b->config.function_id);
+  EXPECT_NE(a->code_dir, b->code_dir);
+  EXPECT_NE(RevisionId(a->config), RevisionId(b->config));
+  EXPECT_FALSE(b->config.reserved_concurrency);
+  EXPECT_EQ(ReadFile(a->code_dir + "/app.py"), "A = 1\n");  // still held by a
+  Reopen();
+  EXPECT_EQ(reg_->Get("f")->config.function_id, b->config.function_id);
+}
+
+TEST_F(RegistryTest, StateOfAnOlderLayoutLoads) {
+  reg_.reset();
+  // functions/<name>/code/<rev> as written before code trees had their own folder.
+  fs::create_directories(FunctionsDir() + "/old/code/4");
+  std::ofstream(FunctionsDir() + "/old/code/4/app.py") << "OLD = 1\n";
+  std::ofstream(FunctionsDir() + "/old/code/4.zip") << SimpleZip("OLD = 1\n");
+  fs::create_directories(FunctionsDir() + "/old/code/3");
+  json j = ToStateJson(Config("old"));
+  j.erase("function_id");
+  j["revision"] = 4;
+  j["code_revision"] = 4;
+  std::ofstream(FunctionsDir() + "/old/function.json") << j.dump();
+  Reopen();
+  auto d = reg_->Get("old");
+  ASSERT_TRUE(d);
+  EXPECT_EQ(ReadFile(d->code_dir + "/app.py"), "OLD = 1\n");
+  EXPECT_FALSE(fs::exists(FunctionsDir() + "/old/code/3"));
+  auto v5 = reg_->UpdateCode("old", SimpleZip("NEW = 1\n"));
+  ASSERT_TRUE(v5) << v5.error().ToString();
+  d.reset();
+  Reopen();
+  EXPECT_EQ(ReadFile(reg_->Get("old")->code_dir + "/app.py"), "NEW = 1\n");
+  EXPECT_EQ(reg_->Get("old")->config.revision, 5u);
+  EXPECT_EQ(Entries(FunctionsDir() + "/old"), std::vector<std::string>{"function.json"});
 }
 
 TEST_F(RegistryTest, StateDirIsExclusive) {

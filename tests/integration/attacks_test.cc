@@ -210,9 +210,12 @@ TEST_F(AttacksTest, CannotReadHostSecretsOrAnotherInstancesFiles) {
   json hold{{"abstract_name", "forklet-victim"}, {"ipc_key", 4242}, {"secret_name", "secret"},
             {"secret", secret}};
   ASSERT_EQ(Attack("victim", hold).status, 200);  // stays warm, holding its /tmp secret
-  std::string code = daemon_->state_dir() + "/functions/neighbour/code";
-  for (const auto& e : fs::directory_iterator(code))
-    if (e.is_directory()) code = e.path().string();  // the neighbour's unpacked code revision
+  // The neighbour's unpacked code revision, as its record names it.
+  std::ifstream record(daemon_->state_dir() + "/functions/neighbour/function.json");
+  json rec = json::parse(record);
+  std::string code = daemon_->state_dir() + "/code/" + rec["function_id"].get<std::string>() + "-" +
+                     std::to_string(rec["code_revision"].get<uint64_t>());
+  ASSERT_TRUE(fs::is_directory(code)) << code;
   const std::string source_dir = fs::path(ATTACKS_DIR).parent_path().parent_path().string();
   auto r = Report("read_secrets", {{"state_dir", daemon_->state_dir()}, {"other_code_dir", code},
                                    {"secret", secret}, {"canary", canary_},

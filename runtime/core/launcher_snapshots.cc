@@ -24,7 +24,7 @@ std::optional<SnapshotPolicy> ParseSnapshotPolicy(const std::string& text) {
 
 Status Launcher::PrepareSnapshots() {
   if (options_.netns_pool_size == 0) {
-    criu_off_reason_ = "snapshots need the net namespace pool (--netns-pool)";
+    criu_off_reason_ = "snapshots need the net namespace pool (LauncherOptions::netns_pool_size is 0)";
     log::Notice("snapshots off: " + criu_off_reason_);
     return {};
   }

@@ -1,3 +1,4 @@
+// systemd's cgroup v2 delegation (Delegate=yes): the daemon moves itself into a "supervisor" leaf
 #include "sandbox/cgroup_delegation.h"
 
 #include <sys/stat.h>

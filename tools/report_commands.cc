@@ -1,3 +1,4 @@
+// The CLI's reporting commands: `forklet bill` (usage and cost from the ledger) and
 #include "tools/report_commands.h"
 
 #include <sys/wait.h>

@@ -1,3 +1,4 @@
+// Packing a function directory into a deployment zip in memory (libzip).
 #include "tools/zip_dir.h"
 
 #include <sys/stat.h>

@@ -1,3 +1,4 @@
+// The baselines, timed by the same program as forklet: a process run to completion
 #include "bench/forklet_bench/baselines.h"
 
 #include <fcntl.h>

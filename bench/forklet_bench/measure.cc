@@ -1,3 +1,4 @@
+// The measurements through the daemon: response time per start kind as one client sees it, and
 #include "bench/forklet_bench/measure.h"
 
 #include <algorithm>

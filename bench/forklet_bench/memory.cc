@@ -1,3 +1,4 @@
+// What an idle warm instance costs in memory: proportional set sizes (PSS) from smaps_rollup.
 #include "bench/forklet_bench/memory.h"
 
 #include <signal.h>

@@ -1,3 +1,4 @@
+// forklet-bench's command line.
 #include "bench/forklet_bench/options.h"
 
 #include <cstdlib>

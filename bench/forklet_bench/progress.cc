@@ -1,3 +1,4 @@
+// A progress bar on stderr: redrawn in place on a terminal, one final line otherwise.
 #include "bench/forklet_bench/progress.h"
 
 #include <unistd.h>

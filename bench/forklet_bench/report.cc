@@ -1,3 +1,4 @@
+// A run's results and their forms: the table for people, JSON and CSV for machines, and the
 #include "bench/forklet_bench/report.h"
 
 #include <sys/utsname.h>

@@ -1,3 +1,4 @@
+// Latency samples and their summary (percentiles by linear interpolation, as numpy's default).
 #include "bench/forklet_bench/stats.h"
 
 #include <algorithm>

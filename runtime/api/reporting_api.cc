@@ -1,3 +1,4 @@
+// forklet's reporting routes: GET /forklet/v1/stats (latency per function, runtime and start
 #include "runtime/api/reporting_api.h"
 
 #include <chrono>

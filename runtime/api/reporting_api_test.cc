@@ -1,3 +1,4 @@
+// Tests of reporting_api.h: forklet's reporting routes: GET /forklet/v1/stats (latency per ... (see reporting_api.h).
 #include "runtime/api/reporting_api.h"
 
 #include <unistd.h>

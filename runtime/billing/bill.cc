@@ -1,3 +1,4 @@
+// A bill: usage and cost per function over a time window, from the ledger, as a table, JSON or
 #include "runtime/billing/bill.h"
 
 #include <ctime>

@@ -1,3 +1,4 @@
+// Tests of bill.h: A bill: usage and cost per function over a time window, from the ledger, as a ... (see bill.h).
 #include "runtime/billing/bill.h"
 
 #include <unistd.h>

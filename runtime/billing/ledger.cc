@@ -1,3 +1,4 @@
+// The billing ledger: one SQLite row per finished invocation, in STATE_DIR/ledger.db (WAL).
 #include "runtime/billing/ledger.h"
 
 #include <fcntl.h>

@@ -1,3 +1,4 @@
+// Tests of ledger.h: The billing ledger: one SQLite row per finished invocation, in ... (see ledger.h).
 #include "runtime/billing/ledger.h"
 
 #include <signal.h>

@@ -1,3 +1,4 @@
+// What an invocation costs: billing configuration and exact, integer cost arithmetic.
 #include "runtime/billing/pricing.h"
 
 #include <cctype>

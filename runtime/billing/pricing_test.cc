@@ -1,3 +1,4 @@
+// Tests of pricing.h: What an invocation costs: billing configuration and exact, integer cost ... (see pricing.h).
 #include "runtime/billing/pricing.h"
 
 #include <gtest/gtest.h>

@@ -1,3 +1,4 @@
+// Lambda's per-invocation log lines (START, END, REPORT) and the billed duration.
 #include "runtime/core/report.h"
 
 #include <cmath>

@@ -1,3 +1,4 @@
+// forkletd's configuration file (JSON, /etc/forklet/forkletd.json by default): the long options
 #include "runtime/daemon/config_file.h"
 
 #include <fstream>

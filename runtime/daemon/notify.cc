@@ -1,3 +1,4 @@
+// systemd's notify protocol (Type=notify) through libsystemd's sd_notify: READY, STATUS,
 #include "runtime/daemon/notify.h"
 
 #include <systemd/sd-daemon.h>

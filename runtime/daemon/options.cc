@@ -1,3 +1,4 @@
+// forkletd's configuration: built-in defaults, then the configuration file, then command-line
 #include "runtime/daemon/options.h"
 
 #include <unistd.h>

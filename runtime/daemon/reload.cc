@@ -1,3 +1,4 @@
+// SIGHUP: the configuration is read again (the file, then the same flags) and what can change
 #include "runtime/daemon/reload.h"
 
 #include <filesystem>

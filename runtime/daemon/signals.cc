@@ -1,3 +1,4 @@
+// The signals forkletd acts on (SIGTERM and SIGINT: drain and stop; SIGHUP: reload), turned into
 #include "runtime/daemon/signals.h"
 
 #include <fcntl.h>

@@ -1,3 +1,4 @@
+// forkletd's log: one line per event on stderr, each opening with a syslog priority ("<6>forkletd:
 #include "runtime/log/log.h"
 
 #include <unistd.h>

@@ -1,3 +1,4 @@
+// A log-linear latency histogram (the HdrHistogram layout): exact below 32 us, then 32 linear
 #include "runtime/metrics/histogram.h"
 
 #include <algorithm>

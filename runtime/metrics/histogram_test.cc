@@ -1,3 +1,4 @@
+// Tests of histogram.h: A log-linear latency histogram (the HdrHistogram layout): exact below 32 ... (see histogram.h).
 #include "runtime/metrics/histogram.h"
 
 #include <algorithm>

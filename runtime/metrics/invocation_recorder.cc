@@ -1,3 +1,4 @@
+// The daemon's InvocationObserver: prices each finished invocation, commits it to the ledger
 #include "runtime/metrics/invocation_recorder.h"
 
 #include <chrono>

@@ -1,3 +1,4 @@
+// Tests of invocation_recorder.h: The daemon's InvocationObserver: prices each finished ... (see invocation_recorder.h).
 #include "runtime/metrics/invocation_recorder.h"
 
 #include <unistd.h>

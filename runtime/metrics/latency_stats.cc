@@ -1,3 +1,4 @@
+// Latency statistics since the daemon started, per function, runtime and start kind: counts by
 #include "runtime/metrics/latency_stats.h"
 
 #include <algorithm>

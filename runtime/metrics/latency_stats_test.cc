@@ -1,3 +1,4 @@
+// Tests of latency_stats.h: Latency statistics since the daemon started, per function, runtime and ... (see latency_stats.h).
 #include "runtime/metrics/latency_stats.h"
 
 #include <gtest/gtest.h>

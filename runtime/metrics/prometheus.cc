@@ -1,3 +1,4 @@
+// /metrics in the Prometheus text exposition format (version 0.0.4).
 #include "runtime/metrics/prometheus.h"
 
 #include <cstdio>

@@ -1,3 +1,4 @@
+// Tests of code_archive.h: Unpacking an untrusted deployment zip into a directory, safely and ... (see code_archive.h).
 #include "runtime/registry/code_archive.h"
 
 #include <sys/stat.h>

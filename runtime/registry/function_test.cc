@@ -1,3 +1,4 @@
+// Tests of function.h: A function's configuration as the Lambda API knows it, and its validation.
 #include "runtime/registry/function.h"
 
 #include <gtest/gtest.h>

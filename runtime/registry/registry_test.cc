@@ -1,3 +1,4 @@
+// Tests of registry.h: The functions this daemon knows, with their code, persisted in the state ... (see registry.h).
 #include "runtime/registry/registry.h"
 
 #include <sched.h>

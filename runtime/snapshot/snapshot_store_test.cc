@@ -1,3 +1,4 @@
+// Tests of snapshot_store.h: The snapshots on disk: one per function and deployment, readable by ... (see snapshot_store.h).
 #include "runtime/snapshot/snapshot_store.h"
 
 #include <gtest/gtest.h>

@@ -35,17 +35,6 @@ HttpResponse FromError(const Error& e) {
   return ApiError(status, e.op, e.message.empty() ? e.ToString() : e.message);
 }
 
-std::string NewRequestId() {
-  thread_local std::mt19937_64 rng{std::random_device{}()};
-  uint64_t a = rng(), b = rng();
-  char buf[40];
-  snprintf(buf, sizeof(buf), "%08x-%04x-4%03x-%04x-%012llx", static_cast<unsigned>(a >> 32),
-           static_cast<unsigned>((a >> 16) & 0xffff), static_cast<unsigned>(a & 0xfff),
-           static_cast<unsigned>(0x8000 | ((b >> 48) & 0x3fff)),
-           static_cast<unsigned long long>(b & 0xffffffffffffULL));
-  return buf;
-}
-
 Error NotFound(const FunctionRef& ref) {
   return Error{"ResourceNotFoundException", 0, "Function not found: " + ref.shown};
 }
@@ -334,7 +323,7 @@ HttpResponse LambdaApi::Invoke(const FunctionRef& ref, const HttpRequest& r) {
     return ApiError(503, "ServiceUnavailableException",
                     "forkletd is draining on this node: it accepts no new invocations "
                     "(send them to another node)");
-  std::string request_id = NewRequestId();
+  std::string request_id = core::NewRequestId();
   if (type == "Event") {
     // 202 only once the event is in the event log: from then on it runs at least once.
     if (!events_)

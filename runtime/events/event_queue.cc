@@ -21,17 +21,6 @@ int64_t NowMs() {
              std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
-std::string NewRequestId() {
-  thread_local std::mt19937_64 rng{std::random_device{}()};
-  uint64_t a = rng(), b = rng();
-  char buf[40];
-  snprintf(buf, sizeof(buf), "%08x-%04x-4%03x-%04x-%012llx", static_cast<unsigned>(a >> 32),
-           static_cast<unsigned>((a >> 16) & 0xffff), static_cast<unsigned>(a & 0xfff),
-           static_cast<unsigned>(0x8000 | ((b >> 48) & 0x3fff)),
-           static_cast<unsigned long long>(b & 0xffffffffffffULL));
-  return buf;
-}
-
 std::string Iso8601Ms(int64_t ms) {
   std::time_t t = ms / 1000;
   std::tm tm{};
@@ -326,7 +315,7 @@ void EventQueue::Finish(const PendingEvent& e, const std::string& condition,
   const std::string& destination = success ? cfg.on_success : cfg.on_failure;
   std::string target = DestinationFunction(destination);
   if (!target.empty()) {
-    std::string id = NewRequestId();
+    std::string id = core::NewRequestId();
     if (auto s = Accept(target, id, DestinationRecord(e, condition, result)); s) {
       if (auto f = log_->Finished(e.data->id); !f)
         log::Warning("events: " + f.error().ToString() + " (" + e.data->id + " may run again after a restart)");
@@ -351,7 +340,7 @@ Result<std::string> EventQueue::Redrive(const std::string& id) {
   auto dead = log_->RemoveDead(id);
   if (!dead) return dead.error();
   // A new acceptance under a new request id (the ledger keeps one row per request id).
-  std::string fresh = NewRequestId();
+  std::string fresh = core::NewRequestId();
   if (auto s = Accept(dead->data->function, fresh, dead->data->payload); !s) {
     (void)log_->Dead(std::move(dead.value()));  // back where it was
     return s.error();

@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/mount.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -211,6 +212,18 @@ CmdResult Daemon::Cli(const std::vector<std::string>& args) {
   std::vector<std::string> argv = {FORKLET_CLI_PATH, "--endpoint", unix_endpoint()};
   argv.insert(argv.end(), args.begin(), args.end());
   return Run(argv);
+}
+
+SmallDisk::SmallDisk(const std::string& name, const std::string& size)
+    : path_("/tmp/forklet-test-state-" + name + "-" + std::to_string(getpid())) {
+  fs::create_directories(path_);
+  mounted_ = mount("tmpfs", path_.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, ("size=" + size).c_str()) == 0;
+}
+
+SmallDisk::~SmallDisk() {
+  if (mounted_) umount2(path_.c_str(), MNT_DETACH);
+  std::error_code ec;
+  fs::remove_all(path_, ec);
 }
 
 std::string ZipFunction(const std::string& name) {

@@ -57,6 +57,20 @@ class Daemon {
   std::string log_;
 };
 
+// A tmpfs of a given size mounted at /tmp/forklet-test-state-NAME-PID (a state dir with a small
+// disk), unmounted and removed whatever happens.
+class SmallDisk {
+ public:
+  SmallDisk(const std::string& name, const std::string& size);
+  ~SmallDisk();
+  bool mounted() const { return mounted_; }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+  bool mounted_ = false;
+};
+
 // tests/functions/NAME zipped into a temp file; returns its path.
 std::string ZipFunction(const std::string& name);
 // Any function directory (an absolute path) zipped into a temp file; returns its path.

@@ -398,29 +398,9 @@ TEST(EventsTest, EventsOlderThanTheirMaximumAgeAreDroppedWithTheReason) {
             std::string::npos) << metrics;
 }
 
-// A tmpfs of a given size mounted as a state dir, unmounted whatever happens.
-class SmallDisk {
- public:
-  explicit SmallDisk(const std::string& size)
-      : path_("/tmp/forklet-test-state-events-full-" + std::to_string(getpid())) {
-    fs::create_directories(path_);
-    mounted_ = mount("tmpfs", path_.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, ("size=" + size).c_str()) == 0;
-  }
-  ~SmallDisk() {
-    if (mounted_) umount2(path_.c_str(), MNT_DETACH);
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  bool mounted() const { return mounted_; }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-  bool mounted_ = false;
-};
 
 TEST(EventsTest, AFullStateDirRefusesEventsClearlyAndKeepsTheAcceptedOnes) {
-  SmallDisk disk("48m");
+  SmallDisk disk("events-full", "48m");
   ASSERT_TRUE(disk.mounted()) << "mount tmpfs: " << strerror(errno);
   auto d = Daemon::Start({}, disk.path());
   ASSERT_EQ(Deploy(*d, "f", "hello").exit_code, 0);

@@ -60,26 +60,6 @@ std::vector<pid_t> ZygotePids(Daemon& d) {
   return pids;
 }
 
-// A tmpfs of a given size mounted as a state dir, unmounted whatever happens.
-class SmallDisk {
- public:
-  explicit SmallDisk(const std::string& size)
-      : path_("/tmp/forklet-test-state-diskfull-" + std::to_string(getpid())) {
-    fs::create_directories(path_);
-    mounted_ = mount("tmpfs", path_.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, ("size=" + size).c_str()) == 0;
-  }
-  ~SmallDisk() {
-    if (mounted_) umount2(path_.c_str(), MNT_DETACH);
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  bool mounted() const { return mounted_; }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-  bool mounted_ = false;
-};
 
 TEST(FaultsTest, Kill9OfTheDaemonUnderLoadLeavesNothingBehindAndLosesNoFunction) {
   std::string state = "/tmp/forklet-test-state-k9load-" + std::to_string(getpid());
@@ -198,7 +178,7 @@ TEST(FaultsTest, Kill9OfAZygoteIsNoticedAndRepairedWithOneColdStart) {
 }
 
 TEST(FaultsTest, DiskFullInTheStateDirFailsDeploysClearlyAndKeepsEverythingElse) {
-  SmallDisk disk("48m");
+  SmallDisk disk("diskfull", "48m");
   ASSERT_TRUE(disk.mounted()) << "mount tmpfs: " << strerror(errno);
   auto d = Daemon::Start({}, disk.path());
   ASSERT_EQ(Deploy(*d, "kept", "hello").exit_code, 0);

@@ -1,7 +1,8 @@
 """Announces frames bigger than the protocol allows, or bigger than it sends: "huge" (4 GB meta
-and payload), "just_over" (one byte past the payload limit), "stall" (a 1 MB payload of which it
-sends 10 bytes, then waits). The daemon must refuse without allocating what was announced, and
-never wait past the function's timeout."""
+and payload: refused at once), "just_over" (one byte past the payload limit, never sent: a result
+past Lambda's limit is drained for Function.ResponseSizeTooLarge, so this one waits out the
+timeout), "stall" (a 1 MB payload of which it sends 10 bytes, then waits). The daemon never
+allocates what was announced and never waits past the function's timeout."""
 import os
 import struct
 import time

@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "sandbox/error.h"
 
@@ -33,6 +34,9 @@ struct HttpResponse {
 };
 
 using HttpHandler = std::function<HttpResponse(const HttpRequest&)>;
+
+// %XX decoded (malformed escapes kept as they are); '+' is a space in query strings only.
+std::string PercentDecode(std::string_view s, bool plus_is_space);
 
 struct HttpServerOptions {
   std::string listen = "127.0.0.1:9000";  // HOST:PORT; port 0 picks a free port; empty for none

@@ -38,27 +38,6 @@ std::string Hmac(const std::string& key, const std::string& data) {
   return std::string(reinterpret_cast<char*>(out), len);
 }
 
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-std::string PercentDecode(const std::string& s) {
-  std::string out;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '%' && i + 2 < s.size() && HexValue(s[i + 1]) >= 0 &&
-        HexValue(s[i + 2]) >= 0) {
-      out += static_cast<char>(HexValue(s[i + 1]) * 16 + HexValue(s[i + 2]));
-      i += 2;
-    } else {
-      out += s[i];
-    }
-  }
-  return out;
-}
-
 std::string Trim(const std::string& s) {
   size_t a = s.find_first_not_of(" \t"), b = s.find_last_not_of(" \t");
   return a == std::string::npos ? "" : s.substr(a, b - a + 1);
@@ -186,8 +165,8 @@ std::optional<AuthFailure> SigV4Verifier::Verify(const HttpRequest& r, std::chro
   for (const auto& pair : Split(raw_query, '&')) {
     if (pair.empty()) continue;
     auto eq = pair.find('=');
-    pairs.emplace_back(PercentDecode(pair.substr(0, eq)),
-                       eq == std::string::npos ? "" : PercentDecode(pair.substr(eq + 1)));
+    pairs.emplace_back(PercentDecode(pair.substr(0, eq), false),  // SigV4: '+' is itself
+                       eq == std::string::npos ? "" : PercentDecode(pair.substr(eq + 1), false));
   }
   auto query_value = [&](const std::string& k) -> std::optional<std::string> {
     for (const auto& [key, value] : pairs)

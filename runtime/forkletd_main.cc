@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -139,6 +140,14 @@ int main(int argc, char** argv) {
   auto event_queue = std::make_unique<events::EventQueue>(options.events, registry->get(), scheduler.get(),
                                                           &recorder, event_log.get(), &invoke_configs,
                                                           event_log_error);
+  if (ledger)  // each event's steps are counted in the bill (the ledger's log: safe from kill -9)
+    event_queue->SetStepRecorder([&ledger](const std::string& id, const std::string& function,
+                                           const char* kind, uint32_t attempt) {
+      billing::EventRecord r{id, function, kind, attempt,
+                             std::chrono::duration_cast<std::chrono::milliseconds>(
+                                 std::chrono::system_clock::now().time_since_epoch()).count()};
+      if (auto s = ledger->RecordEvent(r); !s) log::Warning(s.error().ToString());
+    });
   event_queue->Start();
   api::LambdaApi lambda(registry->get(), scheduler.get(), &recorder, event_queue.get(), &invoke_configs);
   api::EventsApi events_api(registry->get(), event_queue.get(), &invoke_configs);

@@ -26,6 +26,7 @@ std::string NameFromPath(const std::string& id) {
 HttpResponse FromError(const Error& e) {
   if (e.op == "ResourceNotFoundException") return ApiError(404, e.op, e.message);
   if (e.op == "InvalidParameterValueException") return ApiError(400, e.op, e.message);
+  if (e.op == "TooManyRequestsException") return EventRefused(e);
   if (e.err == ENOSPC || e.err == EDQUOT || e.err == EROFS)
     return ApiError(503, "ServiceUnavailableException",
                     "forkletd cannot store this on this node: " + e.ToString());
@@ -120,6 +121,7 @@ json EventsApi::QueueStats() {
                  {"throttled", s.throttled},
                  {"recovered", s.recovered},
                  {"dropped", s.dropped},
+                 {"refused", s.refused},
                  {"dead_letters", queue_->DeadLetters(name).size()}};
   }
   return out;

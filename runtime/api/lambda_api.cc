@@ -1,6 +1,7 @@
 // Lambda REST API routes and forklet's extras.
 #include "runtime/api/lambda_api.h"
 
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -106,6 +107,16 @@ HttpResponse Json(int status, const nlohmann::json& body) {
   // Messages may quote client bytes (a zip entry's name): invalid UTF-8 becomes U+FFFD, not a throw.
   r.body = body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   return r;
+}
+
+HttpResponse EventRefused(const Error& e) {
+  // Lambda's throttle shape; the Reason says which of forkletd's event bounds refused it.
+  HttpResponse out = ApiError(429, "TooManyRequestsException", e.message);
+  out.body = json{{"Type", "User"}, {"message", e.message},
+                  {"Reason", e.err == ENOSPC ? "EventStorageLow" : "EventQueueFull"},
+                  {"retryAfterSeconds", "1"}}.dump(-1, ' ', false, json::error_handler_t::replace);
+  out.headers["Retry-After"] = "1";
+  return out;
 }
 
 HttpResponse ApiError(int status, const std::string& type, const std::string& message) {
@@ -328,10 +339,12 @@ HttpResponse LambdaApi::Invoke(const FunctionRef& ref, const HttpRequest& r) {
     // 202 only once the event is in the event log: from then on it runs at least once.
     if (!events_)
       return ApiError(503, "ServiceUnavailableException", "this forkletd accepts no Event invocations");
-    if (auto s = events_->Accept(ref.name, request_id, r.body); !s)
+    if (auto s = events_->Accept(ref.name, request_id, r.body); !s) {
+      if (s.error().op == "TooManyRequestsException") return EventRefused(s.error());
       return ApiError(503, "ServiceUnavailableException",
                       "forkletd could not store the event, which was not accepted: " +
                           s.error().ToString());
+    }
     HttpResponse out;
     out.status = 202;
     out.headers["X-Amzn-RequestId"] = request_id;

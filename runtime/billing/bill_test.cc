@@ -76,16 +76,69 @@ TEST_F(BillTest, TotalsAreTheSumOfTheFunctions) {
   std::string csv = BillCsv(*b);
   EXPECT_EQ(csv.substr(0, csv.find('\n')),
             "function,invocations,requests,throttled,errors,billed_s,gb_seconds,request_usd,"
-            "compute_usd,cost_usd");
-  EXPECT_NE(csv.find("\nalpha,2,2,0,0,0.300,0.0375,0.000000400000,0.000000625002,0.000001025002\n"),
+            "compute_usd,cost_usd,events_accepted,events_run,events_retried,events_expired,"
+            "events_dead_lettered");
+  EXPECT_NE(csv.find("\nalpha,2,2,0,0,0.300,0.0375,0.000000400000,0.000000625002,0.000001025002,0,0,0,0,0\n"),
             std::string::npos) << csv;
-  EXPECT_NE(csv.find("\nTOTAL,4,3,1,0,1.300,1.0375,0.000000600000,0.000017291702,0.000017891702\n"),
+  EXPECT_NE(csv.find("\nTOTAL,4,3,1,0,1.300,1.0375,0.000000600000,0.000017291702,0.000017891702,0,0,0,0,0\n"),
             std::string::npos) << csv;
 
   std::string table = BillTable(*b);
   EXPECT_NE(table.find("COST_USD"), std::string::npos) << table;
   EXPECT_NE(table.find("TOTAL"), std::string::npos) << table;
   EXPECT_NE(table.find("0.000017891702"), std::string::npos) << table;
+  EXPECT_EQ(table.find("EVENTS_ACCEPTED"), std::string::npos) << "no events: no event columns";
+}
+
+TEST_F(BillTest, EventStepsAreCountedPerFunctionInTheWindow) {
+  Add("1", "alpha", 128, 100);
+  const int64_t t0 = 1'714'564'800'000;  // Add's start time
+  auto step = [&](const std::string& id, const std::string& fn, const std::string& kind,
+                  uint32_t attempt, int64_t at) {
+    ASSERT_TRUE(ledger_->RecordEvent(EventRecord{id, fn, kind, attempt, t0 + at}).ok());
+  };
+  step("e1", "alpha", "accepted", 0, 10);
+  step("e1", "alpha", "run", 1, 20);
+  step("e1", "alpha", "retried", 1, 21);
+  step("e1", "alpha", "run", 2, 30);
+  step("e1", "alpha", "run", 2, 30);  // the same step twice (a replayed log): counted once
+  step("e1", "alpha", "dead_lettered", 0, 40);
+  step("e2", "gamma", "accepted", 0, 10);  // a function with events and no invocation yet
+  step("e2", "gamma", "expired", 0, 50);
+  step("e2", "gamma", "dead_lettered", 0, 50);
+  step("e3", "gamma", "accepted", 0, 5000);  // outside the window
+  EXPECT_FALSE(ledger_->RecordEvent(EventRecord{"e4", "alpha", "bogus", 0, 1}).ok());
+  auto b = MakeBill(*ledger_, t0, t0 + 1000);
+  ASSERT_TRUE(b.ok()) << b.error().ToString();
+  ASSERT_EQ(b->functions.size(), 2u);
+  const auto& a = b->functions[0];
+  EXPECT_EQ(a.function, "alpha");
+  EXPECT_EQ(a.invocations, 1);
+  EXPECT_EQ(a.events_accepted, 1);
+  EXPECT_EQ(a.events_run, 2);
+  EXPECT_EQ(a.events_retried, 1);
+  EXPECT_EQ(a.events_dead_lettered, 1);
+  const auto& g = b->functions[1];
+  EXPECT_EQ(g.function, "gamma");
+  EXPECT_EQ(g.invocations, 0);
+  EXPECT_EQ(g.events_accepted, 1);
+  EXPECT_EQ(g.events_expired, 1);
+  EXPECT_EQ(b->total.events_accepted, 2);
+  EXPECT_EQ(b->total.events_dead_lettered, 2);
+  auto j = nlohmann::json::parse(BillJson(*b));
+  EXPECT_EQ(j["functions"][1]["events"]["expired"], 1);
+  EXPECT_EQ(j["total"]["events"]["run"], 2);
+  EXPECT_NE(BillCsv(*b).find("\ngamma,0,0,0,0,0.000,0,0.000000000000,0.000000000000,0.000000000000,1,0,0,1,1\n"),
+            std::string::npos) << BillCsv(*b);
+  std::string table = BillTable(*b);
+  EXPECT_NE(table.find("EVENTS_DEAD_LETTERED"), std::string::npos) << table;
+  // Across a restart (the log replayed into SQLite): the same counts.
+  ledger_.reset();
+  ledger_ = Ledger::Open(dir_ + "/ledger.db").value();
+  auto again = MakeBill(*ledger_, t0, t0 + 1000);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->total.events_run, 2);
+  EXPECT_EQ(again->total.events_accepted, 2);
 }
 
 TEST_F(BillTest, AnEmptyWindowIsAZeroBill) {

@@ -66,6 +66,13 @@ const char* kUsage = R"(usage: forkletd [options]
                              waits twice as long (default 60000, as Lambda)
   --event-sync               fdatasync every accepted event before its 202 (group commit): safe
                              from a power cut, not only from the daemon's death (default: off)
+  --event-queue-max N        events accepted and not finished, all functions; past it new
+                             events get 429 TooManyRequestsException (default 1000000; 0: none)
+  --event-queue-max-per-function N  the same per function (default 100000; 0: none)
+  --event-queue-max-mb N     payload MB accepted and not finished, all functions (default 512)
+  --event-queue-max-mb-per-function N  the same per function (default 128)
+  --event-min-free-disk-mb N new events get 429 while the state dir's file system has less free
+                             than this (default 64; 0: only a failed write refuses, with 503)
 SIGHUP re-reads the configuration: keep-alive, max-concurrency, memory-budget-mb and the prices
 change live.
 )";
@@ -284,6 +291,21 @@ bool ParseOptions(int argc, char** argv, Options* o, std::string* message, bool*
     } else if (a == "--event-retry-base-ms") {
       if (!number(0, 3600000)) return false;
       o->events.retry_base = std::chrono::milliseconds(n);
+    } else if (a == "--event-queue-max") {
+      if (!number(0, 100000000)) return false;
+      o->events.max_events = n;
+    } else if (a == "--event-queue-max-per-function") {
+      if (!number(0, 100000000)) return false;
+      o->events.max_events_per_function = n;
+    } else if (a == "--event-queue-max-mb") {
+      if (!number(0, 1 << 20)) return false;
+      o->events.max_bytes = n << 20;
+    } else if (a == "--event-queue-max-mb-per-function") {
+      if (!number(0, 1 << 20)) return false;
+      o->events.max_bytes_per_function = n << 20;
+    } else if (a == "--event-min-free-disk-mb") {
+      if (!number(0, 1 << 20)) return false;
+      o->events.min_free_disk_bytes = n << 20;
     } else if (a == "--event-sync" || a == "--no-event-sync") {
       o->event_sync = a == "--event-sync";
     } else if (a == "--drain-grace") {

@@ -6,6 +6,7 @@
 #include <array>
 #include <cstdio>
 #include <limits>
+#include <regex>
 #include <string_view>
 #include <vector>
 
@@ -370,6 +371,33 @@ Status CheckPublish(const json& body) {
   return {};
 }
 
+// Lambda's dead-letter queue is an SQS queue or an SNS topic, and this node has neither: a
+// TargetArn is refused rather than stored, so that no one believes a dead letter went there.
+// An empty one (`--dead-letter-config TargetArn=`, how a DLQ is removed) means none and is taken.
+Status CheckDeadLetterConfig(const json& body) {
+  if (!body.contains("DeadLetterConfig") || body["DeadLetterConfig"].is_null()) return {};
+  const json& d = body["DeadLetterConfig"];
+  if (!d.is_object()) return FieldType("DeadLetterConfig", "an object");
+  if (!d.contains("TargetArn") || d["TargetArn"].is_null()) return {};
+  if (!d["TargetArn"].is_string()) return FieldType("DeadLetterConfig.TargetArn", "a string");
+  const std::string arn = d["TargetArn"].get<std::string>();
+  if (arn.empty()) return {};
+  static const std::regex kArn("arn:(aws[a-zA-Z-]*)?:[a-z0-9-.]+:.*");
+  if (arn.size() > 256 || !std::regex_match(arn, kArn)) {
+    Violations v;
+    v.Add(arn, "deadLetterConfig.targetArn",
+          "Member must satisfy regular expression pattern: (arn:(aws[a-zA-Z-]*)?:[a-z0-9-.]+:.*)|()");
+    return v.ToError();
+  }
+  return Error{kInvalid, 0,
+               "DeadLetterConfig.TargetArn " + Shown(arn) +
+                   " is not supported by forklet: this node has no SQS or SNS to deliver dead "
+                   "letters to. Failed Event invocations go to forklet's dead-letter store "
+                   "(forklet events dead-letters); to send them to another function, use an "
+                   "OnFailure destination (aws lambda put-function-event-invoke-config "
+                   "--destination-config)"};
+}
+
 }  // namespace
 
 Status CheckUnsupportedCodeFields(const json& body) {
@@ -394,8 +422,9 @@ Status CheckUnsupportedFields(const json& body) {
       if (v.contains(key) && !Empty(v[key]))
         return Unsupported("VpcConfig", "instances have no network beyond loopback");
   }
+  if (auto s = CheckDeadLetterConfig(body); !s) return s;
   for (const char* key : {"KMSKeyArn", "FileSystemConfigs", "ImageConfig", "CodeSigningConfigArn",
-                          "DeadLetterConfig", "SnapStart"})
+                          "SnapStart"})
     if (body.contains(key) && !Empty(body[key]) &&
         !(std::string(key) == "SnapStart" && body[key].value("ApplyOn", "None") == "None"))
       return Unsupported(key, "see README (Lambda fields) for what forklet applies");

@@ -311,5 +311,24 @@ TEST(ApplyLambdaChangesTest, RejectsWrongTypesAndOutOfRangeIntegers) {
   EXPECT_FALSE(ApplyLambdaChanges(base, json::array()));
 }
 
+TEST(FunctionChangesTest, DeadLetterTargetsAreRefusedNeverStored) {
+  // An SQS queue or SNS topic: refused, naming where dead letters do go.
+  for (const char* arn : {"arn:aws:sqs:us-east-1:000000000000:dlq", "arn:aws:sns:us-east-1:000000000000:t"}) {
+    auto r = ApplyLambdaChanges(Valid(), json{{"DeadLetterConfig", {{"TargetArn", arn}}}});
+    ASSERT_FALSE(r) << arn;
+    EXPECT_EQ(r.error().op, "InvalidParameterValueException");
+    EXPECT_NE(r.error().message.find("no SQS or SNS"), std::string::npos) << r.error().message;
+    EXPECT_NE(r.error().message.find("dead-letter store"), std::string::npos) << r.error().message;
+  }
+  // Not an ARN: Lambda's validation message.
+  auto bad = ApplyLambdaChanges(Valid(), json{{"DeadLetterConfig", {{"TargetArn", "queue"}}}});
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message.find("'deadLetterConfig.targetArn'"), std::string::npos) << bad.error().message;
+  // None (how a DLQ is removed): taken.
+  EXPECT_TRUE(ApplyLambdaChanges(Valid(), json{{"DeadLetterConfig", {{"TargetArn", ""}}}}));
+  EXPECT_TRUE(ApplyLambdaChanges(Valid(), json{{"DeadLetterConfig", json::object()}}));
+  EXPECT_FALSE(ApplyLambdaChanges(Valid(), json{{"DeadLetterConfig", "x"}}));
+}
+
 }  // namespace
 }  // namespace forklet::registry

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "runtime/api/json_text.h"
+#include "runtime/api/upload_body.h"
 #include "runtime/core/report.h"
 #include "runtime/log/log.h"
 #include "runtime/registry/code_archive.h"
@@ -190,8 +191,19 @@ HttpResponse LambdaApi::Handle(const HttpRequest& r) {
   return ApiError(404, "UnknownOperationException", "Unknown operation " + r.method + " " + p);
 }
 
+// The zip of an upload: decoded straight from the request's bytes when the body was split
+// (upload_body.h), else from the parsed document.
+static Result<std::string> ZipOf(const std::optional<SplitUpload>& split, const json& code) {
+  if (!split) return ZipFromCode(code);
+  auto zip = registry::Base64Decode(split->zip);
+  if (!zip) return Error{"InvalidParameterValueException", 0, "Code.ZipFile is not valid base64"};
+  return zip;
+}
+
 HttpResponse LambdaApi::CreateFunction(const HttpRequest& r) {
-  auto body = ParseBody(r);
+  // A large body's Code.ZipFile is not copied into a parsed document (peak memory of uploads).
+  auto split = SplitLargeUpload(r.body, {"Code", "ZipFile"});
+  Result<json> body = split ? Result<json>(std::move(split->body)) : ParseBody(r);
   if (!body) return FromError(body.error());
   const json& b = *body;
   if (!b.contains("FunctionName") || !b["FunctionName"].is_string())
@@ -208,7 +220,7 @@ HttpResponse LambdaApi::CreateFunction(const HttpRequest& r) {
   if (!cfg) return FromError(cfg.error());
   if (b.contains("PackageType") && b["PackageType"] != "Zip")
     return ApiError(400, "InvalidParameterValueException", "only PackageType Zip is supported");
-  auto zip = ZipFromCode(b.value("Code", json::object()));
+  auto zip = ZipOf(split, b.value("Code", json::object()));
   if (!zip) return FromError(zip.error());
   auto created = registry_->Create(std::move(cfg.value()), *zip);
   if (!created) return FromError(created.error());
@@ -253,13 +265,14 @@ HttpResponse LambdaApi::DeleteFunction(const FunctionRef& ref) {
 }
 
 HttpResponse LambdaApi::UpdateCode(const FunctionRef& ref, const HttpRequest& r) {
-  auto body = ParseBody(r);
+  auto split = SplitLargeUpload(r.body, {"ZipFile"});
+  Result<json> body = split ? Result<json>(std::move(split->body)) : ParseBody(r);
   if (!body) return FromError(body.error());
   if (auto d = Resolve(ref); !d) return FromError(d.error());
   auto options = ReadChangeOptions(*body, true);
   if (!options) return FromError(options.error());
   if (auto s = registry::CheckUnsupportedCodeFields(*body); !s) return FromError(s.error());
-  auto zip = ZipFromCode(*body);
+  auto zip = ZipOf(split, *body);
   if (!zip) return FromError(zip.error());
   auto updated = registry_->UpdateCode(ref.name, *zip, *options);
   if (!updated) return FromError(updated.error());

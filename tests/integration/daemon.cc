@@ -434,6 +434,12 @@ std::vector<std::string> Leftovers() {
     if (line.find("forklet-test-state") != std::string::npos &&
         (line.find("-" + pid + " ") != std::string::npos || line.find("-" + pid + "-") != std::string::npos))
       found.push_back("mount " + line);
+  // Temp files of this process (ZipDirectory, ZipWithEntry, Invoke's output): a test removes its own.
+  for (const auto& e : fs::directory_iterator("/tmp", ec)) {
+    std::string name = e.path().filename().string();
+    for (const char* prefix : {"forklet-fn-", "forklet-evil-", "forklet-out-"})
+      if (name.rfind(prefix + pid + "-", 0) == 0) found.push_back("file " + e.path().string());
+  }
   return found;
 }
 

@@ -161,7 +161,7 @@ int main(int argc, char** argv) {
     for (const auto& z : (*launcher)->Zygotes()) g.zygotes.push_back({z.runtime, z.boot_ms, z.forks});
     for (const auto& [name, e] : event_queue->Stats())
       g.async_events.push_back({name, e.received, e.succeeded, e.retried, e.throttled, e.depth,
-                                e.in_flight, e.oldest_age_ms, e.dropped});
+                                e.in_flight, e.oldest_age_ms, e.dropped, e.refused});
     return g;
   }, [&] { return (*launcher)->SnapshotReport(); }, [&] { return events_api.QueueStats(); });
   api::AdminApi admin(registry->get(), scheduler.get(), launcher->get());

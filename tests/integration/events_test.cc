@@ -540,6 +540,9 @@ TEST(EventsTest, AFullQueueRefusesBeforeThe202AndLosesNothingAccepted) {
                      "--event-queue-max 8");
   EXPECT_EQ(QueueStats(*d, "held")["received"], 5);
   EXPECT_GE(QueueStats(*d, "held")["refused"]["events"].get<int>(), 2);
+  auto metrics = Http(*d, "GET", "/metrics").body;
+  EXPECT_NE(metrics.find(R"(forklet_async_events_refused_total{function="other",bound="events"} 1)"),
+            std::string::npos) << metrics;
   // Room comes back as events finish: let "held" run; what was accepted runs, new ones are taken.
   ASSERT_EQ(d->Aws({"delete-function-concurrency", "--function-name", "held"}).exit_code, 0);
   ASSERT_TRUE(WaitFor([&] { return EventsRun(d->state_dir(), "held").size() >= 5; }, 60, d.get()))

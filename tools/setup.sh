@@ -11,6 +11,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev libsystemd-dev
   systemd dpkg-dev  # systemd-analyze verify on the unit; dpkg-shlibdeps for cpack -G DEB
   python3 awscli python3-boto3 bubblewrap zip unzip iproute2 procps curl
+  nftables  # nft: the rules of forklet's own table for instances' egress (docs/network.md)
   python3-matplotlib python3-numpy python3-prometheus-client
   clang libclang-rt-dev  # libFuzzer and the sanitizers: tests/fuzz
 )

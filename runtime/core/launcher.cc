@@ -494,12 +494,15 @@ Result<Launcher::Forked> Launcher::ForkInstance(const std::string& family,
 
   // A stem cell (no function yet) gets the daemon's default; a function that differs is handled
   // when it takes one (StartStemCell).
-  auto netns = TakeNetns(fn ? NetworkOf(*fn, options_.network) : options_.network, exec_runner);
+  auto t_net = Clock::now();
+  bool made_now = false;
+  auto netns = TakeNetns(fn ? NetworkOf(*fn, options_.network) : options_.network, exec_runner, &made_now);
   if (!netns) {
     for (int fd : *procs) close(fd);
     return netns.error();
   }
   const int net_fd = netns->fd;
+  if (made_now) stages->emplace_back("netns_made", MsSince(t_net));  // the egress pool ran dry
   // A checkpoint can only take a channel that lives in the instance's own net namespace.
   int channel[2] = {-1, -1}, log[2] = {-1, -1};
   bool made = exec_runner ? net_fd >= 0 && SocketPairIn(net_fd, channel)
@@ -558,7 +561,9 @@ Result<NetnsPool*> Launcher::EgressPool() {
     }
     egress_ = std::move(net.value());
     log::Notice("function network: bridge " + egress_->bridge() + ", " + egress_->subnet() + ", NAT out");
-    egress_netns_ = std::make_unique<NetnsPool>(options_.netns_pool_size, egress_.get());
+    // Twice the plain pool: an egress namespace takes a few ms to make (veth, rtnetlink round trips),
+    // so bursts of starts need more of them ready.
+    egress_netns_ = std::make_unique<NetnsPool>(options_.netns_pool_size * 2, egress_.get());
   }
   return egress_netns_.get();
 }
@@ -573,7 +578,7 @@ sandbox::net::EgressOptions Launcher::EgressOptions() const {
   return options;
 }
 
-Result<PooledNetns> Launcher::TakeNetns(sandbox::net::NetworkMode mode, bool wait) {
+Result<PooledNetns> Launcher::TakeNetns(sandbox::net::NetworkMode mode, bool wait, bool* made_now) {
   if (mode == sandbox::net::NetworkMode::kNone) {
     PooledNetns ns = netns_ ? netns_->Take() : PooledNetns{};
     for (int i = 0; wait && netns_ && ns.fd < 0 && i < 100; ++i) {
@@ -585,6 +590,7 @@ Result<PooledNetns> Launcher::TakeNetns(sandbox::net::NetworkMode mode, bool wai
   auto pool = EgressPool();
   if (!pool) return pool.error();
   if (auto ns = (*pool)->Take(); ns.fd >= 0) return ns;
+  if (made_now) *made_now = true;
   return (*pool)->Make();  // the pool ran dry: a few ms now rather than an instance without network
 }
 

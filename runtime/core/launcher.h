@@ -219,7 +219,8 @@ class Launcher {
   // A namespace for an instance with this network: a pooled one, or for egress one made now when
   // the pool ran dry (never a loopback-only one instead); fd -1 (none only): the clone makes one.
   // wait: off the request path, worth waiting for the pool's filler.
-  Result<PooledNetns> TakeNetns(sandbox::net::NetworkMode mode, bool wait);
+  // made_now: set when the egress pool ran dry and the namespace was made on this thread.
+  Result<PooledNetns> TakeNetns(sandbox::net::NetworkMode mode, bool wait, bool* made_now = nullptr);
   Result<NetnsPool*> EgressPool();  // made on first use
   sandbox::net::EgressOptions EgressOptions() const;  // with the daemon's id
   std::mutex egress_mu_;

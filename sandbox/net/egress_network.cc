@@ -148,7 +148,7 @@ bool ValidId(const std::string& id) {
 }
 }  // namespace
 
-Result<int> EgressNetwork::RemoveStale(const EgressOptions& options) {
+Result<int> EgressNetwork::RemoveStale(const EgressOptions& options, bool tables) {
   // The id is the prefix of what goes: never anything but a daemon's own six hex digits.
   if (!ValidId(options.id)) return MakeError("function network", "bad daemon id '" + options.id + "'");
   auto host = Rtnetlink::Open();
@@ -166,14 +166,16 @@ Result<int> EgressNetwork::RemoveStale(const EgressOptions& options) {
       if (host->DeleteLink(l.name)) ++removed;
     }
   const std::string table = TableName(options.id);
-  if (auto s = RunNft(DeleteTableScript("inet", table) + DeleteTableScript("bridge", table), options.nft); !s)
-    return s.error();
+  if (tables) {
+    if (auto s = RunNft(DeleteTableScript("inet", table) + DeleteTableScript("bridge", table), options.nft); !s)
+      return s.error();
+  }
   MaybeRestoreForwarding(*host, options.run_dir, "");
   return removed;
 }
 
 Result<std::unique_ptr<EgressNetwork>> EgressNetwork::Create(const EgressOptions& options) {
-  if (auto stale = RemoveStale(options); !stale) return stale.error();
+  if (auto stale = RemoveStale(options, false); !stale) return stale.error();  // RulesScript replaces the tables
   std::unique_ptr<EgressNetwork> n(new EgressNetwork());
   n->options_ = options;
   n->bridge_ = BridgeName(options.id);

@@ -51,7 +51,8 @@ class EgressNetwork {
 
   // What a daemon with this id left: interfaces, tables, and the ip_forward it changed when no
   // other forklet bridge remains. Returns how many things it removed.
-  static Result<int> RemoveStale(const EgressOptions& options);
+  // tables=false: leaves the tables to the caller (Create replaces them in its own transaction).
+  static Result<int> RemoveStale(const EgressOptions& options, bool tables = true);
 
   const std::string& bridge() const { return bridge_; }
   std::string subnet() const;   // a.b.c.d/22

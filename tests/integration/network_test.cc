@@ -18,6 +18,7 @@
 #include <filesystem>
 #include <fstream>
 #include <thread>
+#include <tuple>
 
 #include <nlohmann/json.hpp>
 
@@ -320,6 +321,42 @@ TEST_F(NetworkTest, DaemonDefaultNoneAndAFunctionThatAsksForEgress) {
   auto open = InvokeJson(*d, "open", event);
   EXPECT_EQ(open["interfaces"], json({"lo", "eth0"}));
   EXPECT_EQ(open["internet"], internet_->token_) << open.dump() << " host: " << Internet::HostFetch(internet_->addr_);
+}
+
+// Node.js instances start from pre-booted stem cells, booted with the daemon's default network: a
+// none function's stem cell loses its eth0 before it gets the code.
+TEST_F(NetworkTest, NodeStemCellsFollowTheFunctionsNetwork) {
+  auto d = Daemon::Start();
+  const std::string dir = "/tmp/forklet-test-inet-" + std::to_string(getpid()) + "-node";
+  fs::create_directories(dir);
+  std::ofstream(dir + "/index.js")
+      << "const os = require('os');\n"
+         "exports.handler = async () => ({interfaces: Object.keys(os.networkInterfaces()).sort()});\n";
+  const std::string zip = ZipDirectory(dir);
+  fs::remove_all(dir);
+  auto stem_cell_ready = [&] {
+    for (int i = 0; i < 300; ++i) {
+      auto h = json::parse(forklet::testing::Run({"/usr/bin/curl", "-s", d->endpoint() + "/forklet/v1/health"}).out, nullptr, false);
+      if (h.is_object() && h.contains("stem_cells") && h["stem_cells"].contains("nodejs") &&
+          h["stem_cells"]["nodejs"]["ready"] >= 1)
+        return true;
+      usleep(50000);
+    }
+    return false;
+  };
+  for (const auto& [fn, network, want] : std::vector<std::tuple<std::string, std::string, json>>{
+           {"open", "egress", json({"eth0", "lo"})}, {"closed", "none", json({"lo"})}}) {
+    auto r = d->Aws({"create-function", "--function-name", fn, "--runtime", "nodejs20.x", "--handler",
+                     "index.handler", "--zip-file", "fileb://" + zip, "--role", "arn:aws:iam::000000000000:role/x",
+                     "--environment", "Variables={FORKLET_NETWORK=" + network + "}"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    ASSERT_TRUE(stem_cell_ready());
+    std::string body, log;
+    InvokeWithLog(*d, fn, "{}", &body, &log);
+    EXPECT_EQ(StartKindIn(log), "zygote") << "from a stem cell: " << log;
+    EXPECT_EQ(json::parse(body, nullptr, false)["interfaces"], want) << fn << ": " << body;
+  }
+  unlink(zip.c_str());
 }
 
 TEST_F(NetworkTest, LeavesNoInterfaceRouteOrTableBehind) {

@@ -42,6 +42,13 @@ const char* kUsage = R"(usage: forkletd [options]
   --no-warmup                do not start zygotes before the first request
   --snapshots off|on|auto    restore new instances from CRIU snapshots: the default for functions
                              without FORKLET_SNAPSHOT (default auto; needs criu, see docs/snapshots.md)
+  --function-network egress|none  instances' network for functions without FORKLET_NETWORK:
+                             egress (default, as Lambda) gives each an address on a bridge of
+                             forklet's with NAT out through the host's default route, and nothing
+                             to the host, other instances or 169.254.0.0/16; none: loopback only
+                             (docs/network.md)
+  --function-network-pool CIDR  private range the egress bridges take a /22 each from (default
+                             10.231.0.0/16; the first /22 that collides with nothing on the host)
   --criu PATH                criu executable (default: tools/setup-criu.sh's, else $PATH)
   --snapshot-mb N            disk for all snapshots together, least recently used go (default 2048)
   --node-stem-cells N        pre-booted Node.js instances kept ready once a Node function is
@@ -175,6 +182,10 @@ bool ParseOptions(int argc, char** argv, Options* o, std::string* message, bool*
   for (size_t i = 0; i < args.size(); ++i) {
     std::string a = args[i];
     std::string v;
+    if (auto eq = a.find('='); a.rfind("--", 0) == 0 && eq != std::string::npos) {  // --flag=value
+      args.insert(args.begin() + static_cast<long>(i) + 1, a.substr(eq + 1));
+      a = a.substr(0, eq);
+    }
     auto value = [&]() {
       if (i + 1 >= args.size()) {
         *message = a + " needs a value";
@@ -252,6 +263,17 @@ bool ParseOptions(int argc, char** argv, Options* o, std::string* message, bool*
         return false;
       }
       o->launcher.snapshot_policy = *p;
+    } else if (a == "--function-network") {
+      if (!value()) return false;
+      auto m = sandbox::net::ParseNetworkMode(v);
+      if (!m) {
+        *message = "--function-network: egress or none";
+        return false;
+      }
+      o->launcher.network = *m;
+    } else if (a == "--function-network-pool") {
+      if (!value()) return false;
+      o->launcher.egress.pool = v;
     } else if (a == "--criu") {
       if (!value()) return false;
       o->launcher.criu = v;

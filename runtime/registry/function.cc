@@ -326,6 +326,9 @@ Status ValidateConfig(const FunctionConfig& c) {
   if (auto it = c.environment.find("FORKLET_SNAPSHOT"); it != c.environment.end() &&
       it->second != "off" && it->second != "on" && it->second != "auto")
     return Error{kInvalid, 0, "The value of environment variable FORKLET_SNAPSHOT must be off, on or auto."};
+  if (auto it = c.environment.find("FORKLET_NETWORK"); it != c.environment.end() &&
+      it->second != "egress" && it->second != "none")
+    return Error{kInvalid, 0, "The value of environment variable FORKLET_NETWORK must be egress or none."};
   if (!c.environment.empty()) {
     size_t size = json(c.environment).dump().size();  // Lambda measures the JSON form
     if (size > kMaxEnvironmentBytes)

@@ -201,6 +201,18 @@ TEST(FunctionConfigTest, SnapshotPolicyIsOffOnOrAuto) {
   }
 }
 
+TEST(FunctionConfigTest, NetworkIsEgressOrNone) {
+  auto c = Valid();
+  for (const char* ok : {"egress", "none"}) {
+    c.environment = {{"FORKLET_NETWORK", ok}};
+    EXPECT_EQ(Problem(c), "") << ok;
+  }
+  for (const char* bad : {"", "off", "EGRESS", "vpc"}) {
+    c.environment = {{"FORKLET_NETWORK", bad}};
+    EXPECT_NE(Problem(c).find("FORKLET_NETWORK must be egress or none"), std::string::npos) << bad;
+  }
+}
+
 TEST(FunctionConfigTest, DescriptionUpTo256) {
   auto c = Valid();
   c.description = std::string(256, 'd');

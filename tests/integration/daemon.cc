@@ -425,6 +425,19 @@ std::vector<std::string> Leftovers() {
   }
   for (const auto& [pid, dir] : procs)
     if (daemons.count(ParentPid(dir))) found.push_back("process " + pid + ": " + Cmdline(dir));
+  // Their network (sandbox/net/egress_network.h): interfaces fk<id>..., nftables tables forklet_<id>,
+  // the id being the low 24 bits of the cgroup tag in hex.
+  std::string tables;
+  for (const auto& root : roots) {
+    char id[8];
+    snprintf(id, sizeof(id), "%06lx", std::strtoul(root.substr(root.find('.') + 1).c_str(), nullptr, 10) & 0xffffff);
+    for (const auto& e : fs::directory_iterator("/sys/class/net", ec))
+      if (e.path().filename().string().rfind(std::string("fk") + id, 0) == 0)
+        found.push_back("interface " + e.path().filename().string());
+    if (tables.empty()) tables = Run({"/usr/sbin/nft", "list", "tables"}, {}, 30).out + " ";
+    if (tables.find(std::string("forklet_") + id + "\n") != std::string::npos)
+      found.push_back(std::string("nftables table forklet_") + id);
+  }
   std::ifstream mounts("/proc/self/mountinfo");
   std::string line;
   // Our own mounts: their paths end in this process's pid ("...-diskfull-PID", "...-PID-N"), not

@@ -55,5 +55,8 @@ class LambdaApi {
 HttpResponse Json(int status, const nlohmann::json& body);
 // {"Type":"User","message":...} with X-Amzn-ErrorType, as Lambda's API errors look.
 HttpResponse ApiError(int status, const std::string& type, const std::string& message);
+// What a tenant (HttpRequest::account set) gets on the operator's routes, which show or change
+// the whole node (every account's functions): 403 AccessDeniedException.
+HttpResponse OperatorOnly(const HttpRequest& r);
 
 }  // namespace forklet::api

@@ -301,7 +301,12 @@ Result<std::map<std::string, AccessKey>> CredentialStore::Read(const std::string
     if (!k.is_object() || !k.value("access_key_id", nlohmann::json()).is_string() ||
         !k.value("secret_access_key", nlohmann::json()).is_string())
       return MakeError(where, "needs \"access_key_id\" and \"secret_access_key\" (strings)");
-    AccessKey key{k["access_key_id"], k["secret_access_key"], k.value("account_id", std::string("000000000000"))};
+    if (k.contains("account_id") && !k["account_id"].is_string())
+      return MakeError(where, "account_id must be a string of 12 digits");
+    if (k.contains("operator") && !k["operator"].is_boolean())
+      return MakeError(where, "operator must be true or false");
+    AccessKey key{k["access_key_id"], k["secret_access_key"], k.value("account_id", std::string("000000000000")),
+                  k.value("operator", false)};
     if (key.id.size() < 4 || key.id.size() > 128 ||
         !std::all_of(key.id.begin(), key.id.end(), [](unsigned char c) { return std::isalnum(c); }))
       return MakeError(where, "access_key_id must be 4 to 128 letters and digits");

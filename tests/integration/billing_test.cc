@@ -355,7 +355,7 @@ TEST_F(BillingTest, BillTotalsEqualTheLedger) {
   ASSERT_EQ(csv.exit_code, 0) << csv.err;
   std::string last = csv.out.substr(csv.out.rfind("TOTAL,"));
   EXPECT_EQ(last.substr(last.rfind(',') + 1), usd + "\n");
-  EXPECT_NE(csv.out.find("\nsmall,7,7,0,0,"), std::string::npos) << csv.out;
+  EXPECT_NE(csv.out.find("\n000000000000,small,7,7,0,0,"), std::string::npos) << csv.out;
   auto table = daemon_->Cli({"bill"});
   ASSERT_EQ(table.exit_code, 0) << table.err;
   EXPECT_NE(table.out.find(usd), std::string::npos) << table.out;

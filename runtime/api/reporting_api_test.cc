@@ -82,7 +82,7 @@ TEST_F(ReportingApiTest, BillInEveryFormat) {
   EXPECT_EQ(j["total"]["cost_picodollars"], 3 * 200'000 + 2 * 208'334 + 416'668);
   auto csv = Get(api, "/forklet/v1/bill", {{"format", "csv"}});
   EXPECT_EQ(csv.headers["Content-Type"].rfind("text/csv", 0), 0u);
-  EXPECT_NE(csv.body.find("\nTOTAL,3,3,0,0,0.300,0.05,"), std::string::npos) << csv.body;
+  EXPECT_NE(csv.body.find("\n*,TOTAL,3,3,0,0,0.300,0.05,"), std::string::npos) << csv.body;
   auto table = Get(api, "/forklet/v1/bill", {{"format", "table"}, {"function", "hello"}});
   EXPECT_NE(table.body.find("hello"), std::string::npos) << table.body;
   // The window: all three started at 2024-05-01T12:00:00Z.

@@ -72,8 +72,11 @@ std::optional<std::chrono::system_clock::time_point> ParseAmzDate(const std::str
   if (s.size() != 16 || s[8] != 'T' || s[15] != 'Z') return std::nullopt;
   for (size_t i : {0u, 1u, 2u, 3u, 4u, 5u, 6u, 7u, 9u, 10u, 11u, 12u, 13u, 14u})
     if (s[i] < '0' || s[i] > '9') return std::nullopt;
+  // Years a clock can mean (and system_clock's nanoseconds hold: past 2262 they overflow).
+  const int year = std::stoi(s.substr(0, 4));
+  if (year < 1970 || year > 2200) return std::nullopt;
   std::tm tm{};
-  tm.tm_year = std::stoi(s.substr(0, 4)) - 1900;
+  tm.tm_year = year - 1900;
   tm.tm_mon = std::stoi(s.substr(4, 2)) - 1;
   tm.tm_mday = std::stoi(s.substr(6, 2));
   tm.tm_hour = std::stoi(s.substr(9, 2));

@@ -2,6 +2,7 @@
 // verify=CERT deploy, invoke and list over TLS with signed requests; plain HTTP gets nothing; bad
 // certificate files stop the start with their reason.
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -23,16 +24,21 @@ class TlsApiTest : public ::testing::Test {
   void SetUp() override {
     dir_ = "/tmp/forklet-test-state-tls-" + std::to_string(getpid());
     std::filesystem::create_directories(dir_);
-    auto r = forklet::testing::Run({"/usr/bin/openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-                  "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-                  "-keyout", dir_ + "/key.pem", "-out", dir_ + "/cert.pem"});
-    ASSERT_EQ(r.exit_code, 0) << r.err;
+    MakeCertificate();
     json keys{{"keys", {{{"access_key_id", kKey}, {"secret_access_key", kSecret}, {"account_id", "333333333333"}}}}};
     std::ofstream(dir_ + "/keys.json") << keys.dump();
   }
   void TearDown() override {
     daemon_.reset();
     std::filesystem::remove_all(dir_);
+  }
+  // A self-signed certificate for 127.0.0.1 in cert.pem and key.pem (replacing what is there).
+  void MakeCertificate() {
+    auto r = forklet::testing::Run({"/usr/bin/openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                                    "ec_paramgen_curve:P-256", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", dir_ + "/key.pem",
+                                    "-out", dir_ + "/cert.pem"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
   }
   void StartDaemon() {
     daemon_ = Daemon::Start({"--credentials", dir_ + "/keys.json", "--tls-cert", dir_ + "/cert.pem",
@@ -93,6 +99,27 @@ TEST_F(TlsApiTest, TheAwsCliAndBoto3WorkOverHttps) {
   auto r = forklet::testing::Run({"/usr/bin/curl", "-sS", "--max-time", "5", plain + "/2015-03-31/functions/"});
   EXPECT_NE(r.exit_code, 0) << r.out;
   EXPECT_TRUE(Boto3("invoke", "hello")["ok"]);
+}
+
+TEST_F(TlsApiTest, SighupServesARenewedCertificateAndABadOneKeepsTheOld) {
+  StartDaemon();
+  ASSERT_TRUE(Boto3("list")["ok"]);
+  std::filesystem::copy_file(dir_ + "/cert.pem", dir_ + "/old.pem");
+  MakeCertificate();  // renewed in place, as certbot does
+  kill(daemon_->pid(), SIGHUP);
+  json renewed;
+  for (int i = 0; i < 50; ++i) {  // the reload is asynchronous
+    renewed = Boto3("list");
+    if (renewed["ok"]) break;
+    usleep(100'000);
+  }
+  EXPECT_TRUE(renewed["ok"]) << renewed;
+  EXPECT_FALSE(Boto3("list", "", dir_ + "/old.pem")["ok"]) << "new connections get the new certificate";
+  std::ofstream(dir_ + "/key.pem") << "not a key";
+  kill(daemon_->pid(), SIGHUP);
+  usleep(500'000);
+  EXPECT_TRUE(Boto3("list")["ok"]) << "the certificate in force stays";
+  EXPECT_NE(daemon_->ReadLog().find("(the certificate in force stays)"), std::string::npos) << daemon_->log();
 }
 
 TEST_F(TlsApiTest, BadCertificateFilesStopTheStartWithTheirReason) {

@@ -58,5 +58,8 @@ HttpResponse ApiError(int status, const std::string& type, const std::string& me
 // 429 TooManyRequestsException for an event the queue's bounds refused (events::EventQueue::
 // Accept), with Retry-After and a Reason: EventQueueFull, or EventStorageLow (e.err ENOSPC).
 HttpResponse EventRefused(const Error& e);
+// What a tenant (HttpRequest::account set) gets on the operator's routes, which show or change
+// the whole node (every account's functions): 403 AccessDeniedException.
+HttpResponse OperatorOnly(const HttpRequest& r);
 
 }  // namespace forklet::api

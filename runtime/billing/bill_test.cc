@@ -75,12 +75,12 @@ TEST_F(BillTest, TotalsAreTheSumOfTheFunctions) {
 
   std::string csv = BillCsv(*b);
   EXPECT_EQ(csv.substr(0, csv.find('\n')),
-            "function,invocations,requests,throttled,errors,billed_s,gb_seconds,request_usd,"
+            "account,function,invocations,requests,throttled,errors,billed_s,gb_seconds,request_usd,"
             "compute_usd,cost_usd,events_accepted,events_run,events_retried,events_expired,"
             "events_dead_lettered");
-  EXPECT_NE(csv.find("\nalpha,2,2,0,0,0.300,0.0375,0.000000400000,0.000000625002,0.000001025002,0,0,0,0,0\n"),
+  EXPECT_NE(csv.find("\n000000000000,alpha,2,2,0,0,0.300,0.0375,0.000000400000,0.000000625002,0.000001025002,0,0,0,0,0\n"),
             std::string::npos) << csv;
-  EXPECT_NE(csv.find("\nTOTAL,4,3,1,0,1.300,1.0375,0.000000600000,0.000017291702,0.000017891702,0,0,0,0,0\n"),
+  EXPECT_NE(csv.find("\n*,TOTAL,4,3,1,0,1.300,1.0375,0.000000600000,0.000017291702,0.000017891702,0,0,0,0,0\n"),
             std::string::npos) << csv;
 
   std::string table = BillTable(*b);
@@ -141,13 +141,43 @@ TEST_F(BillTest, EventStepsAreCountedPerFunctionInTheWindow) {
   EXPECT_EQ(again->total.events_accepted, 2);
 }
 
+TEST_F(BillTest, TenantsAreBilledApart) {
+  Add("1", "alpha", 128, 100);                 // the default account's
+  Add("2", "123456789012.alpha", 128, 200);    // another tenant's function of the same name
+  Add("3", "123456789012.beta", 1024, 1000);
+  auto all = MakeBill(*ledger_, 0, 2'000'000'000'000);
+  ASSERT_TRUE(all.ok());
+  ASSERT_EQ(all->functions.size(), 3u);
+  ASSERT_EQ(all->accounts.size(), 2u);
+  EXPECT_EQ(all->accounts[0].function, "000000000000");
+  EXPECT_EQ(all->accounts[0].invocations, 1);
+  EXPECT_EQ(all->accounts[1].function, "123456789012");
+  EXPECT_EQ(all->accounts[1].invocations, 2);
+  EXPECT_EQ(all->accounts[0].cost_pd() + all->accounts[1].cost_pd(), all->total.cost_pd());
+  std::string csv = BillCsv(*all);
+  EXPECT_NE(csv.find("\n123456789012,alpha,1,1,0,0,0.200,"), std::string::npos) << csv;
+  EXPECT_NE(csv.find("\n123456789012,TOTAL,2,2,"), std::string::npos) << csv;
+  EXPECT_NE(csv.find("\n*,TOTAL,3,3,"), std::string::npos) << csv;
+  auto j = nlohmann::json::parse(BillJson(*all));
+  EXPECT_EQ(j["functions"][1]["account"], "123456789012");
+  EXPECT_EQ(j["functions"][1]["function"], "alpha");
+  EXPECT_EQ(j["accounts"][1]["account"], "123456789012");
+
+  // One tenant's bill has its functions only.
+  auto mine = MakeBill(*ledger_, 0, 2'000'000'000'000, "", "123456789012");
+  ASSERT_TRUE(mine.ok());
+  ASSERT_EQ(mine->functions.size(), 2u);
+  EXPECT_EQ(mine->total.invocations, 2);
+  EXPECT_EQ(BillCsv(*mine).find("000000000000"), std::string::npos) << BillCsv(*mine);
+}
+
 TEST_F(BillTest, AnEmptyWindowIsAZeroBill) {
   Add("1", "alpha", 128, 100);
   auto b = MakeBill(*ledger_, 0, 1000);
   ASSERT_TRUE(b.ok());
   EXPECT_TRUE(b->functions.empty());
   EXPECT_EQ(b->total.cost_pd(), 0);
-  EXPECT_NE(BillCsv(*b).find("TOTAL,0,0,0,0,0.000,0,0.000000000000"), std::string::npos);
+  EXPECT_NE(BillCsv(*b).find("*,TOTAL,0,0,0,0,0.000,0,0.000000000000"), std::string::npos);
 }
 
 TEST(ParseTime, Forms) {

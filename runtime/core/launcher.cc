@@ -21,6 +21,7 @@
 
 #include "runtime/core/launch_timing.h"
 #include "runtime/log/log.h"
+#include "runtime/registry/function_key.h"
 
 namespace forklet::core {
 namespace fs = std::filesystem;
@@ -45,10 +46,11 @@ Status WriteFile(const std::string& path, const std::string& content) {
 
 nlohmann::json InitMessage(const registry::FunctionConfig& cfg) {
   nlohmann::json env = cfg.environment;
-  env["AWS_LAMBDA_FUNCTION_NAME"] = cfg.name;
+  const std::string name = registry::NameOf(cfg.name);  // as its account knows it, not the key
+  env["AWS_LAMBDA_FUNCTION_NAME"] = name;
   env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] = std::to_string(cfg.memory_mb);
   env["AWS_LAMBDA_FUNCTION_VERSION"] = "$LATEST";
-  env["AWS_LAMBDA_LOG_GROUP_NAME"] = "/aws/lambda/" + cfg.name;
+  env["AWS_LAMBDA_LOG_GROUP_NAME"] = "/aws/lambda/" + name;
   env["AWS_REGION"] = "us-east-1";
   env["AWS_DEFAULT_REGION"] = "us-east-1";
   env["AWS_EXECUTION_ENV"] = "AWS_Lambda_" + cfg.runtime;
@@ -61,7 +63,7 @@ nlohmann::json InitMessage(const registry::FunctionConfig& cfg) {
                                    Default{"LANG", "C.UTF-8"}, Default{"TZ", ":UTC"},
                                    Default{"HOME", "/tmp"}})
     if (!env.contains(key)) env[key] = value;
-  return nlohmann::json{{"function", cfg.name},       {"handler", cfg.handler},
+  return nlohmann::json{{"function", name},           {"handler", cfg.handler},
                         {"memory_mb", cfg.memory_mb}, {"timeout_s", cfg.timeout_s},
                         {"arn", registry::FunctionArn(cfg.name)}, {"env", env},
                         {"convention", registry::HandlerConvention(cfg)}};

@@ -25,8 +25,15 @@ const char* kUsage = R"(usage: forkletd [options]
   --socket PATH              Unix socket of the API (default STATE_DIR/forkletd.sock)
   --credentials FILE         access keys (JSON, see README) that sign requests to the TCP API with
                              AWS Signature V4; every TCP request must be signed by one of them
-                             (re-read on SIGHUP). Without it the TCP API is open: keep it on loopback
+                             (re-read on SIGHUP); each key's account is a tenant (README). Without
+                             it the TCP API takes unsigned requests, on loopback only
   --regions LIST             regions a signature may be scoped to, comma-separated (default: any)
+  --insecure-no-auth         take unsigned TCP requests, every caller the operator of every account,
+                             with a warning at start; without it (and without --credentials) only a
+                             loopback --listen is allowed
+  --tls-cert FILE            the TCP API speaks HTTPS (TLS 1.2+) with this PEM certificate (chain)
+  --tls-key FILE             and this PEM private key; both re-read on SIGHUP (a renewed
+                             certificate serves new connections; a bad file keeps the old one)
   --keep-alive SECONDS       how long an idle instance is kept (default 600)
   --max-concurrency N        instances per function unless reserved (default 10)
   --memory-budget-mb N       memory for instances; idle ones are evicted past it (default: 75% of RAM)
@@ -219,6 +226,14 @@ bool ParseOptions(int argc, char** argv, Options* o, std::string* message, bool*
     } else if (a == "--credentials") {
       if (!value()) return false;
       o->credentials_path = v;
+    } else if (a == "--insecure-no-auth" || a == "--no-insecure-no-auth") {
+      o->insecure_no_auth = a == "--insecure-no-auth";
+    } else if (a == "--tls-cert") {
+      if (!value()) return false;
+      o->tls_cert = v;
+    } else if (a == "--tls-key") {
+      if (!value()) return false;
+      o->tls_key = v;
     } else if (a == "--regions") {
       if (!value()) return false;
       o->regions.clear();

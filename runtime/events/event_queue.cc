@@ -401,7 +401,7 @@ void EventQueue::Finish(const PendingEvent& e, const std::string& condition,
       stats.dropped[condition]++;
   }
   const std::string& destination = success ? cfg.on_success : cfg.on_failure;
-  std::string target = DestinationFunction(destination);
+  std::string target = DestinationFunction(destination, name);
   if (!target.empty()) {
     std::string id = core::NewRequestId();
     if (auto s = Accept(target, id, DestinationRecord(e, condition, result)); s) {

@@ -10,13 +10,14 @@
 #include <string_view>
 #include <vector>
 
+#include "runtime/registry/function_key.h"
+
 namespace forklet::registry {
 namespace {
 
 using nlohmann::json;
 
 constexpr const char* kInvalid = "InvalidParameterValueException";
-constexpr const char* kArnPrefix = "arn:aws:lambda:us-east-1:000000000000:function:";
 constexpr size_t kMaxHandler = 128;
 constexpr size_t kMaxDescription = 256;
 constexpr size_t kMaxEnvironmentBytes = 4096;
@@ -243,13 +244,24 @@ Result<std::map<std::string, std::string>> ReadVariables(const json& env) {
 
 }  // namespace
 
+// A function key (function_key.h): a valid name, in a valid account.
+static Status ValidateKey(const std::string& key) {
+  auto [account, name] = SplitFunctionKey(key);
+  if (!ValidAccountId(account))
+    return Error{kInvalid, 0, "Function key '" + key + "' does not start with a 12-digit account id"};
+  return ValidateName(name);
+}
+
 std::string RuntimeFamily(const std::string& runtime) {
   for (const auto& r : kRuntimes)
     if (runtime == r.name) return r.family;
   return "";
 }
 
-std::string FunctionArn(const std::string& name) { return kArnPrefix + name; }
+std::string FunctionArn(const std::string& key) {
+  auto [account, name] = SplitFunctionKey(key);
+  return std::string("arn:aws:lambda:") + kRegion + ":" + account + ":function:" + name;
+}
 
 std::string HandlerConvention(const FunctionConfig& config) {
   auto it = config.environment.find(kConventionVariable);
@@ -266,7 +278,11 @@ Status ValidateName(const std::string& name) {
 Status ValidateConfig(const FunctionConfig& c) {
   // Shape checks first, all reported together as Lambda does.
   Violations v;
-  CheckName(c.name, v);
+  // The name is a key: an account's functions are "ACCOUNT.NAME" (function_key.h).
+  auto [account, name] = SplitFunctionKey(c.name);
+  if (!ValidAccountId(account))
+    v.Add(c.name, "functionName", "Member must belong to a 12-digit account id");
+  CheckName(name, v);
   CheckRange(c.memory_mb, 128, 10240, "memorySize", v);
   CheckRange(c.timeout_s, 1, 900, "timeout", v);
   if (c.handler.size() > kMaxHandler) {
@@ -484,7 +500,7 @@ Result<FunctionConfig> ApplyLambdaChanges(const FunctionConfig& base, const json
 
 json ToLambdaJson(const FunctionConfig& c) {
   json j{
-      {"FunctionName", c.name},
+      {"FunctionName", NameOf(c.name)},
       {"FunctionArn", FunctionArn(c.name)},
       {"Runtime", c.runtime},
       {"Role", c.role},
@@ -552,7 +568,7 @@ Result<FunctionConfig> FromStateJson(const json& j) {
     return MakeError("function state", e.what());
   }
   // The name becomes a path component; never trust it unchecked.
-  if (auto s = ValidateName(c.name); !s) return MakeError("function state", s.error().message);
+  if (auto s = ValidateKey(c.name); !s) return MakeError("function state", s.error().message);
   return c;
 }
 

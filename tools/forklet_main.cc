@@ -241,14 +241,18 @@ int main(int argc, char** argv) {
   if (cmd == "stats") return tools::StatsCommand(endpoint, args);
   if (cmd == "events") return Events(args);
   if (cmd == "list") {
-    auto r = Call("GET", "/2015-03-31/functions/");
-    if (r.status != 200) FailWith(r);
-    auto j = json::parse(r.body);
     printf("%-32s %-12s %-24s %8s %8s\n", "NAME", "RUNTIME", "HANDLER", "MEMORY", "TIMEOUT");
-    for (auto& f : j["Functions"])
-      printf("%-32s %-12s %-24s %6dMB %7ds\n", f.value("FunctionName", "").c_str(),
-             f.value("Runtime", "").c_str(), f.value("Handler", "").c_str(), f.value("MemorySize", 0),
-             f.value("Timeout", 0));
+    std::string marker;
+    do {  // ListFunctions answers in pages of 50 at most, as Lambda does
+      auto r = Call("GET", "/2015-03-31/functions/" + (marker.empty() ? "" : "?Marker=" + marker));
+      if (r.status != 200) FailWith(r);
+      auto j = json::parse(r.body);
+      for (auto& f : j["Functions"])
+        printf("%-32s %-12s %-24s %6dMB %7ds\n", f.value("FunctionName", "").c_str(),
+               f.value("Runtime", "").c_str(), f.value("Handler", "").c_str(),
+               f.value("MemorySize", 0), f.value("Timeout", 0));
+      marker = j.value("NextMarker", "");
+    } while (!marker.empty());
     return 0;
   }
   if (cmd == "delete") {

@@ -21,7 +21,10 @@ std::string ErrorBody(const std::string& message, const std::string& type) {
   return nlohmann::json{{"errorMessage", message}, {"errorType", type}}.dump();
 }
 
-std::string PoolKey(const registry::FunctionConfig& cfg) { return cfg.name + "/" + cfg.function_id; }
+// One pool per version of a function identity: $LATEST and a published version never share one.
+std::string PoolKey(const registry::FunctionConfig& cfg) {
+  return cfg.name + "/" + cfg.function_id + "/" + cfg.version;
+}
 
 int64_t EpochMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -161,6 +164,7 @@ InvokeResult Scheduler::Invoke(const registry::Deployed& fn, const std::string& 
     std::lock_guard lock(mu_);
     Pool& pool = pools_[PoolKey(cfg)];
     pool.name = cfg.name;
+    pool.version_key = registry::VersionKey(cfg);
     // Idle instances of an older revision are never used again.
     for (size_t i = 0; i < pool.idle.size();) {
       if (pool.idle[i]->generation() != generation) {
@@ -348,7 +352,7 @@ void Scheduler::ForgetFunction(const std::string& function) {
   std::lock_guard lock(mu_);
   for (auto it = pools_.begin(); it != pools_.end();) {
     Pool& pool = it->second;
-    if (pool.name != function) {
+    if (pool.name != function && pool.version_key != function) {
       ++it;
       continue;
     }
@@ -361,7 +365,13 @@ void Scheduler::ForgetFunction(const std::string& function) {
 
 void Scheduler::FunctionChanged(const std::string& function) {
   if (launcher_) launcher_->ForgetFunction(function);
-  DropIdle(function);
+  // Only $LATEST changes: the idle instances of published versions (immutable) stay warm.
+  std::lock_guard lock(mu_);
+  for (auto& [key, pool] : pools_) {
+    if (pool.version_key != function) continue;
+    for (auto& inst : pool.idle) Retire(std::move(inst));
+    pool.idle.clear();
+  }
 }
 
 std::vector<pid_t> Scheduler::IdlePids() {

@@ -59,7 +59,7 @@ class Scheduler {
   // Tears down idle instances of one function (or all when empty); returns how many.
   size_t DropIdle(const std::string& function);
   // After a delete: forget the function's pool, snapshot and zygote; busy instances go when they finish.
-  void ForgetFunction(const std::string& function);
+  void ForgetFunction(const std::string& function);  // a name, or NAME:VERSION for one version
   // After a code or configuration change: its idle instances, its snapshot and its zygote go.
   void FunctionChanged(const std::string& function);
 
@@ -101,6 +101,7 @@ class Scheduler {
  private:
   struct Pool {
     std::string name;                             // the function's name
+    std::string version_key;                      // registry::VersionKey: NAME or NAME:VERSION
     std::vector<std::unique_ptr<Instance>> idle;  // most recently used last
     uint32_t busy = 0;                            // running or starting
     bool forgotten = false;                       // deleted: goes when its last invocation ends

@@ -116,5 +116,19 @@ TEST_F(LambdaEnvTest, ReservedVariablesCannotBeSet) {
   EXPECT_NE(c.err.find("InvalidParameterValueException"), std::string::npos) << c.err;
 }
 
+TEST_F(LambdaEnvTest, Boto3IsImportableAndNothingElseOfTheHost) {
+  auto c = Deploy(*daemon_, "sdk", "sdk", {"--memory-size", "256", "--timeout", "30"});
+  ASSERT_EQ(c.exit_code, 0) << c.err;
+  json b = InvokeBody("sdk");
+  EXPECT_FALSE(b.value("boto3", "").empty()) << b.dump();
+  EXPECT_FALSE(b.value("botocore", "").empty()) << b.dump();
+  EXPECT_EQ(b.value("client", ""), "S3") << b.dump();
+  EXPECT_EQ(b.value("boto3_file", "").rfind("/var/runtime/python-sdk/", 0), 0u) << b.dump();
+  // The function's own packages come first, as on Lambda.
+  EXPECT_EQ(b["sys_path"][0], "/var/task");
+  for (const char* other : {"yaml", "apt", "dbus", "awscli", "cryptography"})
+    EXPECT_EQ(b["others"][other], false) << other << " is importable: " << b.dump();
+}
+
 }  // namespace
 }  // namespace forklet::testing

@@ -245,7 +245,7 @@ function makeContext(inv, meta) {
     awsRequestId: inv.requestId,
     functionName: init.function,
     functionVersion: init.version || '$LATEST',
-    invokedFunctionArn: init.arn,
+    invokedFunctionArn: meta.arn || init.arn,  // meta.arn: invoked through an alias
     memoryLimitInMB: String(init.memory_mb),
     logGroupName: init.log_group || '/aws/lambda/' + init.function,
     logStreamName: init.log_stream || '',

@@ -45,6 +45,8 @@ class LambdaContext:
 def _lambda(handler, init: dict):
     def call(payload: bytes, meta: dict) -> bytes:
         context = LambdaContext(meta["request_id"], meta["deadline_ms"], init)
+        if "arn" in meta:  # invoked through an alias
+            context.invoked_function_arn = meta["arn"]
         event = json.loads(payload) if payload else {}
         return json.dumps(handler(event, context)).encode()
     return call

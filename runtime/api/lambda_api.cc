@@ -336,8 +336,11 @@ HttpResponse LambdaApi::Invoke(const FunctionRef& ref, const HttpRequest& r) {
     return out;
   }
 
+  // An alias's invocations run its version's instances; the context names the alias.
+  const bool via_alias = !ref.qualifier.empty() && ref.qualifier != fn->config.version;
   core::InvokeResult result =
-      scheduler_->Invoke(*fn, request_id, r.body, r.Header("x-forklet-fresh-instance") == "1");
+      scheduler_->Invoke(*fn, request_id, r.body, r.Header("x-forklet-fresh-instance") == "1",
+                         via_alias ? registry::QualifiedArn(ref.name, ref.qualifier) : "");
   Observe(fn->config, request_id, result);  // recorded before the client hears of it
   if (result.outcome == core::Outcome::kThrottled) {
     HttpResponse out = ApiError(429, "TooManyRequestsException", result.error_message);

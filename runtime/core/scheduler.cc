@@ -153,7 +153,8 @@ bool Scheduler::EvictOneIdleLocked() {
 }
 
 InvokeResult Scheduler::Invoke(const registry::Deployed& fn, const std::string& request_id,
-                               const std::string& payload, bool fresh_instance) {
+                               const std::string& payload, bool fresh_instance,
+                               const std::string& invoked_arn) {
   const auto& cfg = fn.config;
   const std::string generation = Generation(cfg);
   auto t0 = Clock::now();
@@ -288,7 +289,7 @@ InvokeResult Scheduler::Invoke(const registry::Deployed& fn, const std::string& 
   auto t_invoke = Clock::now();
   auto deadline = t_invoke + std::chrono::seconds(cfg.timeout_s);
   int64_t deadline_epoch = EpochMs() + static_cast<int64_t>(cfg.timeout_s) * 1000;
-  ChannelResult ch = instance->Invoke(request_id, deadline_epoch, payload, deadline);
+  ChannelResult ch = instance->Invoke(request_id, deadline_epoch, payload, deadline, invoked_arn);
   result.duration_ms = MsSince(t_invoke);
   result.outcome = ch.outcome;
   result.log = std::move(ch.output);

@@ -51,8 +51,10 @@ class Scheduler {
   // A new instance holds fn's code tree for its life.
   // fresh_instance (X-Forklet-Fresh-Instance, for benchmarks): always a new instance, retired
   // after the invocation; the idle pool is left as it is.
+  // invoked_arn: the ARN the client named (an alias's), for the context; empty: the version's.
   InvokeResult Invoke(const registry::Deployed& fn, const std::string& request_id,
-                      const std::string& payload, bool fresh_instance = false);
+                      const std::string& payload, bool fresh_instance = false,
+                      const std::string& invoked_arn = {});
 
   // A function was deployed or reconfigured: what its runtime keeps ready (stem cells) starts.
   void Prepare(const registry::FunctionConfig& config);

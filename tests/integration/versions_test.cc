@@ -152,8 +152,15 @@ TEST_F(VersionsTest, AliasesNameAVersion) {
   auto bad = daemon_->Aws({"create-alias", "--function-name", "fn", "--name", "x", "--function-version", "7"});
   EXPECT_NE(bad.err.find("ResourceNotFoundException"), std::string::npos) << bad.err;
   json cli;
-  EXPECT_EQ(InvokeQ(*daemon_, "fn", "live", &cli)["env"]["MY_SETTING"], "one");
+  json via_alias = InvokeQ(*daemon_, "fn", "live", &cli);
+  EXPECT_EQ(via_alias["env"]["MY_SETTING"], "one");
   EXPECT_EQ(cli["ExecutedVersion"], "1");
+  EXPECT_EQ(via_alias["context"]["invoked_function_arn"], std::string(kArn) + "fn:live");
+  EXPECT_EQ(via_alias["context"]["function_version"], "1");
+  // The alias runs on version 1's instance: the version's own ARN when invoked directly.
+  json direct = InvokeQ(*daemon_, "fn", "1");
+  EXPECT_EQ(direct["context"]["invoked_function_arn"], std::string(kArn) + "fn:1");
+  EXPECT_EQ(direct["context"]["log_stream_name"], via_alias["context"]["log_stream_name"]);
   auto u = daemon_->Aws({"update-alias", "--function-name", "fn", "--name", "live", "--function-version", "2"});
   ASSERT_EQ(u.exit_code, 0) << u.err;
   EXPECT_EQ(Parse(u)["Description"], "prod");

@@ -136,6 +136,7 @@ CodeTree::~CodeTree() {
   if (!retired_.load()) return;
   RemoveTree(dir);
   RemoveTree(zip);
+  RemoveTree(dir + ".erofs");  // its image (runtime/core/code_mounts.h), if one was made
 }
 
 struct Registry::Impl {
@@ -346,6 +347,7 @@ void Registry::Impl::RemoveUnnamedCode() {
     std::string base = d.code_dir.substr(code_root.size() + 1);
     named.insert(base);
     named.insert(base + ".zip");
+    named.insert(base + ".erofs");  // its image, complete (built under another name, then renamed)
   };
   for (const auto& [n, e] : entries) {
     name_tree(e.deployed, e.legacy_layout);

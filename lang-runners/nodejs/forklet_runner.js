@@ -244,11 +244,11 @@ function makeContext(inv, meta) {
   const context = {
     awsRequestId: inv.requestId,
     functionName: init.function,
-    functionVersion: '$LATEST',
-    invokedFunctionArn: init.arn,
+    functionVersion: init.version || '$LATEST',
+    invokedFunctionArn: meta.arn || init.arn,  // meta.arn: invoked through an alias
     memoryLimitInMB: String(init.memory_mb),
-    logGroupName: '/aws/lambda/' + init.function,
-    logStreamName: process.env.AWS_LAMBDA_LOG_STREAM_NAME || 'forklet',
+    logGroupName: init.log_group || '/aws/lambda/' + init.function,
+    logStreamName: init.log_stream || '',
     identity: undefined,
     clientContext: undefined,
     getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),

@@ -367,7 +367,8 @@ void RuntimeApiServer::DeliverInvoke() {
   current_start_us_ = MonotonicMicros();
   std::string headers = "Lambda-Runtime-Aws-Request-Id: " + current_->request_id + "\r\n" +
                         "Lambda-Runtime-Deadline-Ms: " + std::to_string(current_->deadline_ms) + "\r\n" +
-                        "Lambda-Runtime-Invoked-Function-Arn: " + init_.arn + "\r\n" +
+                        "Lambda-Runtime-Invoked-Function-Arn: " +
+                            (current_->arn.empty() ? init_.arn : current_->arn) + "\r\n" +
                         "Lambda-Runtime-Trace-Id: " + TraceId() + "\r\n";
   std::string event = std::move(current_->event);
   Reply(c, 200, event, headers);

@@ -29,11 +29,11 @@ class LambdaContext:
     def __init__(self, request_id: str, deadline_ms: int, init: dict):
         self.aws_request_id = request_id
         self.function_name = init["function"]
-        self.function_version = "$LATEST"
+        self.function_version = init.get("version", "$LATEST")
         self.invoked_function_arn = init["arn"]
         self.memory_limit_in_mb = str(init["memory_mb"])
-        self.log_group_name = "/aws/lambda/" + init["function"]
-        self.log_stream_name = init.get("log_stream", "forklet")
+        self.log_group_name = init.get("log_group", "/aws/lambda/" + init["function"])
+        self.log_stream_name = init.get("log_stream", "")
         self.identity = None
         self.client_context = None
         self._deadline_ms = deadline_ms
@@ -45,6 +45,8 @@ class LambdaContext:
 def _lambda(handler, init: dict):
     def call(payload: bytes, meta: dict) -> bytes:
         context = LambdaContext(meta["request_id"], meta["deadline_ms"], init)
+        if "arn" in meta:  # invoked through an alias
+            context.invoked_function_arn = meta["arn"]
         event = json.loads(payload) if payload else {}
         return json.dumps(handler(event, context)).encode()
     return call

@@ -16,6 +16,7 @@ import forklet_conventions
 CHANNEL_FD = 3
 _HEADER = struct.Struct("<III")
 SETUP, INIT, READY, INIT_ERROR, INVOKE, RESULT, RESTORED = 1, 2, 3, 4, 5, 6, 7
+SDK_DIR = "/var/runtime/python-sdk"
 MAX_RESPONSE_BYTES = 6 * 1024 * 1024 + 100  # Lambda's limit: 6,291,556 bytes
 # Frames of the runner's own files are left out of a function's stack trace.
 _RUNNER_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
@@ -111,7 +112,11 @@ def serve(after_fork_us: int = 0) -> int:
     os.environ.update(init.get("env", {}))
     convention = init.get("convention", "lambda")
     os.environ.update(forklet_conventions.environment(convention, init))
+    time.tzset()  # the function's TZ (":UTC" unless it set its own), not the zygote's
     sys.path.insert(0, "/var/task")
+    # The AWS SDK (boto3, botocore), after the function's own packages as on Lambda.
+    if SDK_DIR not in sys.path:
+        sys.path.append(SDK_DIR)
     t0 = time.perf_counter()
     env_us = int((t0 - t_env) * 1e6)
     try:

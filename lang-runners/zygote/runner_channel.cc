@@ -92,7 +92,9 @@ std::optional<Invoke> AsInvoke(Frame frame) {
   if (id == frame.meta.end() || !id->is_string() || deadline == frame.meta.end() ||
       !deadline->is_number_integer())
     return std::nullopt;
-  return Invoke{id->get<std::string>(), deadline->get<int64_t>(), std::move(frame.payload)};
+  auto arn = frame.meta.find("arn");
+  return Invoke{id->get<std::string>(), deadline->get<int64_t>(), std::move(frame.payload),
+                arn != frame.meta.end() && arn->is_string() ? arn->get<std::string>() : ""};
 }
 
 json ErrorBody(std::string_view type, std::string_view message) {

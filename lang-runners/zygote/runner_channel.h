@@ -44,6 +44,7 @@ struct Invoke {
   std::string request_id;
   int64_t deadline_ms = 0;  // epoch
   std::string event;
+  std::string arn;  // the ARN the client invoked (an alias's); empty: the instance's own
 };
 // Turns a frame into an invocation; nullopt when it is not a well-formed INVOKE.
 std::optional<Invoke> AsInvoke(Frame frame);

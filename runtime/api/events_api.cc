@@ -5,6 +5,7 @@
 
 #include "runtime/api/function_ref.h"
 #include "runtime/api/lambda_api.h"
+#include "runtime/api/pagination.h"
 #include "runtime/registry/function.h"
 
 namespace forklet::api {
@@ -79,9 +80,11 @@ HttpResponse EventsApi::InvokeConfig(const std::string& name, const HttpRequest&
                     "Function not found: " + registry::FunctionArn(name) + ":" + q->second +
                         " (forklet has only $LATEST)");
   if (list) {
-    json configs = json::array();
-    if (auto c = configs_->Get(name)) configs.push_back(events::ToLambdaJson(name, *c));
-    return Json(200, json{{"FunctionEventInvokeConfigs", configs}});
+    std::vector<ListItem> configs;
+    if (auto c = configs_->Get(name)) configs.emplace_back(name, events::ToLambdaJson(name, *c));
+    auto page = ListPage(r, configs, "FunctionEventInvokeConfigs", {50, 50});  // Lambda: 1..50
+    if (!page) return ApiError(400, page.error().op, page.error().message);
+    return Json(200, *page);
   }
   if (r.method == "GET") {
     auto c = configs_->Get(name);

@@ -10,6 +10,8 @@
 #include <nlohmann/json.hpp>
 
 #include "runtime/api/json_text.h"
+#include "runtime/api/lambda_request.h"
+#include "runtime/api/pagination.h"
 #include "runtime/api/upload_body.h"
 #include "runtime/core/report.h"
 #include "runtime/log/log.h"
@@ -23,41 +25,6 @@ using nlohmann::json;
 
 constexpr const char* kFunctionsPrefix = "/2015-03-31/functions";
 
-// Registry errors carry the Lambda exception name in op.
-HttpResponse FromError(const Error& e) {
-  int status = 400;
-  if (e.op == "ResourceNotFoundException") status = 404;
-  else if (e.op == "ResourceConflictException") status = 409;
-  else if (e.op == "PreconditionFailedException") status = 412;
-  else if (e.op == "RequestTooLargeException" || e.op == "RequestEntityTooLargeException") status = 413;
-  else if (e.op == "CodeStorageExceededException" || e.op == "InvalidParameterValueException" ||
-           e.op == "InvalidRequestContentException")
-    status = 400;
-  else
-    return ApiError(500, "ServiceException", e.ToString());
-  return ApiError(status, e.op, e.message.empty() ? e.ToString() : e.message);
-}
-
-Error NotFound(const FunctionRef& ref) {
-  return Error{"ResourceNotFoundException", 0, "Function not found: " + ref.shown};
-}
-
-// Fields of an update that say how to change, not what: RevisionId and DryRun.
-Result<registry::ChangeOptions> ReadChangeOptions(const json& b, bool dry_run_allowed) {
-  registry::ChangeOptions o;
-  if (b.contains("RevisionId") && !b["RevisionId"].is_null()) {
-    if (!b["RevisionId"].is_string())
-      return Error{"InvalidParameterValueException", 0, "RevisionId must be a string"};
-    o.expected_revision_id = b["RevisionId"].get<std::string>();
-  }
-  if (dry_run_allowed && b.contains("DryRun") && !b["DryRun"].is_null()) {
-    if (!b["DryRun"].is_boolean())
-      return Error{"InvalidParameterValueException", 0, "DryRun must be a boolean"};
-    o.dry_run = b["DryRun"].get<bool>();
-  }
-  return o;
-}
-
 std::string Iso8601Now() {
   auto now = std::chrono::system_clock::now();
   std::time_t t = std::chrono::system_clock::to_time_t(now);
@@ -66,13 +33,6 @@ std::string Iso8601Now() {
   char buf[64];
   strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
   return buf;
-}
-
-Result<json> ParseBody(const HttpRequest& r) {
-  auto j = json::parse(r.body.empty() ? std::string("{}") : r.body, nullptr, false);
-  if (j.is_discarded() || !j.is_object())
-    return Error{"InvalidRequestContentException", 0, "Could not parse request body into json"};
-  return j;
 }
 
 Result<std::string> ZipFromCode(const json& code) {
@@ -90,7 +50,7 @@ Result<std::string> ZipFromCode(const json& code) {
 // The invocation's log as Lambda writes it, and the last 4 KB of it for X-Amz-Log-Result.
 std::string ComposeLog(const std::string& request_id, const core::InvokeResult& r,
                        const registry::FunctionConfig& cfg) {
-  std::string log = "START RequestId: " + request_id + " Version: $LATEST\n";
+  std::string log = "START RequestId: " + request_id + " Version: " + cfg.version + "\n";
   log += r.log;
   if (!r.log.empty() && r.log.back() != '\n') log += '\n';
   if (r.outcome == core::Outcome::kTimeout)
@@ -150,9 +110,20 @@ void LambdaApi::Observe(const registry::FunctionConfig& cfg, const std::string& 
 
 Result<registry::Deployed> LambdaApi::Resolve(const FunctionRef& ref) {
   if (ref.foreign) return NotFound(ref);
-  auto d = registry_->Get(ref.key);
-  if (!d || (!ref.qualifier.empty() && ref.qualifier != "$LATEST")) return NotFound(ref);
+  auto d = registry_->Resolve(ref.key, ref.qualifier);
+  if (!d) return NotFound(ref);
   return *d;
+}
+
+Result<registry::Deployed> LambdaApi::ResolveLatest(const FunctionRef& ref, const char* operation) {
+  auto d = Resolve(ref);  // a qualifier that names nothing: 404, as for any operation
+  if (!d) return d.error();
+  if (!ref.qualifier.empty() && ref.qualifier != registry::kLatest)
+    return Error{"InvalidParameterValueException", 0,
+                 std::string(operation) + " changes $LATEST only: published versions are "
+                 "immutable and an alias is changed with UpdateAlias (name the function without "
+                 "the qualifier '" + ref.qualifier + "')"};
+  return d;
 }
 
 HttpResponse LambdaApi::Handle(const HttpRequest& r) {
@@ -194,6 +165,10 @@ HttpResponse LambdaApi::Handle(const HttpRequest& r) {
     return UpdateCode(ref, r);
   } else if (sub == "/invocations" && r.method == "POST") {
     return Invoke(ref, r);
+  } else if (sub == "/versions") {
+    return Versions(ref, r);
+  } else if (sub == "/aliases" || sub.rfind("/aliases/", 0) == 0) {
+    return Aliases(ref, sub.size() > 9 ? sub.substr(9) : "", r);
   }
   return ApiError(404, "UnknownOperationException", "Unknown operation " + r.method + " " + p);
 }
@@ -237,11 +212,23 @@ HttpResponse LambdaApi::CreateFunction(const HttpRequest& r) {
 }
 
 HttpResponse LambdaApi::ListFunctions(const HttpRequest& r) {
-  json functions = json::array();
-  for (const auto& d : registry_->List())  // a tenant's own; the operator's: every account's
-    if (r.account.empty() || registry::AccountOf(d.config.name) == r.account)
-      functions.push_back(registry::ToLambdaJson(d.config));
-  return Json(200, json{{"Functions", functions}});
+  std::vector<ListItem> functions;
+  auto all = r.query.find("FunctionVersion");
+  if (all != r.query.end() && all->second != "ALL")
+    return ApiError(400, "InvalidParameterValueException", "FunctionVersion must be ALL");
+  for (const auto& d : registry_->List()) {  // sorted by key
+    // a tenant's own; the operator's: every account's
+    if (!r.account.empty() && registry::AccountOf(d.config.name) != r.account) continue;
+    if (all == r.query.end()) {
+      functions.emplace_back(d.config.name, registry::ToLambdaJson(d.config));
+      continue;
+    }
+    for (const auto& v : registry_->Versions(d.config.name))  // FunctionVersion=ALL: every version
+      functions.emplace_back(VersionListKey(v.config), VersionListJson(v.config));
+  }
+  auto page = ListPage(r, functions, "Functions");
+  if (!page) return FromError(page.error());
+  return Json(200, *page);
 }
 
 HttpResponse LambdaApi::GetFunction(const FunctionRef& ref, bool config_only) {
@@ -263,11 +250,18 @@ HttpResponse LambdaApi::DeleteFunction(const FunctionRef& ref) {
   if (ref.qualifier == "$LATEST" && !ref.foreign && registry_->Get(ref.key))
     return ApiError(400, "InvalidParameterValueException",
                     "$LATEST version cannot be deleted without deleting the function.");
-  auto d = Resolve(ref);
-  if (!d) return FromError(d.error());
-  if (!ref.qualifier.empty()) return FromError(NotFound(ref));  // not reached while no versions exist
+  if (ref.foreign || !registry_->Get(ref.key)) return FromError(NotFound(ref));
+  if (!ref.qualifier.empty()) {  // one version only; its instances and zygote go with it
+    if (auto s = registry_->DeleteVersion(ref.key, ref.qualifier); !s) return FromError(s.error());
+    scheduler_->ForgetFunction(ref.key + ":" + ref.qualifier);
+    HttpResponse out;
+    out.status = 204;
+    return out;
+  }
+  const auto versions = registry_->Versions(ref.key);
   if (auto s = registry_->Delete(ref.key); !s) return FromError(s.error());
   scheduler_->ForgetFunction(ref.key);
+  for (const auto& v : versions) scheduler_->ForgetFunction(registry::VersionKey(v.config));
   if (configs_) (void)configs_->Delete(ref.key);  // queued events of it end as FunctionNotFound
   HttpResponse r;
   r.status = 204;
@@ -278,7 +272,7 @@ HttpResponse LambdaApi::UpdateCode(const FunctionRef& ref, const HttpRequest& r)
   auto split = SplitLargeUpload(r.body, {"ZipFile"});
   Result<json> body = split ? Result<json>(std::move(split->body)) : ParseBody(r);
   if (!body) return FromError(body.error());
-  if (auto d = Resolve(ref); !d) return FromError(d.error());
+  if (auto d = ResolveLatest(ref, "UpdateFunctionCode"); !d) return FromError(d.error());
   auto options = ReadChangeOptions(*body, true);
   if (!options) return FromError(options.error());
   if (auto s = registry::CheckUnsupportedCodeFields(*body); !s) return FromError(s.error());
@@ -296,7 +290,7 @@ HttpResponse LambdaApi::UpdateCode(const FunctionRef& ref, const HttpRequest& r)
 HttpResponse LambdaApi::UpdateConfiguration(const FunctionRef& ref, const HttpRequest& r) {
   auto body = ParseBody(r);
   if (!body) return FromError(body.error());
-  if (auto d = Resolve(ref); !d) return FromError(d.error());
+  if (auto d = ResolveLatest(ref, "UpdateFunctionConfiguration"); !d) return FromError(d.error());
   auto options = ReadChangeOptions(*body, false);
   if (!options) return FromError(options.error());
   auto updated = registry_->UpdateConfiguration(ref.key, *body, *options);
@@ -307,7 +301,7 @@ HttpResponse LambdaApi::UpdateConfiguration(const FunctionRef& ref, const HttpRe
 }
 
 HttpResponse LambdaApi::Concurrency(const FunctionRef& ref, const HttpRequest& r) {
-  auto d = Resolve(ref);
+  auto d = ResolveLatest(ref, "Function concurrency");
   if (!d) return FromError(d.error());
   if (r.method == "DELETE") {
     auto changed = registry_->SetReservedConcurrency(ref.key, std::nullopt);
@@ -365,6 +359,10 @@ HttpResponse LambdaApi::Invoke(const FunctionRef& ref, const HttpRequest& r) {
     // 202 only once the event is in the event log: from then on it runs at least once.
     if (!events_)
       return ApiError(503, "ServiceUnavailableException", "this forkletd accepts no Event invocations");
+    if (fn->config.version != registry::kLatest || (!ref.qualifier.empty() && ref.qualifier != registry::kLatest))
+      return ApiError(400, "InvalidParameterValueException",
+                      "forklet runs Event invocations on $LATEST only: invoke a version or alias "
+                      "with RequestResponse");
     if (auto s = events_->Accept(ref.key, request_id, r.body); !s) {
       if (s.error().op == "TooManyRequestsException") return EventRefused(s.error());
       return ApiError(503, "ServiceUnavailableException",
@@ -377,8 +375,11 @@ HttpResponse LambdaApi::Invoke(const FunctionRef& ref, const HttpRequest& r) {
     return out;
   }
 
+  // An alias's invocations run its version's instances; the context names the alias.
+  const bool via_alias = !ref.qualifier.empty() && ref.qualifier != fn->config.version;
   core::InvokeResult result =
-      scheduler_->Invoke(*fn, request_id, r.body, r.Header("x-forklet-fresh-instance") == "1");
+      scheduler_->Invoke(*fn, request_id, r.body, r.Header("x-forklet-fresh-instance") == "1",
+                         via_alias ? registry::QualifiedArn(ref.key, ref.qualifier) : "");
   Observe(fn->config, request_id, result);  // recorded before the client hears of it
   if (result.outcome == core::Outcome::kThrottled) {
     HttpResponse out = ApiError(429, "TooManyRequestsException", result.error_message);
@@ -395,7 +396,7 @@ HttpResponse LambdaApi::Invoke(const FunctionRef& ref, const HttpRequest& r) {
   out.body = std::move(result.body);
   out.headers["Content-Type"] = "application/json";
   out.headers["X-Amzn-RequestId"] = request_id;
-  out.headers["X-Amz-Executed-Version"] = "$LATEST";
+  out.headers["X-Amz-Executed-Version"] = fn->config.version;
   if (result.outcome != core::Outcome::kSuccess) out.headers["X-Amz-Function-Error"] = "Unhandled";
   out.headers["X-Forklet-Start-Kind"] = core::StartKindName(result.start);
   out.headers["X-Forklet-Outcome"] = core::OutcomeName(result.outcome);

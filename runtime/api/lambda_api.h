@@ -37,10 +37,16 @@ class LambdaApi {
   HttpResponse UpdateConfiguration(const FunctionRef& ref, const HttpRequest& r);
   HttpResponse Invoke(const FunctionRef& ref, const HttpRequest& r);
   HttpResponse Concurrency(const FunctionRef& ref, const HttpRequest& r);
-  // The function a request names, or the error for it: 404 for an ARN of another account, an
-  // unknown name, or a qualifier that names no version or alias ($LATEST is the function itself;
-  // forklet has no other versions yet), so that a qualifier never widens an operation.
+  // Versions and aliases (lambda_versions_api.cc).
+  HttpResponse Versions(const FunctionRef& ref, const HttpRequest& r);
+  HttpResponse Aliases(const FunctionRef& ref, const std::string& alias, const HttpRequest& r);
+  // The function a request names, as the qualifier runs it, or the error for it: 404 for an ARN
+  // of another account, an unknown name, or a qualifier that names no version or alias
+  // ($LATEST, or none, is the function itself), so that a qualifier never widens an operation.
   Result<registry::Deployed> Resolve(const FunctionRef& ref);
+  // For changes, which apply to $LATEST only: the function, or 400 for a version or alias
+  // qualifier (published versions are immutable).
+  Result<registry::Deployed> ResolveLatest(const FunctionRef& ref, const char* operation);
   void Observe(const registry::FunctionConfig& cfg, const std::string& request_id,
                core::InvokeResult& result);
 

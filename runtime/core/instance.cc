@@ -364,10 +364,12 @@ Status Instance::Resume(Clock::time_point deadline) {
 }
 
 ChannelResult Instance::Invoke(const std::string& request_id, int64_t deadline_epoch_ms,
-                               const std::string& payload, Clock::time_point deadline) {
+                               const std::string& payload, Clock::time_point deadline,
+                               const std::string& invoked_arn) {
   ChannelResult result;
   DrainLog(nullptr);  // output left over from before this invocation is not its log
   nlohmann::json meta{{"request_id", request_id}, {"deadline_ms", deadline_epoch_ms}};
+  if (!invoked_arn.empty()) meta["arn"] = invoked_arn;
   uint32_t type = 0;
   std::string rmeta;
   Read r = Read::kEof;

@@ -64,8 +64,10 @@ class Instance {
   int channel_fd() const { return channel_fd_; }
 
   // Runs one invocation; on timeout, OOM or a crash the instance is dead afterwards.
+  // invoked_arn: the ARN the client named (an alias's, say); empty: the instance's own.
   ChannelResult Invoke(const std::string& request_id, int64_t deadline_epoch_ms,
-                       const std::string& payload, Clock::time_point deadline);
+                       const std::string& payload, Clock::time_point deadline,
+                       const std::string& invoked_arn = {});
 
   // Peak memory (MB) since init (Lambda's Max Memory Used: the high-water mark of the execution
   // environment) and CPU time (ms) since the last call. Two preads of the cgroup's counters.

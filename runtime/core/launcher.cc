@@ -19,6 +19,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "runtime/core/execution_env.h"
 #include "runtime/core/launch_timing.h"
 #include "runtime/log/log.h"
 #include "runtime/registry/function_key.h"
@@ -42,31 +43,6 @@ Status WriteFile(const std::string& path, const std::string& content) {
   f << content;
   if (!f) return SysError("write " + path);
   return {};
-}
-
-nlohmann::json InitMessage(const registry::FunctionConfig& cfg) {
-  nlohmann::json env = cfg.environment;
-  const std::string name = registry::NameOf(cfg.name);  // as its account knows it, not the key
-  env["AWS_LAMBDA_FUNCTION_NAME"] = name;
-  env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] = std::to_string(cfg.memory_mb);
-  env["AWS_LAMBDA_FUNCTION_VERSION"] = "$LATEST";
-  env["AWS_LAMBDA_LOG_GROUP_NAME"] = "/aws/lambda/" + name;
-  env["AWS_REGION"] = "us-east-1";
-  env["AWS_DEFAULT_REGION"] = "us-east-1";
-  env["AWS_EXECUTION_ENV"] = "AWS_Lambda_" + cfg.runtime;
-  env["LAMBDA_TASK_ROOT"] = "/var/task";
-  env["LAMBDA_RUNTIME_DIR"] = "/var/runtime";
-  env["_HANDLER"] = cfg.handler;
-  // Defaults a function may set itself, as on Lambda (PATH, LANG, TZ are not reserved there).
-  using Default = std::pair<const char*, const char*>;
-  for (const auto& [key, value] : {Default{"PATH", "/usr/local/bin:/usr/bin:/bin"},
-                                   Default{"LANG", "C.UTF-8"}, Default{"TZ", ":UTC"},
-                                   Default{"HOME", "/tmp"}})
-    if (!env.contains(key)) env[key] = value;
-  return nlohmann::json{{"function", name},           {"handler", cfg.handler},
-                        {"memory_mb", cfg.memory_mb}, {"timeout_s", cfg.timeout_s},
-                        {"arn", registry::FunctionArn(cfg.name)}, {"env", env},
-                        {"convention", registry::HandlerConvention(cfg)}};
 }
 
 // A connected stream socketpair made inside the net namespace `net_fd` (setns is per thread:
@@ -93,7 +69,7 @@ uint32_t CpuQuotaPermilleFor(uint64_t memory_mb) {
 
 std::string Generation(const registry::FunctionConfig& config) {
   return config.function_id + "|" + std::to_string(config.revision) + "|" + config.last_modified +
-         "|" + config.code_sha256;
+         "|" + config.code_sha256 + "|" + config.version;
 }
 
 Result<std::unique_ptr<Launcher>> Launcher::Create(const LauncherOptions& options) {
@@ -354,8 +330,9 @@ Result<ZygoteBank::Zygote> Launcher::ForkSource(const std::string& family,
                                                 const registry::FunctionConfig* fn, bool retry,
                                                 bool* booted, Stages* stages) {
   if (!fn || !BindsZygotes(family)) return ZygoteFor(family, booted, stages);
-  if (retry) bank_->Unbind(fn->name);
-  auto lease = bank_->For(family, fn->name, Generation(*fn), stages);
+  // One zygote per version: $LATEST and a published version never share one.
+  if (retry) bank_->Unbind(registry::VersionKey(*fn));
+  auto lease = bank_->For(family, registry::VersionKey(*fn), Generation(*fn), stages);
   if (!lease) return lease.error();
   if (lease->booted) *booted = true;
   return std::move(lease->zygote);
@@ -669,7 +646,7 @@ Status Launcher::StartStemCell(const registry::Deployed& fn, const StemCell& cel
 }
 
 Status Launcher::StartInstance(const registry::FunctionConfig& cfg, Instance* instance, Launched* out) {
-  auto init = InitMessage(cfg);
+  auto init = InitMessage(cfg, cfg.version);
   auto deadline = Clock::now() + std::chrono::seconds(10 + cfg.timeout_s);
   return instance->Start(init, deadline, &out->stages, &out->init_ms, &out->init_error);
 }

@@ -23,7 +23,10 @@ std::string ErrorBody(const std::string& message, const std::string& type) {
 
 constexpr auto kParkGrace = std::chrono::milliseconds(50);  // idle this long: frozen
 
-std::string PoolKey(const registry::FunctionConfig& cfg) { return cfg.name + "/" + cfg.function_id; }
+// One pool per version of a function identity: $LATEST and a published version never share one.
+std::string PoolKey(const registry::FunctionConfig& cfg) {
+  return cfg.name + "/" + cfg.function_id + "/" + cfg.version;
+}
 
 int64_t EpochMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -153,7 +156,8 @@ bool Scheduler::EvictOneIdleLocked() {
 }
 
 InvokeResult Scheduler::Invoke(const registry::Deployed& fn, const std::string& request_id,
-                               const std::string& payload, bool fresh_instance) {
+                               const std::string& payload, bool fresh_instance,
+                               const std::string& invoked_arn) {
   const auto& cfg = fn.config;
   const std::string generation = Generation(cfg);
   auto t0 = Clock::now();
@@ -166,6 +170,7 @@ InvokeResult Scheduler::Invoke(const registry::Deployed& fn, const std::string& 
       std::lock_guard lock(mu_);
       Pool& pool = pools_[PoolKey(cfg)];
       pool.name = cfg.name;
+      pool.version_key = registry::VersionKey(cfg);
       // Idle instances of an older revision are never used again.
       for (size_t i = 0; i < pool.idle.size();) {
         if (pool.idle[i]->generation() != generation) {
@@ -297,7 +302,7 @@ InvokeResult Scheduler::Invoke(const registry::Deployed& fn, const std::string& 
   auto t_invoke = Clock::now();
   auto deadline = t_invoke + std::chrono::seconds(cfg.timeout_s);
   int64_t deadline_epoch = EpochMs() + static_cast<int64_t>(cfg.timeout_s) * 1000;
-  ChannelResult ch = instance->Invoke(request_id, deadline_epoch, payload, deadline);
+  ChannelResult ch = instance->Invoke(request_id, deadline_epoch, payload, deadline, invoked_arn);
   result.duration_ms = MsSince(t_invoke);
   result.outcome = ch.outcome;
   result.log = std::move(ch.output);
@@ -366,7 +371,7 @@ void Scheduler::ForgetFunction(const std::string& function) {
   std::lock_guard lock(mu_);
   for (auto it = pools_.begin(); it != pools_.end();) {
     Pool& pool = it->second;
-    if (pool.name != function) {
+    if (pool.name != function && pool.version_key != function) {
       ++it;
       continue;
     }
@@ -379,7 +384,13 @@ void Scheduler::ForgetFunction(const std::string& function) {
 
 void Scheduler::FunctionChanged(const std::string& function) {
   if (launcher_) launcher_->ForgetFunction(function);
-  DropIdle(function);
+  // Only $LATEST changes: the idle instances of published versions (immutable) stay warm.
+  std::lock_guard lock(mu_);
+  for (auto& [key, pool] : pools_) {
+    if (pool.version_key != function) continue;
+    for (auto& inst : pool.idle) Retire(std::move(inst));
+    pool.idle.clear();
+  }
 }
 
 std::vector<pid_t> Scheduler::IdlePids() {

@@ -51,8 +51,10 @@ class Scheduler {
   // A new instance holds fn's code tree for its life.
   // fresh_instance (X-Forklet-Fresh-Instance, for benchmarks): always a new instance, retired
   // after the invocation; the idle pool is left as it is.
+  // invoked_arn: the ARN the client named (an alias's), for the context; empty: the version's.
   InvokeResult Invoke(const registry::Deployed& fn, const std::string& request_id,
-                      const std::string& payload, bool fresh_instance = false);
+                      const std::string& payload, bool fresh_instance = false,
+                      const std::string& invoked_arn = {});
 
   // A function was deployed or reconfigured: what its runtime keeps ready (stem cells) starts.
   void Prepare(const registry::FunctionConfig& config);
@@ -60,7 +62,7 @@ class Scheduler {
   // Tears down idle instances of one function (or all when empty); returns how many.
   size_t DropIdle(const std::string& function);
   // After a delete: forget the function's pool, snapshot and zygote; busy instances go when they finish.
-  void ForgetFunction(const std::string& function);
+  void ForgetFunction(const std::string& function);  // a name, or NAME:VERSION for one version
   // After a code or configuration change: its idle instances, its snapshot and its zygote go.
   void FunctionChanged(const std::string& function);
 
@@ -102,6 +104,7 @@ class Scheduler {
  private:
   struct Pool {
     std::string name;                             // the function's name
+    std::string version_key;                      // registry::VersionKey: NAME or NAME:VERSION
     std::vector<std::unique_ptr<Instance>> idle;  // most recently used last
     uint32_t busy = 0;                            // running or starting
     bool forgotten = false;                       // deleted: goes when its last invocation ends

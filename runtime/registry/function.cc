@@ -263,6 +263,14 @@ std::string FunctionArn(const std::string& key) {
   return std::string("arn:aws:lambda:") + kRegion + ":" + account + ":function:" + name;
 }
 
+std::string QualifiedArn(const std::string& key, const std::string& qualifier) {
+  return qualifier.empty() ? FunctionArn(key) : FunctionArn(key) + ":" + qualifier;
+}
+
+std::string VersionKey(const FunctionConfig& c) {
+  return c.version == kLatest ? c.name : c.name + ":" + c.version;
+}
+
 std::string HandlerConvention(const FunctionConfig& config) {
   auto it = config.environment.find(kConventionVariable);
   return it == config.environment.end() ? kDefaultConvention : it->second;
@@ -501,7 +509,7 @@ Result<FunctionConfig> ApplyLambdaChanges(const FunctionConfig& base, const json
 json ToLambdaJson(const FunctionConfig& c) {
   json j{
       {"FunctionName", NameOf(c.name)},
-      {"FunctionArn", FunctionArn(c.name)},
+      {"FunctionArn", QualifiedArn(c.name, c.version == kLatest ? "" : c.version)},
       {"Runtime", c.runtime},
       {"Role", c.role},
       {"CodeSize", c.code_size},
@@ -510,7 +518,7 @@ json ToLambdaJson(const FunctionConfig& c) {
       {"MemorySize", c.memory_mb},
       {"LastModified", c.last_modified},
       {"CodeSha256", c.code_sha256},
-      {"Version", "$LATEST"},
+      {"Version", c.version},
       {"TracingConfig", {{"Mode", "PassThrough"}}},
       {"RevisionId", RevisionId(c)},
       {"State", "Active"},
@@ -541,6 +549,7 @@ json ToStateJson(const FunctionConfig& c) {
       {"function_id", c.function_id},
   };
   if (c.reserved_concurrency) j["reserved_concurrency"] = *c.reserved_concurrency;
+  if (c.version != kLatest) j["version"] = c.version;
   return j;
 }
 
@@ -564,11 +573,15 @@ Result<FunctionConfig> FromStateJson(const json& j) {
     c.function_id = j.value("function_id", std::string());
     if (j.contains("reserved_concurrency"))
       c.reserved_concurrency = j.at("reserved_concurrency").get<uint32_t>();
+    c.version = j.value("version", std::string(kLatest));
   } catch (const json::exception& e) {
     return MakeError("function state", e.what());
   }
   // The name becomes a path component; never trust it unchecked.
   if (auto s = ValidateKey(c.name); !s) return MakeError("function state", s.error().message);
+  if (c.version != kLatest && (c.version.empty() || c.version.size() > 10 ||
+                               c.version.find_first_not_of("0123456789") != std::string::npos))
+    return MakeError("function state", "bad version '" + c.version + "'");
   return c;
 }
 

@@ -30,7 +30,19 @@ struct FunctionConfig {
   uint64_t code_size = 0;    // bytes of the zip
   uint64_t revision = 0;     // increases on every code or configuration change
   std::string last_modified; // ISO-8601, e.g. 2026-11-23T12:00:00.000+0000
+  // Which version this is: "$LATEST" (the function itself, changeable) or a published,
+  // immutable one: "1", "2", ...
+  std::string version = "$LATEST";
 };
+
+inline constexpr const char* kLatest = "$LATEST";
+// What keeps the instances, zygotes and pools of one version apart: the function's key for
+// $LATEST, "KEY:VERSION" for a published version ($LATEST and a version never share an
+// instance); a tenant's version 3 is "ACCOUNT.NAME:3".
+std::string VersionKey(const FunctionConfig& config);
+// The ARN of a function key, or of one of its versions or aliases (qualifier empty:
+// unqualified): FunctionArn(key) and ":QUALIFIER".
+std::string QualifiedArn(const std::string& key, const std::string& qualifier);
 
 // The runner family of a runtime name ("python3.11" -> "python3"); empty when unknown.
 std::string RuntimeFamily(const std::string& runtime);

@@ -131,13 +131,6 @@ Status StageCode(std::string_view zip, const std::string& code_dir, const std::s
   return WriteNewFile(zip_path, zip, 0644);
 }
 
-std::string StateJson(const FunctionConfig& config, uint64_t code_revision, bool legacy_layout) {
-  json j = ToStateJson(config);
-  j["code_revision"] = code_revision;
-  if (!legacy_layout) j["code_layout"] = "shared";  // <state>/code/<function_id>-<rev>
-  return j.dump(2) + "\n";
-}
-
 }  // namespace
 
 CodeTree::~CodeTree() {
@@ -148,10 +141,20 @@ CodeTree::~CodeTree() {
 }
 
 struct Registry::Impl {
+  // A published version: an immutable copy of $LATEST's configuration, sharing its code tree.
+  struct VersionEntry {
+    Deployed deployed;
+    uint64_t code_revision = 0;
+    bool legacy_layout = false;
+    uint64_t from_revision = 0;  // $LATEST's revision it was published from
+  };
   struct Entry {
     Deployed deployed;
     uint64_t code_revision = 0;
     bool legacy_layout = false;  // code under functions/<name>/code/<rev> (older state)
+    std::map<uint64_t, VersionEntry> versions;
+    uint64_t last_version = 0;  // numbers are never reused, even after a delete
+    std::map<std::string, Alias> aliases;
   };
 
   std::string state_dir;
@@ -194,10 +197,14 @@ struct Registry::Impl {
     return it->second;
   }
 
-  // Replaces (or with nullopt erases) the entry; a code tree it no longer names is retired, and
-  // goes when its last holder lets go (never under mu).
+  // Replaces (or with nullopt erases) the entry; a code tree neither $LATEST nor a version names
+  // any more is retired, and goes when its last holder lets go (never under mu).
   void Publish(const std::string& name, std::optional<Entry> e) {
-    std::shared_ptr<const CodeTree> next_code = e ? e->deployed.code : nullptr;
+    std::set<const CodeTree*> next_trees;  // $LATEST's and its versions'
+    if (e) {
+      next_trees.insert(e->deployed.code.get());
+      for (const auto& [n, v] : e->versions) next_trees.insert(v.deployed.code.get());
+    }
     std::optional<Entry> old;
     {
       std::lock_guard<std::mutex> lock(mu);
@@ -206,11 +213,19 @@ struct Registry::Impl {
       if (e) entries[name] = std::move(*e);
       else if (it != entries.end()) entries.erase(it);
     }
-    if (old && old->deployed.code != next_code) old->deployed.code->Retire();
+    if (!old) return;
+    if (!next_trees.count(old->deployed.code.get())) old->deployed.code->Retire();
+    for (const auto& [n, v] : old->versions)
+      if (!next_trees.count(v.deployed.code.get())) v.deployed.code->Retire();
   }
 
   Result<Entry> Load(const std::string& name);
-  void RemoveLegacyCodeExcept(const std::string& name, uint64_t keep);
+  // The whole record of a function: $LATEST's state (config with its code tree), and the
+  // versions and aliases of `extras`.
+  static std::string Record(const FunctionConfig& config, uint64_t code_revision, bool legacy,
+                            const Entry& extras);
+  static Status LoadVersions(const json& j, Entry* e, const Impl& impl);
+  void RemoveLegacyCodeExcept(const std::string& name, const std::set<uint64_t>& keep);
   void RemoveUnnamedCode();
 };
 
@@ -236,34 +251,108 @@ Result<Registry::Impl::Entry> Registry::Impl::Load(const std::string& name) {
   if (!IsDir(e.deployed.code_dir)) return MakeError("load " + dir, "missing " + e.deployed.code_dir);
   if (!IsFile(e.deployed.zip_path)) return MakeError("load " + dir, "missing " + e.deployed.zip_path);
   ::unlink((dir + "/" + kStateFile + ".tmp").c_str());
-  // No instance survives a daemon restart, so only the current code is still needed.
-  RemoveLegacyCodeExcept(name, legacy ? e.code_revision : 0);
+  if (auto s = LoadVersions(j, &e, *this); !s) return MakeError("load " + dir, s.error().ToString());
+  // No instance survives a daemon restart, so only the current code (and the versions') is
+  // still needed.
+  std::set<uint64_t> keep;
+  if (legacy) keep.insert(e.code_revision);
+  for (const auto& [n, v] : e.versions)
+    if (v.legacy_layout) keep.insert(v.code_revision);
+  RemoveLegacyCodeExcept(name, keep);
   return e;
 }
 
-// Removes every code revision (directory and zip) below functions/<name>/code except keep
-// (0: all of them).
-void Registry::Impl::RemoveLegacyCodeExcept(const std::string& name, uint64_t keep) {
+std::string Registry::Impl::Record(const FunctionConfig& config, uint64_t code_revision,
+                                   bool legacy, const Entry& extras) {
+  json j = ToStateJson(config);
+  j["code_revision"] = code_revision;
+  if (!legacy) j["code_layout"] = "shared";  // <state>/code/<function_id>-<rev>
+  if (extras.last_version == 0 && extras.aliases.empty()) return j.dump(2) + "\n";
+  json versions = json::array();
+  for (const auto& [n, v] : extras.versions) {
+    json r{{"config", ToStateJson(v.deployed.config)}, {"code_revision", v.code_revision},
+           {"from_revision", v.from_revision}};
+    if (!v.legacy_layout) r["code_layout"] = "shared";
+    versions.push_back(std::move(r));
+  }
+  json aliases = json::array();
+  for (const auto& [n, a] : extras.aliases)
+    aliases.push_back({{"name", a.name}, {"function_version", a.function_version},
+                       {"description", a.description}, {"revision_id", a.revision_id}});
+  j["versions"] = std::move(versions);
+  j["last_version"] = extras.last_version;
+  j["aliases"] = std::move(aliases);
+  return j.dump(2) + "\n";
+}
+
+// The versions and aliases of a record. A version's code tree is shared with $LATEST's or an
+// earlier version's when they name the same one (one owner per tree); Publish retires a tree
+// when no record names it any more.
+Status Registry::Impl::LoadVersions(const json& j, Entry* e, const Impl& impl) {
+  try {
+    e->last_version = j.value("last_version", uint64_t{0});
+    std::map<std::string, std::shared_ptr<const CodeTree>> trees{{e->deployed.code_dir, e->deployed.code}};
+    for (const json& r : j.value("versions", json::array())) {
+      auto config = FromStateJson(r.at("config"));
+      if (!config) return config.error();
+      if (config->name != e->deployed.config.name || config->version == kLatest)
+        return MakeError("versions", "a version record names '" + config->name + ":" + config->version + "'");
+      VersionEntry v;
+      v.code_revision = r.at("code_revision").get<uint64_t>();
+      v.legacy_layout = !r.contains("code_layout");
+      v.from_revision = r.value("from_revision", uint64_t{0});
+      const std::string dir = impl.CodeDir(*config, v.code_revision, v.legacy_layout);
+      auto& tree = trees[dir];
+      if (!tree) {
+        if (!IsDir(dir)) return MakeError("versions", "missing " + dir);
+        tree = std::make_shared<CodeTree>(dir, dir + ".zip");
+      }
+      v.deployed.code = tree;
+      v.deployed.code_dir = tree->dir;
+      v.deployed.zip_path = tree->zip;
+      v.deployed.config = std::move(config.value());
+      const uint64_t n = std::stoull(v.deployed.config.version);
+      e->last_version = std::max(e->last_version, n);
+      e->versions.emplace(n, std::move(v));
+    }
+    for (const json& a : j.value("aliases", json::array()))
+      e->aliases[a.at("name").get<std::string>()] =
+          Alias{a.at("name").get<std::string>(), a.at("function_version").get<std::string>(),
+                a.value("description", std::string()), a.value("revision_id", std::string())};
+  } catch (const std::exception& ex) {
+    return MakeError("versions", ex.what());
+  }
+  return {};
+}
+
+// Removes every code revision (directory and zip) below functions/<name>/code except those in
+// keep.
+void Registry::Impl::RemoveLegacyCodeExcept(const std::string& name, const std::set<uint64_t>& keep) {
   std::string code = FunctionDir(name) + "/code";
   if (!IsDir(code)) return;
-  const std::string k = std::to_string(keep);
   for (const std::string& n : ListDir(code)) {
-    if (keep != 0 && (n == k || n == k + ".zip")) continue;
-    RemoveTree(code + "/" + n);
+    bool kept = false;
+    for (uint64_t k : keep)
+      kept = kept || n == std::to_string(k) || n == std::to_string(k) + ".zip";
+    if (!kept) RemoveTree(code + "/" + n);
   }
-  if (keep == 0) ::rmdir(code.c_str());
+  if (keep.empty()) ::rmdir(code.c_str());
 }
 
 // At Open: removes code trees no record names (a crash between publishing a tree and the record
 // naming it, a revision superseded while instances ran it, staging debris).
 void Registry::Impl::RemoveUnnamedCode() {
   std::set<std::string> named;
-  for (const auto& [n, e] : entries) {
-    if (e.legacy_layout) continue;
-    std::string base = e.deployed.code_dir.substr(code_root.size() + 1);
+  auto name_tree = [&](const Deployed& d, bool legacy) {
+    if (legacy) return;
+    std::string base = d.code_dir.substr(code_root.size() + 1);
     named.insert(base);
     named.insert(base + ".zip");
     named.insert(base + ".erofs");  // its image, complete (built under another name, then renamed)
+  };
+  for (const auto& [n, e] : entries) {
+    name_tree(e.deployed, e.legacy_layout);
+    for (const auto& [v, ve] : e.versions) name_tree(ve.deployed, ve.legacy_layout);
   }
   for (const std::string& n : ListDir(code_root))
     if (!named.count(n)) RemoveTree(code_root + "/" + n);
@@ -391,7 +480,7 @@ Result<Deployed> Registry::Create(FunctionConfig config, std::string_view zip) {
   auto staging = Staging::Make(impl_->functions_dir);
   if (!staging) return staging.error();
   const std::string& st = staging->path();
-  if (auto s = WriteFileAtomic(st, kStateFile, StateJson(config, code_rev, false)); !s) return s.error();
+  if (auto s = WriteFileAtomic(st, kStateFile, Impl::Record(config, code_rev, false, Impl::Entry{})); !s) return s.error();
 
   std::lock_guard<std::mutex> wlock(impl_->write_mu);
   if (impl_->Find(name)) return conflict();
@@ -442,9 +531,12 @@ Result<Deployed> Registry::UpdateCode(const std::string& name, std::string_view 
   next.last_modified = NowLastModified();
   const uint64_t code_rev = next.revision;
   Impl::Entry e = impl_->MakeEntry(next, code_rev, false);
+  e.versions = cur->versions;
+  e.last_version = cur->last_version;
+  e.aliases = cur->aliases;
   if (auto s = PublishCodeTree(code.value(), *e.deployed.code); !s) return s.error();
   // The switch: function.json names the new tree from here on.
-  if (auto s = WriteFileAtomic(impl_->FunctionDir(name), kStateFile, StateJson(next, code_rev, false));
+  if (auto s = WriteFileAtomic(impl_->FunctionDir(name), kStateFile, Impl::Record(next, code_rev, false, e));
       !s) {
     e.deployed.code->Retire();
     return s.error();
@@ -468,7 +560,7 @@ Result<Deployed> Registry::UpdateConfiguration(const std::string& name, const js
   next->revision += 1;
   next->last_modified = NowLastModified();
   if (auto s = WriteFileAtomic(impl_->FunctionDir(name), kStateFile,
-                               StateJson(next.value(), cur->code_revision, cur->legacy_layout));
+                               Impl::Record(next.value(), cur->code_revision, cur->legacy_layout, *cur));
       !s)
     return s.error();
   Impl::Entry e = Impl::WithConfig(*cur, next.value());  // the same code tree
@@ -484,7 +576,7 @@ Result<Deployed> Registry::SetReservedConcurrency(const std::string& name,
   FunctionConfig next = cur->deployed.config;
   next.reserved_concurrency = limit;
   if (auto s = WriteFileAtomic(impl_->FunctionDir(name), kStateFile,
-                               StateJson(next, cur->code_revision, cur->legacy_layout));
+                               Impl::Record(next, cur->code_revision, cur->legacy_layout, *cur));
       !s)
     return s.error();
   Impl::Entry e = Impl::WithConfig(*cur, next);
@@ -528,6 +620,189 @@ std::vector<Deployed> Registry::List() const {
   out.reserve(impl_->entries.size());
   for (const auto& [name, e] : impl_->entries) out.push_back(e.deployed);  // map: sorted by name
   return out;
+}
+
+namespace {
+
+bool AllDigits(const std::string& s) {
+  return !s.empty() && s.find_first_not_of("0123456789") == std::string::npos;
+}
+
+Error VersionNotFound(const std::string& name, const std::string& qualifier) {
+  return Error{"ResourceNotFoundException", 0, "Function not found: " + QualifiedArn(name, qualifier)};
+}
+
+std::string NewAliasRevisionId() {
+  std::string h = NewFunctionId() + NewFunctionId();
+  return h.substr(0, 8) + "-" + h.substr(8, 4) + "-" + h.substr(12, 4) + "-" + h.substr(16, 4) +
+         "-" + h.substr(20, 12);
+}
+
+Status ValidateAliasName(const std::string& alias) {
+  bool ok = !alias.empty() && alias.size() <= 128 && !AllDigits(alias);
+  for (char c : alias)
+    ok = ok && ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                c == '-' || c == '_');
+  if (ok) return {};
+  return Error{"InvalidParameterValueException", 0,
+               "1 validation error detected: Value '" + alias.substr(0, 140) +
+                   "' at 'name' failed to satisfy constraint: Member must satisfy regular "
+                   "expression pattern: (?!^[0-9]+$)([a-zA-Z0-9-_]+) (1 to 128 characters)"};
+}
+
+}  // namespace
+
+Result<Deployed> Registry::PublishVersion(const std::string& name, const std::string& description,
+                                          const std::string& expected_code_sha256,
+                                          const ChangeOptions& options) {
+  std::lock_guard<std::mutex> wlock(impl_->write_mu);
+  auto cur = impl_->Find(name);
+  if (!cur) return NotFound(name);
+  const FunctionConfig& latest = cur->deployed.config;
+  if (RevisionMismatch(options, latest)) return PreconditionFailed();
+  if (!expected_code_sha256.empty() && expected_code_sha256 != latest.code_sha256)
+    return Error{"InvalidParameterValueException", 0,
+                 "CodeSHA256 (" + expected_code_sha256 +
+                     ") is different from current CodeSHA256 in $LATEST (" + latest.code_sha256 +
+                     "). Please try again with the CodeSHA256 in $LATEST."};
+  // Nothing changed since the last version: Lambda publishes no new one and returns it.
+  if (!cur->versions.empty() && cur->versions.rbegin()->second.from_revision == latest.revision)
+    return cur->versions.rbegin()->second.deployed;
+  Impl::VersionEntry v;
+  v.deployed = cur->deployed;  // the same code tree, held as long as the version exists
+  v.code_revision = cur->code_revision;
+  v.legacy_layout = cur->legacy_layout;
+  v.from_revision = latest.revision;
+  const uint64_t n = cur->last_version + 1;
+  FunctionConfig& vc = v.deployed.config;
+  vc.version = std::to_string(n);
+  vc.last_modified = NowLastModified();
+  if (!description.empty()) vc.description = description;
+  Impl::Entry next = *cur;
+  next.versions[n] = v;
+  next.last_version = n;
+  if (auto s = WriteFileAtomic(impl_->FunctionDir(name), kStateFile,
+                               Impl::Record(latest, cur->code_revision, cur->legacy_layout, next));
+      !s)
+    return s.error();
+  impl_->Publish(name, std::move(next));
+  return v.deployed;
+}
+
+std::optional<Deployed> Registry::Resolve(const std::string& name, const std::string& qualifier) const {
+  auto e = impl_->Find(name);
+  if (!e) return std::nullopt;
+  std::string version = qualifier;
+  if (auto a = e->aliases.find(qualifier); a != e->aliases.end()) version = a->second.function_version;
+  if (version.empty() || version == kLatest) return e->deployed;
+  if (!AllDigits(version) || version.size() > 10) return std::nullopt;
+  auto v = e->versions.find(std::stoull(version));
+  if (v == e->versions.end()) return std::nullopt;
+  Deployed d = v->second.deployed;
+  // Concurrency is the function's, whichever version runs.
+  d.config.reserved_concurrency = e->deployed.config.reserved_concurrency;
+  return d;
+}
+
+std::vector<Deployed> Registry::Versions(const std::string& name) const {
+  std::vector<Deployed> out;
+  auto e = impl_->Find(name);
+  if (!e) return out;
+  out.push_back(e->deployed);
+  for (const auto& [n, v] : e->versions) out.push_back(v.deployed);
+  return out;
+}
+
+Status Registry::DeleteVersion(const std::string& name, const std::string& version) {
+  std::lock_guard<std::mutex> wlock(impl_->write_mu);
+  auto cur = impl_->Find(name);
+  if (!cur) return NotFound(name);
+  if (!AllDigits(version) || version.size() > 10 || !cur->versions.count(std::stoull(version)))
+    return VersionNotFound(name, version);
+  std::string users;
+  for (const auto& [n, a] : cur->aliases)
+    if (a.function_version == version) users += (users.empty() ? "" : ", ") + n;
+  if (!users.empty())
+    return Error{"ResourceConflictException", 0,
+                 "Unable to delete version because the following aliases reference it: [" +
+                     users + "]"};
+  Impl::Entry next = *cur;
+  next.versions.erase(std::stoull(version));
+  if (auto s = WriteFileAtomic(impl_->FunctionDir(name), kStateFile,
+                               Impl::Record(cur->deployed.config, cur->code_revision,
+                                            cur->legacy_layout, next));
+      !s)
+    return s.error();
+  impl_->Publish(name, std::move(next));
+  return {};
+}
+
+Result<Alias> Registry::PutAlias(const std::string& name, const Alias& alias, bool create,
+                                 const ChangeOptions& options) {
+  if (auto s = ValidateAliasName(alias.name); !s) return s.error();
+  if (alias.description.size() > 256)
+    return Error{"InvalidParameterValueException", 0, "Description must be at most 256 characters"};
+  std::lock_guard<std::mutex> wlock(impl_->write_mu);
+  auto cur = impl_->Find(name);
+  if (!cur) return NotFound(name);
+  const std::string arn = QualifiedArn(name, alias.name);
+  auto existing = cur->aliases.find(alias.name);
+  if (create && existing != cur->aliases.end())
+    return Error{"ResourceConflictException", 0, "Alias already exists: " + arn};
+  if (!create && existing == cur->aliases.end())
+    return Error{"ResourceNotFoundException", 0, "Alias not found: " + arn};
+  if (!create && !options.expected_revision_id.empty() &&
+      options.expected_revision_id != existing->second.revision_id)
+    return Error{"PreconditionFailedException", 0,
+                 "The Revision Id provided does not match the latest Revision Id. Call the "
+                 "GetFunction/GetAlias API to retrieve the latest Revision Id"};
+  const std::string& v = alias.function_version;
+  if (v != kLatest && (!AllDigits(v) || v.size() > 10 || !cur->versions.count(std::stoull(v))))
+    return VersionNotFound(name, v);
+  Impl::Entry next = *cur;
+  Alias stored = alias;
+  stored.revision_id = NewAliasRevisionId();
+  next.aliases[alias.name] = stored;
+  if (auto s = WriteFileAtomic(impl_->FunctionDir(name), kStateFile,
+                               Impl::Record(cur->deployed.config, cur->code_revision,
+                                            cur->legacy_layout, next));
+      !s)
+    return s.error();
+  impl_->Publish(name, std::move(next));
+  return stored;
+}
+
+Result<Alias> Registry::GetAlias(const std::string& name, const std::string& alias) const {
+  auto e = impl_->Find(name);
+  if (!e) return NotFound(name);
+  auto a = e->aliases.find(alias);
+  if (a == e->aliases.end())
+    return Error{"ResourceNotFoundException", 0, "Alias not found: " + QualifiedArn(name, alias)};
+  return a->second;
+}
+
+Result<std::vector<Alias>> Registry::ListAliases(const std::string& name) const {
+  auto e = impl_->Find(name);
+  if (!e) return NotFound(name);
+  std::vector<Alias> out;
+  for (const auto& [n, a] : e->aliases) out.push_back(a);
+  return out;
+}
+
+Status Registry::DeleteAlias(const std::string& name, const std::string& alias) {
+  std::lock_guard<std::mutex> wlock(impl_->write_mu);
+  auto cur = impl_->Find(name);
+  if (!cur) return NotFound(name);
+  if (!cur->aliases.count(alias)) return {};  // Lambda: deleting a missing alias succeeds
+  Impl::Entry next = *cur;
+  next.aliases.erase(alias);
+  if (auto s = WriteFileAtomic(impl_->FunctionDir(name), kStateFile,
+                               Impl::Record(cur->deployed.config, cur->code_revision,
+                                            cur->legacy_layout, next));
+      !s)
+    return s.error();
+  impl_->Publish(name, std::move(next));
+  return {};
 }
 
 }  // namespace forklet::registry

@@ -40,6 +40,14 @@ struct Deployed {
   std::shared_ptr<const CodeTree> code;
 };
 
+// An alias: a name for one version of a function (Lambda's CreateAlias).
+struct Alias {
+  std::string name;              // [A-Za-z0-9_-]{1,128}, not all digits
+  std::string function_version;  // "$LATEST" or a published version
+  std::string description;
+  std::string revision_id;       // changes with every update
+};
+
 // What a change may be conditioned on, as Lambda's UpdateFunctionCode/Configuration allow.
 struct ChangeOptions {
   std::string expected_revision_id;  // non-empty: PreconditionFailedException unless current
@@ -78,6 +86,28 @@ class Registry {
   Status Delete(const std::string& name);
   std::optional<Deployed> Get(const std::string& name) const;
   std::vector<Deployed> List() const;  // sorted by name
+
+  // Versions. PublishVersion makes an immutable copy of $LATEST's code and configuration,
+  // numbered 1, 2, ... (numbers are never reused); with no change since the last version it
+  // returns that one. expected_code_sha256 non-empty: InvalidParameterValueException unless
+  // $LATEST's code has it. Persisted in the function's record before it returns.
+  Result<Deployed> PublishVersion(const std::string& name, const std::string& description,
+                                  const std::string& expected_code_sha256,
+                                  const ChangeOptions& options = {});
+  // $LATEST (or empty), a version number or an alias: the function as that qualifier runs it.
+  std::optional<Deployed> Resolve(const std::string& name, const std::string& qualifier) const;
+  // $LATEST first, then the versions in order; empty when there is no such function.
+  std::vector<Deployed> Versions(const std::string& name) const;
+  // ResourceConflictException while an alias names it; ResourceNotFoundException when absent.
+  Status DeleteVersion(const std::string& name, const std::string& version);
+
+  // Aliases. create: ResourceConflictException when it exists; else (update) it must exist, and
+  // empty fields of `alias` keep their values. The version it names must exist.
+  Result<Alias> PutAlias(const std::string& name, const Alias& alias, bool create,
+                         const ChangeOptions& options = {});
+  Result<Alias> GetAlias(const std::string& name, const std::string& alias) const;
+  Result<std::vector<Alias>> ListAliases(const std::string& name) const;  // sorted by name
+  Status DeleteAlias(const std::string& name, const std::string& alias);
 
  private:
   struct Impl;

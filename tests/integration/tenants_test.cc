@@ -1,7 +1,8 @@
 // Tenants: each access key of --credentials belongs to an account; with the real aws CLI and
 // boto3, two tenants see, invoke, change, bill and delete only their own functions (another's is
 // 404 ResourceNotFoundException, by name or ARN), may use the same function name, and keep all of
-// it across a restart; the Unix socket and an operator key see every account.
+// it across a restart; their versions and aliases are theirs alone too; the Unix socket and an
+// operator key see every account.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -148,6 +149,65 @@ TEST_F(TenantsTest, ATenantNeverReachesAnothersFunctionsButBothUseOneName) {
   EXPECT_TRUE(Boto3As(*daemon_, kB, "delete", "shared")["ok"]);
   EXPECT_TRUE(Boto3As(*daemon_, kA, "invoke", "shared")["ok"]);
   EXPECT_EQ(Boto3As(*daemon_, kB, "invoke", "shared")["code"], "ResourceNotFoundException");
+}
+
+TEST_F(TenantsTest, ATenantsVersionsAndAliasesAreItsOwn) {
+  ASSERT_EQ(CreateAs(*daemon_, kA, "vfn", "echo").exit_code, 0);
+  ASSERT_EQ(CreateAs(*daemon_, kB, "vfn", "hello").exit_code, 0);
+  // A's version and alias carry A's account in their ARNs.
+  auto published = AwsAs(*daemon_, kA, {"publish-version", "--function-name", "vfn"});
+  ASSERT_EQ(published.exit_code, 0) << published.err;
+  json version = json::parse(published.out, nullptr, false);
+  EXPECT_EQ(version.value("FunctionName", ""), "vfn") << published.out;
+  EXPECT_EQ(version.value("Version", ""), "1") << published.out;
+  EXPECT_EQ(version.value("FunctionArn", ""), Arn(kA, "vfn") + ":1") << published.out;
+  auto alias = AwsAs(*daemon_, kA, {"create-alias", "--function-name", "vfn", "--name", "prod",
+                                    "--function-version", "1"});
+  ASSERT_EQ(alias.exit_code, 0) << alias.err;
+  EXPECT_EQ(json::parse(alias.out, nullptr, false).value("AliasArn", ""), Arn(kA, "vfn") + ":prod") << alias.out;
+  auto versions = AwsAs(*daemon_, kA, {"list-versions-by-function", "--function-name", Arn(kA, "vfn")});
+  ASSERT_EQ(versions.exit_code, 0) << versions.err;
+  EXPECT_NE(versions.out.find("\"" + Arn(kA, "vfn") + ":1\""), std::string::npos) << versions.out;
+  EXPECT_EQ(versions.out.find(kB.account), std::string::npos) << versions.out;
+
+  // Invoked through the alias: the context names the function as A knows it and the alias's ARN.
+  auto via_alias = Boto3As(*daemon_, kA, "invoke", "vfn:prod");
+  ASSERT_TRUE(via_alias["ok"]) << via_alias;
+  json ctx = json::parse(via_alias["data"].get<std::string>(), nullptr, false);
+  EXPECT_EQ(ctx.value("function_name", ""), "vfn") << via_alias;
+  EXPECT_EQ(ctx.value("arn", ""), Arn(kA, "vfn") + ":prod") << via_alias;
+  auto via_version = Boto3As(*daemon_, kA, "invoke", Arn(kA, "vfn") + ":1");
+  ASSERT_TRUE(via_version["ok"]) << via_version;
+  EXPECT_EQ(json::parse(via_version["data"].get<std::string>(), nullptr, false).value("arn", ""),
+            Arn(kA, "vfn") + ":1") << via_version;
+
+  // B's "vfn" is another function: no version 1, no alias prod; and A's are 404 for B by ARN.
+  auto b_versions = AwsAs(*daemon_, kB, {"list-versions-by-function", "--function-name", "vfn"});
+  ASSERT_EQ(b_versions.exit_code, 0) << b_versions.err;
+  EXPECT_EQ(b_versions.out.find(":1\""), std::string::npos) << b_versions.out;
+  EXPECT_EQ(b_versions.out.find(kA.account), std::string::npos) << b_versions.out;
+  EXPECT_EQ(Boto3As(*daemon_, kB, "invoke", "vfn:prod")["status"], 404);
+  EXPECT_EQ(Boto3As(*daemon_, kB, "invoke", Arn(kA, "vfn") + ":1")["status"], 404);
+  const std::vector<std::vector<std::string>> foreign_ops = {
+      {"publish-version", "--function-name", Arn(kA, "vfn")},
+      {"list-versions-by-function", "--function-name", Arn(kA, "vfn")},
+      {"list-aliases", "--function-name", Arn(kA, "vfn")},
+      {"get-alias", "--function-name", Arn(kA, "vfn"), "--name", "prod"},
+      {"create-alias", "--function-name", Arn(kA, "vfn"), "--name", "b", "--function-version", "1"},
+      {"delete-alias", "--function-name", Arn(kA, "vfn"), "--name", "prod"},
+      {"delete-function", "--function-name", Arn(kA, "vfn"), "--qualifier", "1"}};
+  for (const auto& args : foreign_ops) {
+    auto r = AwsAs(*daemon_, kB, args);
+    EXPECT_NE(r.exit_code, 0) << args[0];
+    EXPECT_NE(r.err.find("ResourceNotFoundException"), std::string::npos) << args[0] << ": " << r.err;
+  }
+  auto b_all = AwsAs(*daemon_, kB, {"list-functions", "--function-version", "ALL"});
+  ASSERT_EQ(b_all.exit_code, 0) << b_all.err;
+  EXPECT_EQ(b_all.out.find(kA.account), std::string::npos) << b_all.out;
+  // All of that left A's version and alias alone.
+  auto still = AwsAs(*daemon_, kA, {"get-alias", "--function-name", "vfn", "--name", "prod"});
+  EXPECT_EQ(still.exit_code, 0) << still.err;
+  EXPECT_TRUE(Boto3As(*daemon_, kA, "invoke", "vfn:1")["ok"]);
 }
 
 TEST_F(TenantsTest, BillsSplitByTenantAndOnlyTheOperatorSeesTheNode) {

@@ -2,6 +2,7 @@
 // GetFunction and DeleteFunction, aliases, the published-version waiter, and persistence across
 // a restart and kill -9.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <filesystem>
 
@@ -226,8 +227,10 @@ TEST(VersionsRestartTest, VersionsAndAliasesSurviveARestartAndKill9) {
   ASSERT_EQ(d->Aws({"publish-version", "--function-name", "fn"}).exit_code, 0);
   SetSetting(*d, "fn", "two");
   // New code for $LATEST: version 1 keeps the old code tree.
-  ASSERT_EQ(d->Aws({"update-function-code", "--function-name", "fn", "--zip-file",
-                    "fileb://" + ZipFunction("lambda-env")}).exit_code, 0);
+  const std::string zip = ZipFunction("lambda-env");
+  auto updated = d->Aws({"update-function-code", "--function-name", "fn", "--zip-file", "fileb://" + zip});
+  unlink(zip.c_str());
+  ASSERT_EQ(updated.exit_code, 0) << updated.err;
   ASSERT_EQ(d->Aws({"create-alias", "--function-name", "fn", "--name", "live",
                     "--function-version", "1"}).exit_code, 0);
   d->Kill9();

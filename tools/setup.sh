@@ -13,6 +13,7 @@ PACKAGES=(
   python3 awscli python3-boto3 bubblewrap zip unzip iproute2 procps curl
   python3-matplotlib python3-numpy python3-prometheus-client
   clang libclang-rt-dev  # libFuzzer and the sanitizers: tests/fuzz
+  qemu-system-x86 mmdebstrap e2fsprogs  # the VM suite: tests/vm (a Debian 12 guest under QEMU)
 )
 
 missing=()

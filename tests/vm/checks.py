@@ -323,6 +323,31 @@ def _():
     return "; ".join(out)
 
 
+@check("cpu.max+freeze")
+def _():
+    out = []
+    for name, mb in (("whoami128", 128), ("whoami300", 300)):
+        d, _ = instance_cgroup(name)
+        # Lambda's CPU in proportion to memory: a full core at 1769 MB; quota never under 1/4 core.
+        permille = max(1, 1000 * mb // 1769)
+        shares = max(2, permille * 1024 // 1000)
+        want_max = f"{max(250, permille) * 100} 100000"
+        want_weight = str(1 + (shares - 2) * 9999 // 262142)
+        got_max, got_weight = read(d + "/cpu.max"), read(d + "/cpu.weight")
+        assert got_max == want_max, f"{name}: cpu.max {got_max!r}, expected {want_max!r}"
+        assert got_weight == want_weight, f"{name}: cpu.weight {got_weight}, expected {want_weight}"
+        # An idle instance is frozen from 50 ms after its response.
+        for _ in range(50):
+            events = dict(l.split() for l in read(d + "/cgroup.events").splitlines())
+            if events.get("frozen") == "1":
+                break
+            time.sleep(0.1)
+        assert events.get("frozen") == "1", f"{name}: idle instance not frozen: {events}"
+        out.append(f"{mb} MB -> cpu.max {got_max}, cpu.weight {got_weight}, idle frozen")
+    invoke_ok("whoami300")  # and a frozen instance thaws for its next invocation
+    return "; ".join(out) + "; thawed for the next invocation"
+
+
 @check("oom")
 def _():
     deploy("bomb", BOMB, memory=128)

@@ -15,6 +15,7 @@ packages=$(tr -s ' \n' '\n\n' <<<"$packages" | sed '/^$/d' | sort -u | tr '\n' '
 key=$( (cat "$0"; echo "$packages $mirror $security") | sha256sum | cut -c1-16)
 dir=$cache/debian12-$key
 if [ -f "$dir/done" ]; then
+  touch "$dir/done"  # in use: the pruning below keeps it
   echo "$dir"
   exit 0
 fi
@@ -25,15 +26,26 @@ flock 9  # one build at a time; a second run waits and then reuses it
 if [ -f "$dir/done" ]; then echo "$dir"; exit 0; fi
 
 tmp=$(mktemp -d "$cache/build.XXXXXX")
+mm_pid=
 cleanup() {
-  # mmdebstrap unmounts what it mounted; after a kill, whatever is left under the tree goes here.
+  # mmdebstrap runs in the background so that a signal to this script reaches it too; it unmounts
+  # what it mounted, and whatever is left under the tree after that goes here.
+  local rc=$?
+  if [ -n "$mm_pid" ]; then
+    kill "$mm_pid" 2>/dev/null
+    wait "$mm_pid" 2>/dev/null
+  fi
+  if [ "$rc" != 0 ] && [ -f "$tmp/mmdebstrap.log" ]; then
+    echo "vm: the image build failed; mmdebstrap's last lines:" >&2
+    tail -n 30 "$tmp/mmdebstrap.log" >&2
+  fi
   findmnt -rn -o TARGET | grep "^$tmp/" | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
   rm -rf --one-file-system "$tmp"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM HUP
 
-echo "vm: building the Debian 12 guest image (once; cached in $dir): mmdebstrap from $mirror" >&2
+echo "vm: building the Debian 12 guest image (once, a few minutes; cached in $dir): mmdebstrap from $mirror" >&2
 start=$(date +%s)
 root=$tmp/root
 # The unit that runs the suite: mounts the host's folder (9p, tag "host") and runs guest.sh from
@@ -81,7 +93,10 @@ chroot "$1" systemctl enable forklet-vm-guest.service' \
   --customize-hook='cp "$1"/boot/vmlinuz-* "$1/../vmlinuz" && cp "$1"/boot/initrd.img-* "$1/../initrd.img"' \
   bookworm "$root" \
   "deb $mirror bookworm main" "deb $mirror bookworm-updates main" \
-  "deb $security bookworm-security main" >&2
+  "deb $security bookworm-security main" >"$tmp/mmdebstrap.log" 2>&1 &
+mm_pid=$!
+wait "$mm_pid"
+mm_pid=
 
 echo "vm: packing the root file system" >&2
 truncate -s 4G "$tmp/rootfs.img"
@@ -93,4 +108,7 @@ mv "$tmp/rootfs.img" "$tmp/vmlinuz" "$tmp/initrd.img" "$dir/"
 echo "$packages" >"$dir/packages"
 touch "$dir/done"
 echo "vm: image built in $(( $(date +%s) - start )) s" >&2
+# Images of other inputs unused for two weeks go (each holds about 1 GB).
+find "$cache" -mindepth 2 -maxdepth 2 -path "$cache/debian12-*/done" -mtime +14 -printf '%h\0' |
+  xargs -0 -r rm -rf
 echo "$dir"

@@ -24,9 +24,14 @@ start=$(date +%s)
 tmp=$(mktemp -d /tmp/forklet-vm.XXXXXX)
 qemu_pid=
 tail_pid=
+child_pid=  # cpack or image.sh, run in the background so that a signal here reaches them
 finish() {
   local rc=$?
   trap - EXIT INT TERM HUP
+  if [ -n "$child_pid" ]; then
+    kill "$child_pid" 2>/dev/null
+    wait "$child_pid" 2>/dev/null
+  fi
   [ -n "$tail_pid" ] && kill "$tail_pid" 2>/dev/null
   if [ -n "$qemu_pid" ] && kill -0 "$qemu_pid" 2>/dev/null; then
     kill "$qemu_pid" 2>/dev/null
@@ -45,8 +50,10 @@ if [ -n "${FORKLET_VM_DEB:-}" ]; then
   cp "$FORKLET_VM_DEB" "$tmp/pkg/"
 else
   echo "vm: packing the .deb (cpack)"
-  (cd "$build" && nice -n 10 cpack -G DEB -B "$tmp/pkg" >"$tmp/cpack.log" 2>&1) ||
-    { cat "$tmp/cpack.log"; exit 1; }
+  (cd "$build" && exec nice -n 10 cpack -G DEB -B "$tmp/pkg" >"$tmp/cpack.log" 2>&1) &
+  child_pid=$!
+  wait "$child_pid" || { cat "$tmp/cpack.log"; exit 1; }
+  child_pid=
 fi
 deb=$(ls "$tmp"/pkg/forklet_*.deb)
 depends=$(dpkg-deb -f "$deb" Depends)
@@ -56,7 +63,11 @@ echo "vm: $(basename "$deb") depends on: $depends"
 dep_packages=$(tr ',' '\n' <<<"$depends" | sed 's/|.*//; s/(.*)//; s/[[:space:]]//g' | sed '/^$/d' | tr '\n' ' ')
 
 # 2. The guest image (built once per input hash; a progress line while it builds).
-image=$("$here/image.sh" "$cache" "$dep_packages")
+"$here/image.sh" "$cache" "$dep_packages" >"$tmp/image-dir" &
+child_pid=$!
+wait "$child_pid"
+child_pid=
+image=$(cat "$tmp/image-dir")
 
 # 3. What the guest gets: the package and the suite, in a folder shared over 9p.
 share=$tmp/share

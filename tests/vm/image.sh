@@ -28,11 +28,15 @@ if [ -f "$dir/done" ]; then echo "$dir"; exit 0; fi
 tmp=$(mktemp -d "$cache/build.XXXXXX")
 mm_pid=
 cleanup() {
-  # mmdebstrap runs in the background so that a signal to this script reaches it too; it unmounts
-  # what it mounted, and whatever is left under the tree after that goes here.
+  # mmdebstrap runs in a process group of its own, in the background, so that a signal here
+  # stops it and what it runs (apt, dpkg, maintainer scripts; on SIGTERM alone it finishes its
+  # current step first); whatever it left mounted under the tree is unmounted here.
   local rc=$?
+  set +e  # clean up all of it, whatever fails on the way
   if [ -n "$mm_pid" ]; then
-    kill "$mm_pid" 2>/dev/null
+    kill -TERM -- "-$mm_pid" 2>/dev/null
+    for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 "$mm_pid" 2>/dev/null || break; sleep 1; done
+    kill -KILL -- "-$mm_pid" 2>/dev/null
     wait "$mm_pid" 2>/dev/null
   fi
   if [ "$rc" != 0 ] && [ -f "$tmp/mmdebstrap.log" ]; then
@@ -52,7 +56,7 @@ root=$tmp/root
 # it; its output goes to the second serial port (/dev/ttyS1), which the host reads.
 # Downloaded packages are kept in $cache/debs for the next build (mmdebstrap's own recipe).
 mkdir -p "$cache/debs"
-mmdebstrap --variant=apt --include="$packages" \
+setsid mmdebstrap --variant=apt --include="$packages" \
   --aptopt='Acquire::Retries "3"' \
   --skip=download/empty --skip=essential/unlink \
   --setup-hook='mkdir -p "$1"/var/cache/apt/archives/' \

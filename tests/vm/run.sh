@@ -27,6 +27,7 @@ tail_pid=
 child_pid=  # cpack or image.sh, run in the background so that a signal here reaches them
 finish() {
   local rc=$?
+  set +e  # clean up all of it, whatever fails on the way
   trap - EXIT INT TERM HUP
   if [ -n "$child_pid" ]; then
     kill "$child_pid" 2>/dev/null

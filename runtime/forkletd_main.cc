@@ -106,7 +106,7 @@ int main(int argc, char** argv) {
   }
   auto scheduler = std::make_unique<core::Scheduler>(options.scheduler, launcher->get());
   if (options.warmup)
-    for (const auto& fn : (*registry)->List()) scheduler->Prepare(fn.config);  // Node's stem cells
+    for (const auto& fn : (*registry)->List()) scheduler->Prepare(fn);  // Node's stem cells, code images
   // Every finished invocation is priced, recorded in the ledger (safe from kill -9) and counted
   // before its response goes out. Declared before the APIs: the ledger outlives the Event
   // invocations they wait for.

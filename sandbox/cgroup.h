@@ -48,9 +48,12 @@ class Cgroup {
   virtual Result<std::vector<int>> OpenProcsFds() = 0;
   virtual Result<CgroupStats> ReadStats() = 0;
   // The invocation path's read: memory_peak_bytes and cpu_usage_ns only, through control files
-  // kept open (pread), then the peak reset. A few microseconds instead of tens.
+  // kept open (pread); nothing written. A few microseconds instead of tens.
   virtual Result<CgroupStats> TakeUsage() = 0;
-  virtual Status ResetPeak() = 0;  // between warm invocations (v1: max_usage_in_bytes; v2: memory.peak if writable)
+  // The peak counts from now (v1: max_usage_in_bytes; v2: memory.peak where writable): once,
+  // after an instance's init, so that its peak is that of its invocations, as Lambda's
+  // "Max Memory Used" (the execution environment's high-water mark, never lowered while warm).
+  virtual Status ResetPeak() = 0;
   virtual Result<std::vector<int>> Pids() = 0;
   // SIGKILL every task (v2: cgroup.kill when present), wait until empty, remove the directories.
   virtual Status Destroy() = 0;

@@ -128,7 +128,6 @@ class CgroupV1 final : public Cgroup {
     if (!cpu) return cpu.error();
     st.memory_peak_bytes = *peak;
     st.cpu_usage_ns = *cpu;
-    if (auto s = peak_file_.Write("0"); !s) return s.error();
     return st;
   }
 

@@ -147,7 +147,6 @@ class CgroupV2 final : public Cgroup {
     auto usage_us = cpu_file_.ReadKeyed("usage_usec");
     if (!usage_us) return usage_us.error();
     st.cpu_usage_ns = *usage_us * 1000;
-    if (auto s = ResetPeak(); !s) return s.error();
     return st;
   }
 

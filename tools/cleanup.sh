@@ -89,8 +89,12 @@ if ((check)); then
   while read -r _ point _; do
     case "$point" in /tmp/forklet-*|*/forklet-test-state-*) echo "left: mount $point"; left=1 ;; esac
   done </proc/mounts
-  for f in /tmp/forklet-test-state-* /tmp/forklet-fn-* /tmp/forklet-demo-*; do
+  for f in /tmp/forklet-test-state-* /tmp/forklet-fn-* /tmp/forklet-demo-* /tmp/forklet-bench-nginx-* \
+           /tmp/forklet-erofs-probe-* /tmp/forklet-code-image-test-*; do
     [ -e "$f" ] && { echo "left: $f"; left=1; }
+  done
+  for pid in $(pgrep -f '^/usr/sbin/nginx -p /tmp/forklet-bench-nginx-' 2>/dev/null); do
+    echo "left: forklet-bench's nginx $pid"; left=1
   done
   if command -v ip >/dev/null; then
     links=$(ip -o link show 2>/dev/null | grep -E '^[0-9]+: (fk|forklet)')
@@ -104,6 +108,7 @@ if ((check)); then
 fi
 
 ((${#ours[@]})) && kill -KILL "${ours[@]}" 2>/dev/null
+pkill -KILL -f '^/usr/sbin/nginx -p /tmp/forklet-bench-nginx-' 2>/dev/null  # a killed bench's floor
 sleep 0.2
 
 # Every process in an unprotected tree goes, then its cgroups, deepest first.
@@ -126,7 +131,8 @@ grep -oE ' /tmp/forklet-[^ ]+' /proc/mounts 2>/dev/null | sort -r | while read -
   umount -l "$m" 2>/dev/null
 done
 for f in /tmp/forklet-test-state-* /tmp/forklet-fn-* /tmp/forklet-out-* /tmp/forklet-evil-* \
-         /tmp/forklet-demo-* /tmp/forklet-childsetup-* /tmp/forklet-criu-selftest.*; do
+         /tmp/forklet-demo-* /tmp/forklet-childsetup-* /tmp/forklet-criu-selftest.* \
+         /tmp/forklet-bench-nginx-* /tmp/forklet-erofs-probe-* /tmp/forklet-code-image-test-*; do
   [ -e "$f" ] || continue
   for s in "${foreign_states[@]}"; do [ "$f" = "$s" ] && continue 2; done  # a live daemon's
   rm -rf "$f" 2>/dev/null

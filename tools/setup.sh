@@ -11,8 +11,10 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev libsystemd-dev
   systemd dpkg-dev  # systemd-analyze verify on the unit; dpkg-shlibdeps for cpack -G DEB
   python3 awscli python3-boto3 bubblewrap zip unzip iproute2 procps curl
+  erofs-utils  # mkfs.erofs: each code revision as a read-only file system of its own (docs/attacks.md)
   python3-matplotlib python3-numpy python3-prometheus-client
   clang libclang-rt-dev  # libFuzzer and the sanitizers: tests/fuzz
+  nginx-light  # forklet-bench's HTTP floor (started by the bench on its own port; never as a service)
   qemu-system-x86 mmdebstrap e2fsprogs  # the VM suite: tests/vm (a Debian 12 guest under QEMU)
 )
 
@@ -24,7 +26,15 @@ if ((${#missing[@]})); then
   echo "forklet setup: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
+  # Packages are installed, not started: no service of theirs (nginx's on port 80) runs on this host.
+  policy=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    policy=/usr/sbin/policy-rc.d
+    printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy"
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  if [ -n "$policy" ]; then rm -f "$policy"; trap - EXIT; fi
 else
   echo "forklet setup: all Debian packages present"
 fi

@@ -145,7 +145,7 @@ Result<HttpReply> DaemonUnderTest::Admin(const std::string& method, const std::s
   return r;
 }
 
-Status DaemonUnderTest::Deploy(const std::string& name, const EmptyFunction& fn) {
+Status DaemonUnderTest::Deploy(const std::string& name, const EmptyFunction& fn, int memory_mb) {
   Result<std::string> zip = MakeError("zip", "no code");
   if (!fn.built_dir.empty()) {
     zip = tools::ZipDirectory(fn.built_dir);
@@ -166,7 +166,7 @@ Status DaemonUnderTest::Deploy(const std::string& name, const EmptyFunction& fn)
            {"Runtime", fn.lambda_runtime},
            {"Handler", fn.handler},
            {"Role", "arn:aws:iam::000000000000:role/forklet-bench"},
-           {"MemorySize", 128},
+           {"MemorySize", memory_mb},
            {"Timeout", 3},
            {"Code", {{"ZipFile", registry::Base64Encode(*zip)}}}};
   auto r = Admin("POST", "/2015-03-31/functions", req.dump());

@@ -65,7 +65,7 @@ class DaemonUnderTest {
   pid_t pid() const { return pid_; }  // 0 when attached
 
   // Creates (or replaces) function `name` running `fn`'s empty handler.
-  Status Deploy(const std::string& name, const EmptyFunction& fn);
+  Status Deploy(const std::string& name, const EmptyFunction& fn, int memory_mb);
   Status Delete(const std::string& name);
   Status DropIdleInstances(const std::string& function = {});
   Status DropZygote(const std::string& family);

@@ -13,6 +13,7 @@
 
 #include "bench/forklet_bench/baselines.h"
 #include "bench/forklet_bench/daemon.h"
+#include "bench/forklet_bench/http_floor.h"
 #include "bench/forklet_bench/measure.h"
 #include "bench/forklet_bench/memory.h"
 #include "bench/forklet_bench/options.h"
@@ -131,7 +132,7 @@ int main(int argc, char** argv) {
   int max_clients = 1;
   for (int c : o.clients) max_clients = std::max(max_clients, c);
   results.config = "samples: cold " + std::to_string(o.cold) + ", zygote " + std::to_string(o.zygote) +
-                   ", warm " + std::to_string(o.warm) +
+                   ", warm " + std::to_string(o.warm) + "; functions of " + std::to_string(o.memory_mb) + " MB" +
                    (o.baselines ? ", baselines " + std::to_string(o.baseline) : std::string()) +
                    "; daemon " + (o.endpoint.empty() ? "started by forklet-bench at " : "given at ") +
                    daemon->endpoint() + "; one client, keep-alive HTTP/1.1 over " +
@@ -143,7 +144,7 @@ int main(int argc, char** argv) {
   for (const auto& fn : EmptyFunctions()) {
     for (int i = 0; i < std::max(max_clients, 4); ++i) {
       std::string name = "forklet-bench-" + fn.family + "-" + std::to_string(i);
-      if (auto s = daemon->Deploy(name, fn); !s) Die("deploy: " + s.error().ToString());
+      if (auto s = daemon->Deploy(name, fn, o.memory_mb); !s) Die("deploy: " + s.error().ToString());
       functions[fn.family].push_back(name);
     }
   }
@@ -173,6 +174,23 @@ int main(int argc, char** argv) {
     }
   }
 
+  // The HTTP floor: one nginx answer on loopback, as many samples as the warm rows, and the same
+  // sweep levels, so that the warm path's median and tail have their floor in the same run.
+  std::unique_ptr<HttpFloorServer> http_floor;
+  if (o.baselines) {
+    auto started = HttpFloorServer::Start();
+    if (started) {
+      http_floor = std::move(started.value());
+      auto ms = MeasureHttpFloor(http_floor->endpoint(), o.warmup, o.warm);
+      if (!ms) Die(ms.error().ToString());
+      results.rows.push_back(Row(kHttpFloorBaseline, true,
+                                 "GET of a two-byte answer from nginx on loopback, same client, keep-alive",
+                                 std::move(ms.value())));
+    } else {
+      fprintf(stderr, "forklet-bench: no HTTP floor: %s\n", started.error().ToString().c_str());
+    }
+  }
+
   if (o.baselines) {
     const EmptyFunction& py = EmptyFunctions().front();
     results.rows.push_back(Row(kPythonBaseline, true, Joined(py.baseline_argv) + " (no isolation)",
@@ -198,6 +216,13 @@ int main(int argc, char** argv) {
   }
 
   if (o.sweep) {
+    if (http_floor) {
+      for (int c : o.clients) {
+        auto p = RunFloorSweepLevel(http_floor->endpoint(), HttpFloorServer::Path(), c, o.sweep_seconds);
+        if (!p) Die(p.error().ToString());
+        results.sweep.push_back(*p);
+      }
+    }
     for (const auto& fn : EmptyFunctions()) {
       for (const char* kind : {"warm", "zygote"}) {
         // Back-to-back new instances outrun the stem cells' background boots: mostly cold starts.
@@ -213,6 +238,8 @@ int main(int argc, char** argv) {
       }
     }
   }
+
+  http_floor.reset();
 
   if (o.memory) {
     const auto& fn = EmptyFunctions().front();

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <sstream>
 #include <thread>
 
@@ -89,10 +90,15 @@ Result<KindRun> MeasureStartKind(DaemonUnderTest& daemon, const std::string& fun
   return run;
 }
 
-Result<SweepPoint> RunSweepLevel(const std::string& endpoint, const std::vector<std::string>& functions,
-                                 const std::string& kind, int clients, double seconds) {
-  if (functions.size() < static_cast<size_t>(clients))
-    return MakeError("sweep", "fewer functions than clients");
+namespace {
+
+// One client's request: "" on success, else why it does not count.
+using OneRequest = std::function<std::string(HttpConnection& conn, int client)>;
+
+// `clients` threads, each with its own connection, send `one` back to back for `seconds` after
+// one untimed request each.
+Result<SweepPoint> RunClients(const std::string& endpoint, int clients, double seconds,
+                              const std::string& label, const OneRequest& one) {
   struct PerClient {
     std::vector<double> ms;
     size_t errors = 0;
@@ -109,20 +115,18 @@ Result<SweepPoint> RunSweepLevel(const std::string& endpoint, const std::vector<
       PerClient& me = per[static_cast<size_t>(c)];
       me.ms.reserve(1 << 16);
       HttpConnection conn(endpoint);
-      const std::string& fn = functions[static_cast<size_t>(c)];
-      (void)Invoke(conn, fn, kind);  // connects, and leaves a warm instance for warm runs
+      (void)one(conn, c);  // connects, and leaves a warm instance for warm runs
       ready++;
       while (!go.load(std::memory_order_acquire)) std::this_thread::yield();
       for (;;) {
         auto t0 = Clock::now();
         if (t0 >= deadline) break;
-        auto r = Invoke(conn, fn, kind);
+        std::string error = one(conn, c);
         auto t1 = Clock::now();
-        if (r && r->Header("x-forklet-start-kind") == kind) {
+        if (error.empty()) {
           me.ms.push_back(Ms(t0, t1));
         } else {
-          if (me.first_error.empty())
-            me.first_error = r ? "start kind " + r->Header("x-forklet-start-kind") : r.error().ToString();
+          if (me.first_error.empty()) me.first_error = error;
           ++me.errors;
         }
       }
@@ -133,8 +137,6 @@ Result<SweepPoint> RunSweepLevel(const std::string& endpoint, const std::vector<
   start = Clock::now();
   deadline = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
   go.store(true, std::memory_order_release);
-  char label[64];
-  snprintf(label, sizeof(label), "sweep %s x%d", kind.c_str(), clients);
   Progress progress(label, static_cast<size_t>(seconds * 10));
   while (Clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
@@ -144,7 +146,6 @@ Result<SweepPoint> RunSweepLevel(const std::string& endpoint, const std::vector<
   progress.Done();
 
   SweepPoint p;
-  p.kind = kind;
   p.clients = clients;
   std::vector<double> all;
   Clock::time_point end = start;
@@ -153,12 +154,44 @@ Result<SweepPoint> RunSweepLevel(const std::string& endpoint, const std::vector<
     p.errors += c.errors;
     end = std::max(end, c.end);
     if (c.ms.empty() && c.errors > 0)  // a client that never succeeded: the run is broken
-      return MakeError("sweep " + kind, c.first_error);
+      return MakeError(label, c.first_error);
   }
   p.requests = all.size();
   p.seconds = Ms(start, end) / 1000.0;
   p.throughput = static_cast<double>(p.requests) / p.seconds;
   p.latency = Summarize(all);
+  return p;
+}
+
+}  // namespace
+
+Result<SweepPoint> RunSweepLevel(const std::string& endpoint, const std::vector<std::string>& functions,
+                                 const std::string& kind, int clients, double seconds) {
+  if (functions.size() < static_cast<size_t>(clients))
+    return MakeError("sweep", "fewer functions than clients");
+  auto p = RunClients(endpoint, clients, seconds, "sweep " + kind + " x" + std::to_string(clients),
+                      [&](HttpConnection& conn, int c) -> std::string {
+                        auto r = Invoke(conn, functions[static_cast<size_t>(c)], kind);
+                        if (!r) return r.error().ToString();
+                        std::string got = r->Header("x-forklet-start-kind");
+                        return got == kind ? std::string() : "start kind " + got;
+                      });
+  if (p) p->kind = kind;
+  return p;
+}
+
+Result<SweepPoint> RunFloorSweepLevel(const std::string& endpoint, const std::string& path, int clients,
+                                      double seconds) {
+  auto p = RunClients(endpoint, clients, seconds, "sweep http floor x" + std::to_string(clients),
+                      [&](HttpConnection& conn, int) -> std::string {
+                        auto r = conn.Call("GET", path);
+                        if (!r) return r.error().ToString();
+                        return r->status == 200 ? std::string() : "HTTP " + std::to_string(r->status);
+                      });
+  if (p) {
+    p->family = "http floor";
+    p->kind = "nginx";
+  }
   return p;
 }
 

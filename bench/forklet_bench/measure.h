@@ -50,4 +50,8 @@ struct SweepPoint {
 Result<SweepPoint> RunSweepLevel(const std::string& endpoint, const std::vector<std::string>& functions,
                                  const std::string& kind, int clients, double seconds);
 
+// The same with GET `path` of an HTTP server (the nginx floor): family "http floor".
+Result<SweepPoint> RunFloorSweepLevel(const std::string& endpoint, const std::string& path, int clients,
+                                      double seconds);
+
 }  // namespace forklet::bench

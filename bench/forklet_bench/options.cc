@@ -22,6 +22,9 @@ concurrency sweep, the stage breakdown and the memory of an idle instance. Runs 
   --pre-booted N          zygote samples of Node.js, whose zygote start takes a pre-booted stem
                           cell and waits for its successor to boot first (default 100)
   --warmup N              untimed requests before each start kind (default 20; cold: 2)
+  --memory MB             the benchmark functions' memory size (default 1769: a full core of CPU
+                          quota; with 128 a back-to-back client meets the function's CPU share,
+                          which shows as the warm tail)
   --baseline N            runs of each process baseline (default 50)
   --floor-iterations N    clone() iterations inside the clone floor (default 2000)
   --clients LIST          concurrency sweep levels (default 1,2,4,8)
@@ -99,6 +102,12 @@ bool ParseOptions(int argc, char** argv, Options* o, std::string* message, bool*
           return false;
         }
         o->clients.push_back(n);
+      }
+    } else if (a == "--memory") {
+      if (!value() || !Int(a, v, 128, &o->memory_mb, message)) return false;
+      if (o->memory_mb > 10240) {
+        *message = "--memory: at most 10240 (Lambda's limit)";
+        return false;
       }
     } else if (a == "--sweep-seconds") {
       if (!value()) return false;

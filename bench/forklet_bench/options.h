@@ -18,6 +18,9 @@ struct Options {
   int floor_iterations = 2000;           // iterations inside one clone-floor run
   std::vector<int> clients = {1, 2, 4, 8};
   double sweep_seconds = 2;
+  // Every benchmark function's memory size. 1769 MB: one full core of CPU quota (Lambda's ratio),
+  // so that back-to-back warm invocations measure forklet, not a small function's CPU share.
+  int memory_mb = 1769;
   bool baselines = true, sweep = true, memory = true;
   std::string json, csv, plot, table;    // output files; empty: none
 };

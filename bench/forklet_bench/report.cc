@@ -131,7 +131,8 @@ std::string StageTable(const BenchResults& r) {
 }
 
 json SummaryJson(const Summary& s) {
-  return json{{"n", s.n}, {"p50", s.p50}, {"p90", s.p90}, {"p99", s.p99}, {"max", s.max}, {"mean", s.mean}};
+  return json{{"n", s.n},     {"p50", s.p50}, {"p90", s.p90},  {"p99", s.p99},
+              {"p999", s.p999}, {"max", s.max}, {"mean", s.mean}};
 }
 
 }  // namespace
@@ -177,6 +178,37 @@ void CheckBars(BenchResults& r, const std::string& family) {
   const SweepPoint* z = BestAtTwoPlus(r, family, "zygote");
   add("zygote-start throughput with 2+ clients", ">= 400/s", z != nullptr,
       z ? Format("%.0f/s (%d clients)", z->throughput, z->clients) : "", z && z->throughput >= 400);
+  // The warm path (issue 21), for every runtime measured: its median near one HTTP answer, its
+  // tail near its median, with one connection and with the sweep's most.
+  const LatencyRow* http = Find(r, kHttpFloorBaseline);
+  for (const auto& row : r.rows) {
+    if (row.baseline || row.name.size() <= 5 || row.name.compare(row.name.size() - 5, 5, " warm") != 0) continue;
+    const std::string fam = row.name.substr(0, row.name.size() - 5);
+    const Summary& s = row.summary;
+    add(fam + " warm p50 at most 2x one nginx answer (1 connection)", "<= 2.0x", http != nullptr,
+        http ? Format("%.2fx (%.3f vs %.3f ms)", s.p50 / http->summary.p50, s.p50, http->summary.p50) : "",
+        http && s.p50 <= 2 * http->summary.p50);
+    add(fam + " warm p99 at most 4x its p50 (1 connection)", "<= 4.0x", true,
+        Format("%.1fx (p99 %.3f ms)", s.p99 / s.p50, s.p99), s.p99 <= 4 * s.p50);
+    const SweepPoint* most = nullptr;
+    const SweepPoint* floor_most = nullptr;
+    for (const auto& p : r.sweep) {
+      if (p.family == fam && p.kind == "warm" && (!most || p.clients > most->clients)) most = &p;
+    }
+    for (const auto& p : r.sweep)
+      if (most && p.family == "http floor" && p.clients == most->clients) floor_most = &p;
+    if (most && most->clients > 1) {
+      add(fam + " warm p99 at most 4x its p50 (" + std::to_string(most->clients) + " connections)", "<= 4.0x",
+          true, Format("%.1fx (p50 %.3f, p99 %.3f ms)", most->latency.p99 / most->latency.p50,
+                       most->latency.p50, most->latency.p99),
+          most->latency.p99 <= 4 * most->latency.p50);
+      add(fam + " warm p50 at most 2x nginx's (" + std::to_string(most->clients) + " connections)", "<= 2.0x",
+          floor_most != nullptr,
+          floor_most ? Format("%.2fx (%.3f vs %.3f ms)", most->latency.p50 / floor_most->latency.p50,
+                              most->latency.p50, floor_most->latency.p50) : "",
+          floor_most && most->latency.p50 <= 2 * floor_most->latency.p50);
+    }
+  }
   add("idle warm instance PSS beyond its zygote", "<= 3.0 MB", r.memory.has_value(),
       r.memory ? Format("%.2f MB", r.memory->marginal_pss_mb) : "", r.memory && r.memory->marginal_pss_mb <= 3.0);
 }
@@ -185,8 +217,8 @@ std::string FormatTable(const BenchResults& r) {
   std::string out;
   out += "forklet-bench: " + r.machine + "\n";
   out += "  " + r.config + "\n\n";
-  out += Format("%-34s %6s %9s %9s %9s %9s %10s %8s %8s\n", "response time (ms)", "n", "p50",
-                "p90", "p99", "max", "/python3-c", "/bwrap", "/floor");
+  out += Format("%-34s %6s %9s %9s %9s %9s %9s %10s %8s %8s %7s\n", "response time (ms)", "n", "p50",
+                "p90", "p99", "p99.9", "max", "/python3-c", "/bwrap", "/floor", "/http");
   bool baselines_started = false;
   for (const auto& row : r.rows) {
     if (row.baseline && !baselines_started) {
@@ -194,23 +226,25 @@ std::string FormatTable(const BenchResults& r) {
       baselines_started = true;
     }
     const Summary& s = row.summary;
-    out += Format("  %-32s %6zu %9.3f %9.3f %9.3f %9.3f %10s %8s %8s\n", row.name.c_str(), s.n, s.p50,
-                  s.p90, s.p99, s.max, RatioCell(Ratio(r, row, kPythonBaseline)).c_str(),
+    const bool warm = row.name.size() > 5 && row.name.compare(row.name.size() - 5, 5, " warm") == 0;
+    out += Format("  %-32s %6zu %9.3f %9.3f %9.3f %9.3f %9.3f %10s %8s %8s %7s\n", row.name.c_str(), s.n,
+                  s.p50, s.p90, s.p99, s.p999, s.max, RatioCell(Ratio(r, row, kPythonBaseline)).c_str(),
                   RatioCell(Ratio(r, row, kBwrapBaseline)).c_str(),
-                  RatioCell(Ratio(r, row, kFloorBaseline)).c_str());
+                  RatioCell(Ratio(r, row, kFloorBaseline)).c_str(),
+                  warm ? RatioCell(Ratio(r, row, kHttpFloorBaseline)).c_str() : "");
   }
-  out += "  (ratios: p50 over the baseline's p50)\n";
+  out += "  (ratios: p50 over the baseline's p50; /http for warm rows: over one nginx answer's)\n";
   for (const auto& row : r.rows)
     if (!row.what.empty()) out += Format("  %-32s %s\n", row.name.c_str(), row.what.c_str());
   out += "\n" + StageTable(r);
   if (!r.sweep.empty()) {
-    out += Format("\n%-22s %7s %9s %7s %10s %9s %9s %9s %9s\n", "concurrency sweep", "clients",
-                  "requests", "errors", "per s", "p50 ms", "p90 ms", "p99 ms", "max ms");
+    out += Format("\n%-22s %7s %9s %7s %10s %9s %9s %9s %9s %9s %8s\n", "concurrency sweep", "clients",
+                  "requests", "errors", "per s", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms", "p99/p50");
     for (const auto& p : r.sweep)
-      out += Format("  %-20s %7d %9zu %7zu %10.0f %9.3f %9.3f %9.3f %9.3f\n",
+      out += Format("  %-20s %7d %9zu %7zu %10.0f %9.3f %9.3f %9.3f %9.3f %9.3f %7.1fx\n",
                     (p.family + " " + (p.kind == "zygote" ? "new sandbox" : p.kind)).c_str(), p.clients,
                     p.requests, p.errors, p.throughput, p.latency.p50, p.latency.p90, p.latency.p99,
-                    p.latency.max);
+                    p.latency.p999, p.latency.max, p.latency.p50 > 0 ? p.latency.p99 / p.latency.p50 : 0.0);
   }
   if (r.memory) {
     const auto& m = *r.memory;
@@ -288,20 +322,21 @@ Status WriteJson(const BenchResults& r, const std::string& path) {
 
 Status WriteCsv(const BenchResults& r, const std::string& path) {
   std::ofstream f(path);
-  f << "section,name,clients,n,p50_ms,p90_ms,p99_ms,max_ms,mean_ms,throughput_per_s,"
+  f << "section,name,clients,n,p50_ms,p90_ms,p99_ms,p999_ms,max_ms,mean_ms,throughput_per_s,"
        "p50_vs_python3_c,p50_vs_bwrap,p50_vs_clone_floor\n";
   auto num = [](double v) { return std::isnan(v) ? std::string() : Format("%.6g", v); };
   for (const auto& row : r.rows) {
     const Summary& s = row.summary;
     f << (row.baseline ? "baseline" : "forklet") << ",\"" << row.name << "\",1," << s.n << ","
-      << num(s.p50) << "," << num(s.p90) << "," << num(s.p99) << "," << num(s.max) << "," << num(s.mean)
-      << ",," << num(Ratio(r, row, kPythonBaseline)) << "," << num(Ratio(r, row, kBwrapBaseline)) << ","
+      << num(s.p50) << "," << num(s.p90) << "," << num(s.p99) << "," << num(s.p999) << "," << num(s.max)
+      << "," << num(s.mean) << ",," << num(Ratio(r, row, kPythonBaseline)) << "," << num(Ratio(r, row, kBwrapBaseline)) << ","
       << num(Ratio(r, row, kFloorBaseline)) << "\n";
   }
   for (const auto& p : r.sweep) {
     const Summary& s = p.latency;
     f << "sweep,\"" << p.family << " " << p.kind << "\"," << p.clients << "," << s.n << "," << num(s.p50) << "," << num(s.p90)
-      << "," << num(s.p99) << "," << num(s.max) << "," << num(s.mean) << "," << num(p.throughput) << ",,,\n";
+      << "," << num(s.p99) << "," << num(s.p999) << "," << num(s.max) << "," << num(s.mean) << ","
+      << num(p.throughput) << ",,,\n";
   }
   if (!f) return SysError("write " + path);
   return {};

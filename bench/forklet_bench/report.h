@@ -17,6 +17,7 @@ constexpr const char* kPythonBaseline = "python3 -c";
 constexpr const char* kBwrapBaseline = "bwrap + python3 -c";
 constexpr const char* kFloorBaseline = "clone floor";
 constexpr const char* kFloorProcessBaseline = "clone floor (process)";
+constexpr const char* kHttpFloorBaseline = "http floor (nginx)";
 
 struct LatencyRow {
   std::string name;   // "python3 zygote", "python3 -c", ...

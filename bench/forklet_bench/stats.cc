@@ -33,6 +33,7 @@ Summary Summarize(const std::vector<double>& ms) {
   s.p50 = AtSorted(sorted, 50);
   s.p90 = AtSorted(sorted, 90);
   s.p99 = AtSorted(sorted, 99);
+  s.p999 = AtSorted(sorted, 99.9);
   s.max = sorted.back();
   s.mean = std::accumulate(sorted.begin(), sorted.end(), 0.0) / static_cast<double>(sorted.size());
   return s;

@@ -9,7 +9,7 @@ namespace forklet::bench {
 
 struct Summary {
   size_t n = 0;
-  double p50 = 0, p90 = 0, p99 = 0, max = 0, mean = 0;  // ms
+  double p50 = 0, p90 = 0, p99 = 0, p999 = 0, max = 0, mean = 0;  // ms (p999: p99.9)
 };
 
 double Percentile(std::vector<double> xs, double p);  // p in [0, 100]

@@ -60,14 +60,20 @@ class FdStream {
     size_t n = Gather<asio::mutable_buffer>(buffers, iov);
     ec = {};
     if (n == 0) return 0;
-    if (!Wait(POLLIN, ec)) return 0;
     msghdr msg{};
     msg.msg_iov = iov;
     msg.msg_iovlen = n;
     ssize_t r;
-    do r = ::recvmsg(fd_, &msg, 0);
-    while (r < 0 && errno == EINTR);
-    if (r < 0) ec.assign(errno, boost::system::system_category());
+    // The bytes are usually there already: try first, wait only when there is nothing yet.
+    for (;;) {
+      r = ::recvmsg(fd_, &msg, MSG_DONTWAIT);
+      if (r >= 0 || errno == EINTR) {
+        if (r >= 0) break;
+        continue;
+      }
+      if (errno != EAGAIN || !Wait(POLLIN, ec)) break;
+    }
+    if (r < 0 && !ec) ec.assign(errno, boost::system::system_category());
     else if (r == 0) ec = asio::error::eof;  // Beast turns this into end_of_stream / partial_message
     return r > 0 ? static_cast<size_t>(r) : 0;
   }
@@ -78,14 +84,20 @@ class FdStream {
     size_t n = Gather<asio::const_buffer>(buffers, iov);
     ec = {};
     if (n == 0) return 0;
-    if (!Wait(POLLOUT, ec)) return 0;
     msghdr msg{};
     msg.msg_iov = iov;
     msg.msg_iovlen = n;
     ssize_t r;
-    do r = ::sendmsg(fd_, &msg, MSG_NOSIGNAL);  // a vanished client is an error, not SIGPIPE
-    while (r < 0 && errno == EINTR);
-    if (r < 0) ec.assign(errno, boost::system::system_category());
+    // A vanished client is an error, not SIGPIPE. Wait only when the socket buffer is full.
+    for (;;) {
+      r = ::sendmsg(fd_, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (r >= 0 || errno == EINTR) {
+        if (r >= 0) break;
+        continue;
+      }
+      if (errno != EAGAIN || !Wait(POLLOUT, ec)) break;
+    }
+    if (r < 0 && !ec) ec.assign(errno, boost::system::system_category());
     return r > 0 ? static_cast<size_t>(r) : 0;
   }
 
@@ -108,16 +120,17 @@ class FdStream {
  private:
   // Until fd is ready for events or the deadline passes (then ec is timed_out).
   bool Wait(short events, beast::error_code& ec) {
-    if (deadline_ == std::chrono::steady_clock::time_point::max()) return true;
+    const bool forever = deadline_ == std::chrono::steady_clock::time_point::max();
     for (;;) {
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-          deadline_ - std::chrono::steady_clock::now()).count();
-      if (left <= 0) {
+      auto left = forever ? -1LL
+                          : std::chrono::duration_cast<std::chrono::milliseconds>(
+                                deadline_ - std::chrono::steady_clock::now()).count();
+      if (!forever && left <= 0) {
         ec = asio::error::timed_out;
         return false;
       }
       pollfd p{fd_, events, 0};
-      int rc = ::poll(&p, 1, static_cast<int>(std::min<long long>(left, 1 << 30)));
+      int rc = ::poll(&p, 1, forever ? -1 : static_cast<int>(std::min<long long>(left, 1 << 30)));
       if (rc > 0) return true;
       if (rc < 0 && errno != EINTR) {
         ec.assign(errno, boost::system::system_category());

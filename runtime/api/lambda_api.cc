@@ -201,7 +201,7 @@ HttpResponse LambdaApi::CreateFunction(const HttpRequest& r) {
   if (!zip) return FromError(zip.error());
   auto created = registry_->Create(std::move(cfg.value()), *zip);
   if (!created) return FromError(created.error());
-  scheduler_->Prepare(created->config);
+  scheduler_->Prepare(*created);
   return Json(201, registry::ToLambdaJson(created->config));
 }
 
@@ -252,7 +252,10 @@ HttpResponse LambdaApi::UpdateCode(const FunctionRef& ref, const HttpRequest& r)
   if (!zip) return FromError(zip.error());
   auto updated = registry_->UpdateCode(ref.name, *zip, *options);
   if (!updated) return FromError(updated.error());
-  if (!options->dry_run) scheduler_->FunctionChanged(ref.name);
+  if (!options->dry_run) {
+    scheduler_->FunctionChanged(ref.name);
+    scheduler_->Prepare(*updated);  // the new revision's code image, ahead of its first start
+  }
   return Json(200, registry::ToLambdaJson(updated->config));
 }
 

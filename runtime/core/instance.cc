@@ -139,18 +139,22 @@ Instance::Read Instance::ReadFrame(Clock::time_point deadline, uint32_t* type, s
       *type = h.type;
       return Read::kFrame;
     }
-    pollfd p[2] = {{channel_fd_, POLLIN, 0}, {log_fd_, POLLIN, 0}};
-    int rc = poll(p, 2, MillisUntil(deadline));
-    if (rc < 0 && errno == EINTR) continue;
-    if (rc == 0) return Read::kTimeout;
-    if (p[1].revents & (POLLIN | POLLHUP)) DrainLog(logs);
-    if (!(p[0].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+    // Read first: after the header, the rest of a small frame is already there. Wait (and drain
+    // the instance's output meanwhile, so that a full log pipe never stalls it) only when not.
     char* dst = phase == 0 ? reinterpret_cast<char*>(&h) + have
                 : phase == 3 ? scratch.data()
                              : target->data() + have;
     size_t room = phase == 3 ? std::min(scratch.size(), want - have) : want - have;
     ssize_t n = read(channel_fd_, dst, room);
-    if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EAGAIN) {
+      pollfd p[2] = {{channel_fd_, POLLIN, 0}, {log_fd_, POLLIN, 0}};
+      int rc = poll(p, 2, MillisUntil(deadline));
+      if (rc < 0 && errno == EINTR) continue;
+      if (rc == 0) return Read::kTimeout;
+      if (p[1].revents & (POLLIN | POLLHUP)) DrainLog(logs);
+      continue;
+    }
     if (n <= 0) return Read::kEof;
     have += static_cast<size_t>(n);
     if (phase == 0 && have == sizeof(h)) {
@@ -338,7 +342,7 @@ Status Instance::Start(const nlohmann::json& init, Clock::time_point deadline, S
     Destroy();
     return {};
   }
-  (void)TakeUsage();  // init's memory and CPU are not the first invocation's
+  ResetUsage();  // init's CPU is not the first invocation's; its memory peak counts from here
   return {};
 }
 
@@ -355,7 +359,7 @@ Status Instance::Resume(Clock::time_point deadline) {
     return MakeError("restore", r == Read::kTimeout ? "the restored instance did not answer"
                                                     : "the restored instance did not say ready");
   }
-  (void)TakeUsage();  // criu's own work in the cgroup is not the first invocation's
+  ResetUsage();  // criu's own work in the cgroup is not the first invocation's
   return {};
 }
 
@@ -414,6 +418,11 @@ ChannelResult Instance::Invoke(const std::string& request_id, int64_t deadline_e
 bool Instance::QuietWhileIdle() {
   pollfd p{channel_fd_, POLLIN, 0};
   return !dead_ && poll(&p, 1, 0) == 0;
+}
+
+void Instance::ResetUsage() {
+  (void)TakeUsage();
+  if (cgroup_) (void)cgroup_->ResetPeak();
 }
 
 Instance::Usage Instance::TakeUsage() {

@@ -67,13 +67,14 @@ class Instance {
   ChannelResult Invoke(const std::string& request_id, int64_t deadline_epoch_ms,
                        const std::string& payload, Clock::time_point deadline);
 
-  // Peak memory (MB) and CPU time (ms) since the last call; resets the peak for the next
-  // invocation. One read of the cgroup's counters.
+  // Peak memory (MB) since init (Lambda's Max Memory Used: the high-water mark of the execution
+  // environment) and CPU time (ms) since the last call. Two preads of the cgroup's counters.
   struct Usage {
     uint64_t peak_memory_mb = 0;
     double cpu_ms = 0;
   };
   Usage TakeUsage();
+  void ResetUsage();  // after init or a restore: what they used is not an invocation's
 
   void Destroy();  // SIGKILL, reap, remove the cgroup. Idempotent.
 

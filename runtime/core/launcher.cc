@@ -2,6 +2,7 @@
 // stem cells, sandbox spec, cgroup, fork, ready. Snapshots (checkpoint and restore) are in launcher_snapshots.cc.
 #include "runtime/core/launcher.h"
 
+#include "sandbox/code_image.h"
 #include "sandbox/template_root.h"
 
 #include <fcntl.h>
@@ -110,6 +111,13 @@ Result<std::unique_ptr<Launcher>> Launcher::Create(const LauncherOptions& option
   l->LimitSubtree();
   l->pool_ = std::make_unique<sandbox::CgroupPool>(l->tree_.get(), options.cgroup_pool_size);
   if (options.netns_pool_size > 0) l->netns_ = std::make_unique<NetnsPool>(options.netns_pool_size);
+  std::string no_images;
+  const bool images = sandbox::CodeImagesSupported(&no_images);
+  if (!images)
+    log::Warning("code images off: " + no_images +
+                 "; an instance's /var/task is a bind mount of the unpacked code, so its "
+                 "/proc/self/mountinfo shows the state dir's path");
+  l->code_mounts_ = std::make_unique<CodeMounts>(images);
   auto zcg = l->tree_->Create("zygotes");
   if (!zcg) return zcg.error();
   l->zygote_cgroup_ = std::move(zcg.value());
@@ -199,6 +207,8 @@ void Launcher::LimitSubtree() {
                    ? ", " + std::to_string(subtree_socket_bytes_ >> 20) + " MB of socket buffers"
                    : std::string()));
 }
+
+void Launcher::PrepareCode(const registry::Deployed& fn) { code_mounts_->Prepare(fn); }
 
 void Launcher::WarmerLoop() {
   while (!stopping_) {
@@ -530,7 +540,7 @@ Status Launcher::StartStemCell(const registry::Deployed& fn, const StemCell& cel
   out->stages.emplace_back("cgroup", MsSince(t_cg));
 
   auto t_tree = Clock::now();
-  auto code = sandbox::DetachedReadOnlyTree(fn.code_dir);
+  auto code = code_mounts_->ForInstance(fn);
   if (!code) return code.error();
   out->stages.emplace_back("code_tree", MsSince(t_tree));
   auto t_mount = Clock::now();
@@ -601,7 +611,7 @@ Result<Launched> Launcher::ForkAndStart(const registry::Deployed& fn, bool exec_
   const std::string family = registry::RuntimeFamily(cfg.runtime);
   auto t0 = Clock::now();
   Launched out;
-  auto code = sandbox::DetachedReadOnlyTree(fn.code_dir);
+  auto code = code_mounts_->ForInstance(fn);
   if (!code) return code.error();
   bool booted = false;
   auto forked = ForkInstance(family, &cfg, LimitsFor(cfg.memory_mb), *code, exec_runner, &booted, &out.stages);

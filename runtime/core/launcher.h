@@ -13,6 +13,7 @@
 #include <string>
 #include <thread>
 
+#include "runtime/core/code_mounts.h"
 #include "runtime/core/instance.h"
 #include "runtime/core/zygote_bank.h"
 #include "runtime/core/zygote_supervisor.h"
@@ -123,6 +124,9 @@ class Launcher {
   // A function of this runtime family exists (deployed, or found at start-up): its spare
   // zygotes, or its stem cells, boot now in the background. A host without Node functions runs no Node.
   void Prepare(const std::string& family);
+  // fn's code as the filesystem its instances mount (runtime/core/code_mounts.h), made ahead of
+  // its first start, in the background.
+  void PrepareCode(const registry::Deployed& fn);
   // Stops a runtime's zygotes, spare and bound: the next new instance of that runtime is a cold
   // start, and no spare boots until it. For a runtime with stem cells (nodejs) it drops those
   // and pauses their pool until that start.
@@ -213,6 +217,7 @@ class Launcher {
   // Live, unreaped zygotes, one of which the warmer re-attaches to its own cgroup. A zygote's
   // pid leaves it under warm_mu_ before the zygote is reaped, so the warmer never writes a pid
   // that could be reused.
+  std::unique_ptr<CodeMounts> code_mounts_;
   std::mutex warm_mu_;
   std::set<pid_t> warm_pids_;
   std::atomic<bool> stopping_{false};

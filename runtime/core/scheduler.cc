@@ -21,6 +21,8 @@ std::string ErrorBody(const std::string& message, const std::string& type) {
   return nlohmann::json{{"errorMessage", message}, {"errorType", type}}.dump();
 }
 
+constexpr auto kParkGrace = std::chrono::milliseconds(50);  // idle this long: frozen
+
 std::string PoolKey(const registry::FunctionConfig& cfg) { return cfg.name + "/" + cfg.function_id; }
 
 int64_t EpochMs() {
@@ -84,16 +86,17 @@ void Scheduler::TeardownLoop() {
 }
 
 void Scheduler::ParkLoop() {
-  // A moment of grace after the response: a runtime that exits right after answering (a custom
-  // runtime's one-shot bootstrap) is seen to have ended, instead of being frozen on its way out
-  // and found dead by the next invocation. Unfrozen work after a response is bounded by it (and
-  // the CPU quota: 12.5 ms of CPU at 128 MB).
-  constexpr auto kGrace = std::chrono::milliseconds(50);
+  // kParkGrace, a moment of grace after the response: a runtime that exits right after answering
+  // (a custom runtime's one-shot bootstrap) is seen to have ended, instead of being frozen on its
+  // way out and found dead by the next invocation. Unfrozen work after a response is bounded by
+  // it (and the CPU quota: 12.5 ms of CPU at 128 MB).
   constexpr auto kNothingDue = std::chrono::hours(24);
   std::unique_lock lock(mu_);
   auto next = Clock::now() + kNothingDue;
   for (;;) {
+    park_next_ = next;
     park_cv_.wait_until(lock, next, [&] { return stopping_ || park_pending_; });
+    park_next_ = Clock::time_point::min();  // scanning: whatever is released meanwhile is seen
     if (stopping_) return;
     park_pending_ = false;
     const auto now = Clock::now();
@@ -101,10 +104,10 @@ void Scheduler::ParkLoop() {
     for (auto& [name, pool] : pools_) {
       for (auto& inst : pool.idle) {
         if (inst->parked()) continue;
-        if (now - inst->last_used >= kGrace) {
+        if (now - inst->last_used >= kParkGrace) {
           inst->Park();  // one write; nothing waits for the tasks to stop
         } else {
-          next = std::min(next, inst->last_used + kGrace);
+          next = std::min(next, inst->last_used + kParkGrace);
         }
       }
     }
@@ -157,60 +160,66 @@ InvokeResult Scheduler::Invoke(const registry::Deployed& fn, const std::string& 
   InvokeResult result;
   result.start_epoch_ms = EpochMs();
   std::unique_ptr<Instance> instance;
-  {
-    std::lock_guard lock(mu_);
-    Pool& pool = pools_[PoolKey(cfg)];
-    pool.name = cfg.name;
-    // Idle instances of an older revision are never used again.
-    for (size_t i = 0; i < pool.idle.size();) {
-      if (pool.idle[i]->generation() != generation) {
-        auto old = std::move(pool.idle[i]);
-        pool.idle.erase(pool.idle.begin() + static_cast<long>(i));
-        Retire(std::move(old));
-      } else {
-        ++i;
+  double thaw_ms = 0;
+  for (;;) {
+    {
+      std::lock_guard lock(mu_);
+      Pool& pool = pools_[PoolKey(cfg)];
+      pool.name = cfg.name;
+      // Idle instances of an older revision are never used again.
+      for (size_t i = 0; i < pool.idle.size();) {
+        if (pool.idle[i]->generation() != generation) {
+          auto old = std::move(pool.idle[i]);
+          pool.idle.erase(pool.idle.begin() + static_cast<long>(i));
+          Retire(std::move(old));
+        } else {
+          ++i;
+        }
       }
-    }
-    // Reserved concurrency bounds what runs at once, on warm instances too (0: nothing runs).
-    const uint32_t limit = cfg.reserved_concurrency.value_or(options_.max_instances_per_function);
-    if (pool.busy >= limit) {
-      result.outcome = Outcome::kThrottled;
-      result.error_message = "Rate Exceeded.";
-      return result;
-    }
-    double thaw_ms = 0;
-    while (!pool.idle.empty() && !fresh_instance && !instance) {
-      instance = std::move(pool.idle.back());
-      pool.idle.pop_back();
-      // One that ended while idle (e.g. a custom runtime that exited after its response) is
-      // retired here: the invocation gets a new instance instead of its death.
-      if (!instance->QuietWhileIdle()) {
-        Retire(std::move(instance));
-        continue;
-      }
-      auto t_thaw = Clock::now();
-      if (auto s = instance->Unpark(); !s) {
-        log::Warning("instance " + std::to_string(instance->pid()) + " could not be thawed: " +
-                     s.error().ToString());
-        Retire(std::move(instance));
-        continue;
-      }
-      thaw_ms = MsSince(t_thaw);
-    }
-    if (instance) {
-      result.start = StartKind::kWarm;
-      result.stages.emplace_back("thaw", thaw_ms);
-    } else {
-      while (live_memory_mb_ + cfg.memory_mb > options_.memory_budget_mb && EvictOneIdleLocked()) {
-      }
-      if (live_memory_mb_ + cfg.memory_mb > options_.memory_budget_mb) {
+      // Reserved concurrency bounds what runs at once, on warm instances too (0: nothing runs).
+      const uint32_t limit = cfg.reserved_concurrency.value_or(options_.max_instances_per_function);
+      if (pool.busy >= limit) {
         result.outcome = Outcome::kThrottled;
-        result.error_message = "Rate Exceeded. (no memory left for a new instance on this node)";
+        result.error_message = "Rate Exceeded.";
         return result;
       }
-      live_memory_mb_ += cfg.memory_mb;
+      while (!pool.idle.empty() && !fresh_instance && !instance) {
+        instance = std::move(pool.idle.back());
+        pool.idle.pop_back();
+        // One that ended while idle (e.g. a custom runtime that exited after its response) is
+        // retired here: the invocation gets a new instance instead of its death.
+        if (!instance->QuietWhileIdle()) Retire(std::move(instance));
+      }
+      if (!instance) {
+        while (live_memory_mb_ + cfg.memory_mb > options_.memory_budget_mb && EvictOneIdleLocked()) {
+        }
+        if (live_memory_mb_ + cfg.memory_mb > options_.memory_budget_mb) {
+          result.outcome = Outcome::kThrottled;
+          result.error_message = "Rate Exceeded. (no memory left for a new instance on this node)";
+          return result;
+        }
+        live_memory_mb_ += cfg.memory_mb;
+      }
+      pool.busy++;
     }
-    pool.busy++;
+    // The thaw (a write to the freezer) runs outside the lock: it is this invocation's alone, and
+    // the park thread no longer sees an instance taken from the idle list.
+    if (!instance || !instance->parked()) break;
+    auto t_thaw = Clock::now();
+    auto thawed = instance->Unpark();
+    if (thawed) {
+      thaw_ms = MsSince(t_thaw);
+      break;
+    }
+    log::Warning("instance " + std::to_string(instance->pid()) + " could not be thawed: " +
+                 thawed.error().ToString());
+    std::lock_guard lock(mu_);
+    pools_[PoolKey(cfg)].busy--;
+    Retire(std::move(instance));  // and choose again
+  }
+  if (instance) {
+    result.start = StartKind::kWarm;
+    result.stages.emplace_back("thaw", thaw_ms);
   }
 
   auto release = [&](std::unique_ptr<Instance> inst, bool new_instance_failed) {
@@ -228,8 +237,12 @@ InvokeResult Scheduler::Invoke(const registry::Deployed& fn, const std::string& 
         Retire(std::move(inst));
       } else {
         pool.idle.push_back(std::move(inst));
-        park_pending_ = true;  // frozen soon after, off this path
-        park_cv_.notify_one();
+        // Frozen soon after, off this path; the park thread is woken only if it would not
+        // look again before this instance's grace ends.
+        if (park_next_ > pool.idle.back()->last_used + kParkGrace) {
+          park_pending_ = true;
+          park_cv_.notify_one();
+        }
       }
     }
     if (pool.forgotten && pool.busy == 0 && pool.idle.empty()) pools_.erase(it);
@@ -321,6 +334,11 @@ InvokeResult Scheduler::Invoke(const registry::Deployed& fn, const std::string& 
   result.total_ms = MsSince(t0);
   result.end_epoch_ms = EpochMs();
   return result;
+}
+
+void Scheduler::Prepare(const registry::Deployed& fn) {
+  Prepare(fn.config);
+  if (launcher_) launcher_->PrepareCode(fn);
 }
 
 void Scheduler::Prepare(const registry::FunctionConfig& config) {

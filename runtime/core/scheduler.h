@@ -56,6 +56,7 @@ class Scheduler {
 
   // A function was deployed or reconfigured: what its runtime keeps ready (stem cells) starts.
   void Prepare(const registry::FunctionConfig& config);
+  void Prepare(const registry::Deployed& fn);  // and its code image (runtime/core/code_mounts.h)
   // Tears down idle instances of one function (or all when empty); returns how many.
   size_t DropIdle(const std::string& function);
   // After a delete: forget the function's pool, snapshot and zygote; busy instances go when they finish.
@@ -134,6 +135,9 @@ class Scheduler {
   std::thread teardown_thread_;
   std::thread keep_alive_thread_;
   bool park_pending_ = false;  // an instance became idle and is not frozen yet
+  // When the park thread wakes next by itself: an instance that becomes idle needs no wake-up
+  // when that is no later than its grace ends (back-to-back invocations wake it once per grace).
+  std::chrono::steady_clock::time_point park_next_ = std::chrono::steady_clock::time_point::max();
   std::condition_variable park_cv_;
   std::thread park_thread_;
 };

@@ -143,6 +143,7 @@ CodeTree::~CodeTree() {
   if (!retired_.load()) return;
   RemoveTree(dir);
   RemoveTree(zip);
+  RemoveTree(dir + ".erofs");  // its image (runtime/core/code_mounts.h), if one was made
 }
 
 struct Registry::Impl {
@@ -261,6 +262,7 @@ void Registry::Impl::RemoveUnnamedCode() {
     std::string base = e.deployed.code_dir.substr(code_root.size() + 1);
     named.insert(base);
     named.insert(base + ".zip");
+    named.insert(base + ".erofs");  // its image, complete (built under another name, then renamed)
   }
   for (const std::string& n : ListDir(code_root))
     if (!named.count(n)) RemoveTree(code_root + "/" + n);

@@ -275,6 +275,18 @@ def _():
             f"status \"{unit('StatusText')}\"")
 
 
+@check("code-images")
+def _():
+    # Debian's kernel has EROFS as a module: the package must get it loaded (modules-load.d).
+    # File-backed EROFS mounts need Linux 6.12+; before that forkletd says so and bind-mounts.
+    log = sh("journalctl", "-u", "forkletd", "--no-pager", "-o", "cat")
+    off = [l for l in log.splitlines() if "code images off" in l]
+    assert not any("has no EROFS" in l for l in off), off[0]
+    if off:
+        return "EROFS loaded; code images off for the kernel's age: " + off[0].split(": ", 2)[-1][:120]
+    return "EROFS loaded: each code revision is mounted from its image"
+
+
 @check("delegation")
 def _():
     unit_cg = unit("ControlGroup")

@@ -16,5 +16,6 @@ fi
 python3 -u /mnt/host/checks.py
 rc=$?
 journalctl -u forkletd --no-pager -o short-monotonic >journal.log 2>&1
+journalctl -u forkletd -p warning --no-pager -o cat _COMM=forkletd 2>/dev/null | sed 's/^/info: forkletd warned: /' | head -n 20
 echo "info: systemd-analyze security forkletd: $(systemd-analyze security forkletd 2>&1 | tail -n 1)"
 exit $rc

@@ -114,6 +114,8 @@ failed=$(grep -c '^FAIL ' "$tmp/results.log" || true)
 ok=0
 grep -q '^vm-guest: exit 0' "$tmp/results.log" && ((failed == 0 && passed > 0)) && ok=1
 if ((!ok)); then
+  grep -q '^vm-guest: exit' "$tmp/results.log" ||
+    echo "vm: the guest ended before the suite did; qemu said: $(tail -n 5 "$tmp/qemu.log")"
   echo "== guest console (last 60 lines) =="
   tail -n 60 "$tmp/console.log" | tr -d '\r'
   if [ -s "$share/journal.log" ]; then

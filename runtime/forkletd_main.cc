@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -15,6 +16,7 @@
 #include "runtime/api/events_api.h"
 #include "runtime/api/http_server.h"
 #include "runtime/api/sigv4.h"
+#include "runtime/api/tls.h"
 #include "runtime/api/lambda_api.h"
 #include "runtime/api/reporting_api.h"
 #include "runtime/billing/ledger.h"
@@ -68,6 +70,19 @@ int main(int argc, char** argv) {
     Die(message + " (forkletd --help lists the options)");
   }
   if (geteuid() != 0) Die("must run as root (it creates namespaces, mounts and cgroups)");
+  // Unsigned requests from beyond loopback only when asked for by name.
+  if (const std::string host = options.listen.substr(0, options.listen.rfind(':'));
+      options.credentials_path.empty() && !options.insecure_no_auth && !options.listen.empty() &&
+      host != "127.0.0.1" && host != "localhost" && host != "[::1]")
+    Die("--listen " + options.listen + " reaches beyond loopback: give --credentials FILE (access keys "
+        "that sign requests), or --insecure-no-auth to take unsigned requests from anyone there");
+  if (!options.credentials_path.empty() && options.insecure_no_auth)
+    Die("--credentials and --insecure-no-auth contradict each other: choose one");
+  // Bad certificate files stop the start before anything else is set up.
+  if (!options.tls_cert.empty() || !options.tls_key.empty()) {
+    if (options.tls_cert.empty() || options.tls_key.empty()) Die("--tls-cert and --tls-key go together: give both");
+    if (auto tls = api::TlsCertificate::Load(options.tls_cert, options.tls_key); !tls) Die(tls.error().ToString());
+  }
   std::error_code ec;
   fs::create_directories(options.state_dir, ec);
   if (ec) Die("--state-dir " + options.state_dir + ": " + ec.message());
@@ -139,6 +154,14 @@ int main(int argc, char** argv) {
   auto event_queue = std::make_unique<events::EventQueue>(options.events, registry->get(), scheduler.get(),
                                                           &recorder, event_log.get(), &invoke_configs,
                                                           event_log_error);
+  if (ledger)  // each event's steps are counted in the bill (the ledger's log: safe from kill -9)
+    event_queue->SetStepRecorder([&ledger](const std::string& id, const std::string& function,
+                                           const char* kind, uint32_t attempt) {
+      billing::EventRecord r{id, function, kind, attempt,
+                             std::chrono::duration_cast<std::chrono::milliseconds>(
+                                 std::chrono::system_clock::now().time_since_epoch()).count()};
+      if (auto s = ledger->RecordEvent(r); !s) log::Warning(s.error().ToString());
+    });
   event_queue->Start();
   api::LambdaApi lambda(registry->get(), scheduler.get(), &recorder, event_queue.get(), &invoke_configs);
   api::EventsApi events_api(registry->get(), event_queue.get(), &invoke_configs);
@@ -152,7 +175,7 @@ int main(int argc, char** argv) {
     for (const auto& z : (*launcher)->Zygotes()) g.zygotes.push_back({z.runtime, z.boot_ms, z.forks});
     for (const auto& [name, e] : event_queue->Stats())
       g.async_events.push_back({name, e.received, e.succeeded, e.retried, e.throttled, e.depth,
-                                e.in_flight, e.oldest_age_ms, e.dropped});
+                                e.in_flight, e.oldest_age_ms, e.dropped, e.refused});
     return g;
   }, [&] { return (*launcher)->SnapshotReport(); }, [&] { return events_api.QueueStats(); });
   api::AdminApi admin(registry->get(), scheduler.get(), launcher->get());
@@ -170,10 +193,10 @@ int main(int argc, char** argv) {
     verifier = std::make_unique<api::SigV4Verifier>(credentials.get(), api::SigV4Options{options.regions});
     log::Notice("the TCP API takes requests signed with Signature V4 by " + std::to_string(credentials->size()) +
                 " access keys of " + options.credentials_path);
-  } else if (const std::string host = options.listen.substr(0, options.listen.rfind(':'));
-             !options.listen.empty() && host != "127.0.0.1" && host != "localhost" && host != "[::1]") {
-    log::Warning("the TCP API on " + options.listen + " takes unsigned requests from anyone who reaches it: "
-                 "give --credentials");
+  } else if (options.insecure_no_auth) {
+    log::Warning("--insecure-no-auth: the TCP API on " + options.listen +
+                 " takes unsigned requests, and everyone who reaches it is the operator of every account "
+                 "(local development only; give --credentials otherwise)");
   }
   api::HttpServerOptions ho;
   ho.listen = options.listen;
@@ -183,10 +206,17 @@ int main(int argc, char** argv) {
   ho.idle_timeout = options.http_idle_timeout;
   ho.max_connections = options.http_max_connections;
   ho.max_large_bodies = options.max_concurrent_uploads;
-  auto server = api::HttpServer::Start(ho, [&](const api::HttpRequest& r) {
-    if (verifier && !r.local)
-      if (auto refused = verifier->Verify(r, std::chrono::system_clock::now()))
+  ho.tls_cert = options.tls_cert;
+  ho.tls_key = options.tls_key;
+  auto server = api::HttpServer::Start(ho, [&](api::HttpRequest& r) {
+    // Who asks: the tenant of the signing key; the operator over the Unix socket, with an
+    // operator key, or on a TCP API without --credentials (everyone there is trusted).
+    if (verifier && !r.local) {
+      api::AccessKey key;
+      if (auto refused = verifier->Verify(r, std::chrono::system_clock::now(), &key))
         return api::AuthFailureResponse(*refused);
+      if (!key.is_operator) r.account = key.account_id;
+    }
     if (api::ReportingApi::Serves(r.path)) return reporting.Handle(r);
     if (api::EventsApi::Serves(r.path)) return events_api.Handle(r);
     return r.path.rfind("/forklet/", 0) == 0 ? admin.Handle(r) : lambda.Handle(r);
@@ -198,7 +228,7 @@ int main(int argc, char** argv) {
     Die("the API does not answer on " + options.socket_path +
         (h ? ": HTTP " + std::to_string(h->status) : ": " + h.error().ToString()));
   std::string host = options.listen.substr(0, options.listen.rfind(':'));
-  log::Notice("ready on http://" + host + ":" + std::to_string((*server)->tcp_port()) +
+  log::Notice(std::string("ready on ") + ((*server)->tls() ? "https://" : "http://") + host + ":" + std::to_string((*server)->tcp_port()) +
               " and unix:" + options.socket_path + " (state " + options.state_dir + ", config " +
               (options.config_path.empty() ? "none" : options.config_path) + ", cgroups " +
               (*launcher)->cgroups().version() + " " + (*launcher)->cgroups().root_description() +
@@ -214,6 +244,12 @@ int main(int argc, char** argv) {
         log::Notice("credentials: " + std::to_string(credentials->size()) + " access keys from " + credentials->path());
       else
         log::Error(s.error().ToString() + " (the access keys in force stay)");
+    }
+    if ((*server)->tls()) {
+      if (auto s = (*server)->ReloadTls(); s)
+        log::Notice("TLS: new connections use the certificate " + options.tls_cert);
+      else
+        log::Error(s.error().ToString() + " (the certificate in force stays)");
     }
     if (daemon::Reload(argc, argv, &options, scheduler.get())) {
       // Prices change live; the billing granularity and bill-init are the scheduler's and wait

@@ -68,6 +68,45 @@ is_protected() {
   [ -z "$pids" ]
 }
 
+# The network of a daemon (docs/network.md): interfaces fk<id>br and fk<id>v<n>, nftables tables
+# forklet_<id> (inet, bridge), the id being the low 24 bits of its cgroup tag in hex. A foreign
+# daemon's stays. The tests' own: interfaces fktest<pid>, namespaces fktest-inet-<pid>.
+protected_ids=()
+for t in "${protected[@]}"; do protected_ids+=("$(printf '%06x' $((${t#forklet.} & 0xffffff)))"); done
+id_protected() {
+  local i
+  for i in "${protected_ids[@]}"; do [ "$i" = "$1" ] && return 0; done
+  return 1
+}
+test_pid_alive() {  # fktest<pid> names carry at most the low 5 digits of the pid
+  local p
+  for p in "${foreign_any[@]}"; do
+    case "$p" in *"$1") return 0 ;; esac
+  done
+  return 1
+}
+net_leftovers() {  # one line per thing: "link NAME", "netns NAME", "table FAMILY NAME"
+  command -v ip >/dev/null || return 0
+  local name id
+  for name in $(ls /sys/class/net 2>/dev/null); do
+    case "$name" in
+      fktest*) test_pid_alive "${name#fktest}" || echo "link $name" ;;
+      fk*) id=${name:2:6}; id_protected "$id" || echo "link $name" ;;
+      forklet*) echo "link $name" ;;
+    esac
+  done
+  for name in $(ip netns list 2>/dev/null | awk '{print $1}'); do
+    case "$name" in
+      fktest-inet-*) test_pid_alive "${name#fktest-inet-}" || echo "netns $name" ;;
+      fk* | forklet*) echo "netns $name" ;;
+    esac
+  done
+  command -v nft >/dev/null || return 0
+  nft list tables 2>/dev/null | while read -r _ family name; do
+    case "$name" in forklet_*) id_protected "${name#forklet_}" || echo "table $family $name" ;; esac
+  done
+}
+
 # forklet.<tag> roots, in every hierarchy (v1: one per controller; v2: one).
 roots=()
 while IFS= read -r d; do
@@ -96,12 +135,8 @@ if ((check)); then
   for pid in $(pgrep -f '^/usr/sbin/nginx -p /tmp/forklet-bench-nginx-' 2>/dev/null); do
     echo "left: forklet-bench's nginx $pid"; left=1
   done
-  if command -v ip >/dev/null; then
-    links=$(ip -o link show 2>/dev/null | grep -E '^[0-9]+: (fk|forklet)')
-    [ -n "$links" ] && { echo "$links" | sed 's/^/left: interface /'; left=1; }
-    netns=$(ip netns list 2>/dev/null | grep -E '^(fk|forklet)')
-    [ -n "$netns" ] && { echo "$netns" | sed 's/^/left: netns /'; left=1; }
-  fi
+  net=$(net_leftovers)
+  [ -n "$net" ] && { echo "$net" | sed 's/^link /interface /; s/^/left: /'; left=1; }
   ((left)) && exit 1
   echo "cleanup check: nothing of forklet is left"
   exit 0
@@ -125,6 +160,20 @@ for root in "${roots[@]}"; do
   done
   find "$root" -depth -type d -exec rmdir {} \; 2>/dev/null
 done
+
+# Network: veths before their bridges (a bridge's ports would outlive it), then tables; IPv4
+# forwarding back off if forklet turned it on and no forklet bridge remains.
+while read -r kind a b; do
+  case "$kind" in
+    link) case "$a" in *br) ;; *) ip link del "$a" 2>/dev/null ;; esac ;;
+    netns) ip netns del "$a" 2>/dev/null ;;
+    table) nft delete table "$a" "$b" 2>/dev/null ;;
+  esac
+done < <(net_leftovers)
+for l in $(net_leftovers | awk '$1 == "link" {print $2}'); do ip link del "$l" 2>/dev/null; done
+if [ -e /run/forklet/ip_forward.restore ] && ! ls /sys/class/net 2>/dev/null | grep -qE '^fk[0-9a-f]{6}br$'; then
+  echo 0 >/proc/sys/net/ipv4/ip_forward && rm -f /run/forklet/ip_forward.restore
+fi
 
 # Mounts left below the temp state dirs (a daemon killed before it unmounted).
 grep -oE ' /tmp/forklet-[^ ]+' /proc/mounts 2>/dev/null | sort -r | while read -r m; do

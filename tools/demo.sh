@@ -17,7 +17,7 @@ trap finish EXIT INT TERM
 
 port=${FORKLET_DEMO_PORT:-9000}
 # --snapshots off: the demo measures cold, zygote and warm starts (docs/snapshots.md has restores).
-build/bin/forkletd --listen "127.0.0.1:$port" --state-dir "$state" --snapshots off 2>"$log" &
+build/bin/forkletd --listen "127.0.0.1:$port" --state-dir "$state" --snapshots off --insecure-no-auth 2>"$log" &
 daemon=$!
 for _ in $(seq 100); do
   grep -q "ready on" "$log" 2>/dev/null && break

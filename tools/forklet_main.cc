@@ -244,11 +244,18 @@ int main(int argc, char** argv) {
     auto r = Call("GET", "/2015-03-31/functions/");
     if (r.status != 200) FailWith(r);
     auto j = json::parse(r.body);
-    printf("%-32s %-12s %-24s %8s %8s\n", "NAME", "RUNTIME", "HANDLER", "MEMORY", "TIMEOUT");
-    for (auto& f : j["Functions"])
-      printf("%-32s %-12s %-24s %6dMB %7ds\n", f.value("FunctionName", "").c_str(),
+    printf("%-32s %-12s %-24s %8s %8s  %s\n", "NAME", "RUNTIME", "HANDLER", "MEMORY", "TIMEOUT", "ACCOUNT");
+    for (auto& f : j["Functions"]) {
+      // arn:aws:lambda:REGION:ACCOUNT:function:NAME: the tenant the function belongs to
+      std::string arn = f.value("FunctionArn", "");
+      size_t region_end = arn.size() > 15 ? arn.find(':', 15) : std::string::npos;
+      std::string account = region_end == std::string::npos
+                                ? ""
+                                : arn.substr(region_end + 1, arn.find(':', region_end + 1) - region_end - 1);
+      printf("%-32s %-12s %-24s %6dMB %7ds  %s\n", f.value("FunctionName", "").c_str(),
              f.value("Runtime", "").c_str(), f.value("Handler", "").c_str(), f.value("MemorySize", 0),
-             f.value("Timeout", 0));
+             f.value("Timeout", 0), account.c_str());
+    }
     return 0;
   }
   if (cmd == "delete") {

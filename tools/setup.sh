@@ -12,6 +12,7 @@ PACKAGES=(
   systemd dpkg-dev  # systemd-analyze verify on the unit; dpkg-shlibdeps for cpack -G DEB
   python3 awscli python3-boto3 bubblewrap zip unzip iproute2 procps curl
   erofs-utils  # mkfs.erofs: each code revision as a read-only file system of its own (docs/attacks.md)
+  nftables  # nft: the rules of forklet's own table for instances' egress (docs/network.md)
   python3-matplotlib python3-numpy python3-prometheus-client
   clang libclang-rt-dev  # libFuzzer and the sanitizers: tests/fuzz
   nginx-light  # forklet-bench's HTTP floor (started by the bench on its own port; never as a service)

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "runtime/api/lambda_api.h"
+#include "runtime/registry/function_key.h"
 
 namespace forklet::api {
 using nlohmann::json;
@@ -58,6 +59,10 @@ json AdminApi::Capacity() {
 
 HttpResponse AdminApi::Handle(const HttpRequest& r) {
   const std::string& p = r.path;
+  const std::string fns = "/forklet/v1/functions/";
+  // A tenant may download its own functions' code (GetFunction's Code.Location); the rest shows
+  // or changes the whole node.
+  if (!r.account.empty() && p.rfind(fns, 0) != 0) return OperatorOnly(r);
   if (p == "/forklet/v1/health" && r.method == "GET") {
     auto c = scheduler_->Counts();
     json zygotes = json::array();
@@ -96,11 +101,12 @@ HttpResponse AdminApi::Handle(const HttpRequest& r) {
     std::string fn = it == r.query.end() ? "" : it->second;
     return Json(200, json{{"dropped", scheduler_->DropIdle(fn)}});
   }
-  const std::string fns = "/forklet/v1/functions/";
   if (p.rfind(fns, 0) == 0 && r.method == "GET" && p.size() > fns.size() + 9 &&
       p.substr(p.size() - 9) == "/code.zip") {
-    auto d = registry_->Get(p.substr(fns.size(), p.size() - fns.size() - 9));
-    if (!d) return ApiError(404, "ResourceNotFoundException", "no such function");
+    const std::string key = p.substr(fns.size(), p.size() - fns.size() - 9);
+    auto d = registry_->Get(key);
+    if (!d || (!r.account.empty() && registry::AccountOf(key) != r.account))
+      return ApiError(404, "ResourceNotFoundException", "no such function");
     std::ifstream f(d->zip_path, std::ios::binary);
     std::stringstream ss;
     ss << f.rdbuf();

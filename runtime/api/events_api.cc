@@ -3,6 +3,7 @@
 
 #include <cstring>
 
+#include "runtime/api/function_ref.h"
 #include "runtime/api/lambda_api.h"
 #include "runtime/registry/function.h"
 
@@ -14,18 +15,10 @@ using nlohmann::json;
 constexpr const char* kConfigPrefix = "/2019-09-25/functions/";
 constexpr const char* kEventsPrefix = "/forklet/v1/events";
 
-// "NAME", "arn:aws:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER]" or "ACCOUNT:function:NAME".
-std::string NameFromPath(const std::string& id) {
-  auto pos = id.find(":function:");
-  if (pos == std::string::npos) return id;
-  std::string rest = id.substr(pos + 10);
-  auto colon = rest.find(':');
-  return colon == std::string::npos ? rest : rest.substr(0, colon);
-}
-
 HttpResponse FromError(const Error& e) {
   if (e.op == "ResourceNotFoundException") return ApiError(404, e.op, e.message);
   if (e.op == "InvalidParameterValueException") return ApiError(400, e.op, e.message);
+  if (e.op == "TooManyRequestsException") return EventRefused(e);
   if (e.err == ENOSPC || e.err == EDQUOT || e.err == EROFS)
     return ApiError(503, "ServiceUnavailableException",
                     "forkletd cannot store this on this node: " + e.ToString());
@@ -55,10 +48,16 @@ HttpResponse EventsApi::Handle(const HttpRequest& r) {
   if (p.rfind(kConfigPrefix, 0) == 0) {
     std::string rest = p.substr(strlen(kConfigPrefix));
     auto slash = rest.find('/');
-    std::string name = NameFromPath(rest.substr(0, slash));
+    // The function's key in the caller's account (another account's is not found).
+    auto ref = ParseFunctionRef(rest.substr(0, slash), "", r.account);
+    if (!ref) return FromError(ref.error());
+    if (ref->foreign) return ApiError(404, "ResourceNotFoundException", "Function not found: " + ref->shown);
+    const std::string& name = ref->key;
     std::string sub = slash == std::string::npos ? "" : rest.substr(slash);
     if (sub == "/event-invoke-config") return InvokeConfig(name, r, false);
     if (sub == "/event-invoke-config/list" && r.method == "GET") return InvokeConfig(name, r, true);
+  } else if (!r.account.empty()) {
+    return OperatorOnly(r);  // queues and dead letters of every account
   } else if (p == std::string(kEventsPrefix) && r.method == "GET") {
     return Json(200, json{{"Functions", QueueStats()}});
   } else if (p == std::string(kEventsPrefix) + "/dead-letters" && r.method == "GET") {
@@ -120,6 +119,7 @@ json EventsApi::QueueStats() {
                  {"throttled", s.throttled},
                  {"recovered", s.recovered},
                  {"dropped", s.dropped},
+                 {"refused", s.refused},
                  {"dead_letters", queue_->DeadLetters(name).size()}};
   }
   return out;

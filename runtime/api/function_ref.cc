@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "runtime/registry/function.h"
+#include "runtime/registry/function_key.h"
 
 namespace forklet::api {
 namespace {
@@ -21,7 +22,8 @@ std::vector<std::string> Split(const std::string& s, char sep) {
 
 }  // namespace
 
-Result<FunctionRef> ParseFunctionRef(const std::string& id, const std::string& query_qualifier) {
+Result<FunctionRef> ParseFunctionRef(const std::string& id, const std::string& query_qualifier,
+                                     const std::string& caller_account) {
   FunctionRef ref;
   std::vector<std::string> p = Split(id, ':');
   std::string account;
@@ -46,8 +48,12 @@ Result<FunctionRef> ParseFunctionRef(const std::string& id, const std::string& q
                    "qualifier."};
     ref.qualifier = query_qualifier;
   }
-  ref.foreign = !account.empty() && account != registry::kAccountId;
-  ref.shown = ref.foreign ? id : registry::FunctionArn(ref.name);
+  const std::string own = caller_account.empty() ? registry::kDefaultAccount : caller_account;
+  if (account.empty()) account = own;
+  ref.foreign = (!caller_account.empty() && account != caller_account) ||
+                !registry::ValidAccountId(account) || !registry::ValidateName(ref.name);
+  ref.key = ref.foreign ? "" : registry::FunctionKey(account, ref.name);
+  ref.shown = ref.foreign ? id : registry::FunctionArn(ref.key);
   if (!ref.foreign && !ref.qualifier.empty()) ref.shown += ":" + ref.qualifier;
   return ref;
 }

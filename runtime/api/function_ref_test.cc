@@ -36,14 +36,35 @@ TEST(FunctionRefTest, NamesAndArns) {
   EXPECT_EQ(short_form->qualifier, "prod");
 }
 
-TEST(FunctionRefTest, AnotherAccountIsNotOurs) {
-  auto other = ParseFunctionRef("arn:aws:lambda:us-east-1:123456789012:function:f");
+TEST(FunctionRefTest, AnotherAccountIsNotATenantsButTheOperatorReachesIt) {
+  // A tenant (the default account here) never names another account's function.
+  auto other = ParseFunctionRef("arn:aws:lambda:us-east-1:123456789012:function:f", "", "000000000000");
   ASSERT_TRUE(other);
   EXPECT_TRUE(other->foreign);
+  EXPECT_EQ(other->key, "");
   EXPECT_EQ(other->shown, "arn:aws:lambda:us-east-1:123456789012:function:f");
-  auto partial = ParseFunctionRef("123456789012:function:f");
+  auto partial = ParseFunctionRef("123456789012:function:f", "", "000000000000");
   ASSERT_TRUE(partial);
   EXPECT_TRUE(partial->foreign);
+  // Its bare names are its own account's.
+  auto mine = ParseFunctionRef("f", "", "123456789012");
+  ASSERT_TRUE(mine);
+  EXPECT_FALSE(mine->foreign);
+  EXPECT_EQ(mine->key, "123456789012.f");
+  EXPECT_EQ(mine->shown, "arn:aws:lambda:us-east-1:123456789012:function:f");
+  // A name that smuggles an account in is no name at all.
+  auto smuggled = ParseFunctionRef("123456789012.f", "", "000000000000");
+  ASSERT_TRUE(smuggled);
+  EXPECT_TRUE(smuggled->foreign);
+  EXPECT_TRUE(ParseFunctionRef("123456789012.f")->foreign);
+  EXPECT_TRUE(ParseFunctionRef("arn:aws:lambda:us-east-1:12345:function:f")->foreign);
+
+  // The operator (no caller account): bare names are the default account's, ARNs reach any.
+  auto op = ParseFunctionRef("arn:aws:lambda:us-east-1:123456789012:function:f");
+  ASSERT_TRUE(op);
+  EXPECT_FALSE(op->foreign);
+  EXPECT_EQ(op->key, "123456789012.f");
+  EXPECT_EQ(ParseFunctionRef("f")->key, "f");
 }
 
 TEST(FunctionRefTest, QueryQualifier) {

@@ -33,6 +33,7 @@
 #include <boost/beast/http.hpp>
 #include <nlohmann/json.hpp>
 
+#include "runtime/api/tls.h"
 #include "runtime/log/log.h"
 
 namespace forklet::api {
@@ -53,6 +54,14 @@ class FdStream {
 
   // Reads and writes fail with timed_out past this point (none: wait forever).
   void set_deadline(std::chrono::steady_clock::time_point d) { deadline_ = d; }
+  // Whether a request's first byte arrives within timeout.
+  bool WaitReadable(std::chrono::milliseconds timeout) {
+    pollfd p{fd_, POLLIN, 0};
+    int rc;
+    do rc = ::poll(&p, 1, static_cast<int>(timeout.count()));
+    while (rc < 0 && errno == EINTR);
+    return rc > 0;
+  }
 
   template <class MutableBuffers>
   size_t read_some(const MutableBuffers& buffers, beast::error_code& ec) {
@@ -364,6 +373,9 @@ std::optional<HttpResponse> RejectionFor(const beast::error_code& ec, size_t max
 // the drain lasts up to `patience`, discarding (never holding) what comes.
 void DrainBeforeClose(int fd, std::chrono::milliseconds patience = std::chrono::seconds(2)) {
   ::shutdown(fd, SHUT_WR);
+  // A TLS connection's socket is non-blocking; the drain waits on it (what it reads is discarded).
+  if (int flags = fcntl(fd, F_GETFL); flags >= 0 && (flags & O_NONBLOCK))
+    fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
   // A pause this long ends the drain (a long one tolerates a busy client's pauses).
   timeval timeout = patience > std::chrono::seconds(2) ? timeval{2, 0} : timeval{0, 200'000};
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
@@ -430,7 +442,13 @@ struct HttpServer::Impl {
   Status Listen();
   void AcceptLoop(int listen_fd, bool tcp);
   void ServeConnection(int fd, bool tcp);
-  HttpResponse CallHandler(const HttpRequest& request);
+  template <class Stream>
+  void ServeRequests(Stream& stream, int fd, bool tcp);
+  std::shared_ptr<TlsCertificate> Certificate() {
+    std::lock_guard lock(tls_mu);
+    return certificate;
+  }
+  HttpResponse CallHandler(HttpRequest& request);
   void Stop();
   void CloseListeners();
 
@@ -454,6 +472,9 @@ struct HttpServer::Impl {
 
   std::mutex stop_mu;  // serializes Stop callers
   bool stopped = false;
+
+  std::mutex tls_mu;
+  std::shared_ptr<TlsCertificate> certificate;  // null: plain TCP
 };
 
 Status HttpServer::Impl::Listen() {
@@ -461,6 +482,14 @@ Status HttpServer::Impl::Listen() {
     return MakeError("HTTP server", "neither a TCP address nor a Unix socket to listen on");
   wake_fd = eventfd(0, EFD_CLOEXEC);
   if (wake_fd < 0) return SysError("eventfd");
+  if (!options.tls_cert.empty() || !options.tls_key.empty()) {
+    if (options.tls_cert.empty() || options.tls_key.empty())
+      return MakeError("TLS", "--tls-cert and --tls-key go together: give both");
+    if (options.listen.empty()) return MakeError("TLS", "no TCP listener to serve TLS on");
+    auto loaded = TlsCertificate::Load(options.tls_cert, options.tls_key);
+    if (!loaded) return loaded.error();
+    certificate = std::move(loaded.value());
+  }
   if (!options.listen.empty()) {
     auto fd = ListenTcp(options.listen, &tcp_port);
     if (!fd) return fd.error();
@@ -525,7 +554,7 @@ void HttpServer::Impl::AcceptLoop(int listen_fd, bool tcp) {
   }
 }
 
-HttpResponse HttpServer::Impl::CallHandler(const HttpRequest& request) {
+HttpResponse HttpServer::Impl::CallHandler(HttpRequest& request) {
   try {
     HttpResponse out = handler(request);
     if (out.status < 100 || out.status > 599)
@@ -541,77 +570,18 @@ HttpResponse HttpServer::Impl::CallHandler(const HttpRequest& request) {
 
 void HttpServer::Impl::ServeConnection(int fd, bool tcp) {
   try {
-    FdStream stream(fd);
-    beast::flat_buffer buffer;  // reused: holds pipelined bytes between requests
-    beast::error_code ec;
-    using Steady = std::chrono::steady_clock;
-    for (;;) {
-      // Between requests: the next one's first byte within the idle timeout, else close quietly.
-      if (buffer.size() == 0) {
-        pollfd p{fd, POLLIN, 0};
-        int rc;
-        do rc = ::poll(&p, 1, static_cast<int>(options.idle_timeout.count()));
-        while (rc < 0 && errno == EINTR);
-        if (rc <= 0) break;
+    std::shared_ptr<TlsCertificate> tls = tcp ? Certificate() : nullptr;
+    if (!tls) {
+      FdStream stream(fd);
+      ServeRequests(stream, fd, tcp);
+    } else if (SSL* ssl = fcntl(fd, F_SETFL, O_NONBLOCK) == 0 ? tls->NewSession(fd) : nullptr) {
+      TlsStream stream(fd, ssl);
+      stream.set_deadline(std::chrono::steady_clock::now() + options.header_timeout);
+      beast::error_code ec;
+      if (stream.Handshake(ec)) {
+        ServeRequests(stream, fd, tcp);
+        stream.Shutdown();
       }
-      http::request_parser<http::string_body> parser;
-      parser.header_limit(kHeaderLimit);
-      parser.body_limit(options.max_body_bytes);
-      stream.set_deadline(Steady::now() + options.header_timeout);
-      const char* phase = "header";
-      http::read_header(stream, buffer, parser, ec);
-      stream.set_deadline(Steady::now() + options.body_timeout);
-      // A large body waits for no slot: it is refused before it is read (memory stays bounded).
-      LargeBodySlot slot;
-      if (!ec && IsLarge(parser, options.large_body_bytes) &&
-          !slot.Take(&large_bodies, options.max_large_bodies)) {
-        auto res = ToBeastResponse(
-            ErrorResponse(429, "TooManyRequestsException",
-                          "Rate Exceeded. (" + std::to_string(options.max_large_bodies) +
-                              " uploads are in progress; retry later)"),
-            parser.get().version(), false);
-        res.set(http::field::retry_after, "1");
-        stream.set_deadline(Steady::now() + std::chrono::seconds(2));
-        http::write(stream, res, ec);
-        DrainBeforeClose(fd, options.body_timeout);
-        break;
-      }
-      // curl waits a second for "100 Continue" before sending a large body.
-      if (!ec && beast::iequals(parser.get()[http::field::expect], "100-continue")) {
-        http::response<http::empty_body> proceed{http::status::continue_, parser.get().version()};
-        http::write(stream, proceed, ec);
-      }
-      if (!ec) {
-        phase = "body";
-        http::read(stream, buffer, parser, ec);
-      }
-      if (ec) {
-        if (auto rejection = RejectionFor(ec, options.max_body_bytes, phase)) {
-          auto res = ToBeastResponse(std::move(*rejection), 11, false);
-          stream.set_deadline(Steady::now() + std::chrono::seconds(2));
-          http::write(stream, res, ec);
-          DrainBeforeClose(fd);
-        }
-        break;
-      }
-      stream.set_deadline(Steady::time_point::max());  // the handler may take its time
-      auto req = parser.release();
-      unsigned version = req.version();
-      bool keep_alive = req.keep_alive();
-      HttpRequest request = ToHttpRequest(std::move(req));
-      request.local = !tcp;
-      HttpResponse out = CallHandler(request);
-      keep_alive = keep_alive && !stopping.load();
-      auto res = ToBeastResponse(std::move(out), version, keep_alive);
-      stream.set_deadline(Steady::now() + options.body_timeout);  // a client that never reads
-      http::write(stream, res, ec);
-      if (slot.held()) {
-        slot = LargeBodySlot();
-        res = {};
-        buffer.shrink_to_fit();
-        malloc_trim(0);  // a burst of uploads gives its memory back to the system
-      }
-      if (ec || !keep_alive) break;
     }
   } catch (const std::exception& e) {
     log::Warning(std::string("http connection: ") + e.what());
@@ -621,6 +591,75 @@ void HttpServer::Impl::ServeConnection(int fd, bool tcp) {
   ::close(fd);
   connections.erase(fd);
   if (connections.empty()) all_closed.notify_all();
+}
+
+template <class Stream>
+void HttpServer::Impl::ServeRequests(Stream& stream, int fd, bool tcp) {
+  beast::flat_buffer buffer;  // reused: holds pipelined bytes between requests
+  beast::error_code ec;
+  using Steady = std::chrono::steady_clock;
+  for (;;) {
+    // Between requests: the next one's first byte within the idle timeout, else close quietly.
+    if (buffer.size() == 0 && !stream.WaitReadable(options.idle_timeout)) break;
+    http::request_parser<http::string_body> parser;
+    parser.header_limit(kHeaderLimit);
+    parser.body_limit(options.max_body_bytes);
+    stream.set_deadline(Steady::now() + options.header_timeout);
+    const char* phase = "header";
+    http::read_header(stream, buffer, parser, ec);
+    stream.set_deadline(Steady::now() + options.body_timeout);
+    // A large body waits for no slot: it is refused before it is read (memory stays bounded).
+    LargeBodySlot slot;
+    if (!ec && IsLarge(parser, options.large_body_bytes) &&
+        !slot.Take(&large_bodies, options.max_large_bodies)) {
+      auto res = ToBeastResponse(
+          ErrorResponse(429, "TooManyRequestsException",
+                        "Rate Exceeded. (" + std::to_string(options.max_large_bodies) +
+                            " uploads are in progress; retry later)"),
+          parser.get().version(), false);
+      res.set(http::field::retry_after, "1");
+      stream.set_deadline(Steady::now() + std::chrono::seconds(2));
+      http::write(stream, res, ec);
+      DrainBeforeClose(fd, options.body_timeout);
+      break;
+    }
+    // curl waits a second for "100 Continue" before sending a large body.
+    if (!ec && beast::iequals(parser.get()[http::field::expect], "100-continue")) {
+      http::response<http::empty_body> proceed{http::status::continue_, parser.get().version()};
+      http::write(stream, proceed, ec);
+    }
+    if (!ec) {
+      phase = "body";
+      http::read(stream, buffer, parser, ec);
+    }
+    if (ec) {
+      if (auto rejection = RejectionFor(ec, options.max_body_bytes, phase)) {
+        auto res = ToBeastResponse(std::move(*rejection), 11, false);
+        stream.set_deadline(Steady::now() + std::chrono::seconds(2));
+        http::write(stream, res, ec);
+        DrainBeforeClose(fd);
+      }
+      break;
+    }
+    stream.set_deadline(Steady::time_point::max());  // the handler may take its time
+    auto req = parser.release();
+    unsigned version = req.version();
+    bool keep_alive = req.keep_alive();
+    HttpRequest request = ToHttpRequest(std::move(req));
+    request.local = !tcp;
+    HttpResponse out = CallHandler(request);
+    keep_alive = keep_alive && !stopping.load();
+    auto res = ToBeastResponse(std::move(out), version, keep_alive);
+    stream.set_deadline(Steady::now() + options.body_timeout);  // a client that never reads
+    http::write(stream, res, ec);
+    if (slot.held()) {
+      slot = LargeBodySlot();
+      res = {};
+      buffer.shrink_to_fit();
+      malloc_trim(0);  // a burst of uploads gives its memory back to the system
+    }
+    if (ec || !keep_alive) break;
+  }
 }
 
 void HttpServer::Impl::Stop() {
@@ -662,6 +701,17 @@ HttpServer::HttpServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 HttpServer::~HttpServer() { Stop(); }
 
 int HttpServer::tcp_port() const { return impl_->tcp_port; }
+
+bool HttpServer::tls() const { return impl_->Certificate() != nullptr; }
+
+Status HttpServer::ReloadTls() {
+  if (!tls()) return {};
+  auto loaded = TlsCertificate::Load(impl_->options.tls_cert, impl_->options.tls_key);
+  if (!loaded) return loaded.error();
+  std::lock_guard lock(impl_->tls_mu);
+  impl_->certificate = std::move(loaded.value());
+  return {};
+}
 
 void HttpServer::Stop() { impl_->Stop(); }
 

@@ -1,4 +1,4 @@
-// HTTP/1.1 transport (Boost.Beast): loopback TCP and a Unix socket, one thread per connection.
+// HTTP/1.1 transport (Boost.Beast): TCP (plain or TLS) and a Unix socket, one thread per connection.
 #pragma once
 
 #include <atomic>
@@ -21,6 +21,10 @@ struct HttpRequest {
   std::map<std::string, std::string> headers;  // names lower-cased
   std::string body;
   bool local = false;  // came over the Unix socket, whose file mode is its access control
+  // The tenant who asks (set by the authentication in front of the APIs): the account id of the
+  // access key that signed the request. Empty: the operator (the Unix socket, a TCP API without
+  // --credentials, an operator key), who sees every account.
+  std::string account;
   std::string Header(const std::string& lower_name) const {
     auto it = headers.find(lower_name);
     return it == headers.end() ? std::string() : it->second;
@@ -33,7 +37,8 @@ struct HttpResponse {
   std::string body;
 };
 
-using HttpHandler = std::function<HttpResponse(const HttpRequest&)>;
+// The handler may fill in what it learns about the request (HttpRequest::account).
+using HttpHandler = std::function<HttpResponse(HttpRequest&)>;
 
 // %XX decoded (malformed escapes kept as they are); '+' is a space in query strings only.
 std::string PercentDecode(std::string_view s, bool plus_is_space);
@@ -51,6 +56,9 @@ struct HttpServerOptions {
   // once; one more gets 429 TooManyRequestsException with Retry-After before its body is read.
   size_t large_body_bytes = 1 << 20;  // a body this size or larger (or chunked) is large
   size_t max_large_bodies = 4;
+  // TLS on the TCP listener (PEM files; both or neither). The Unix socket stays plain.
+  std::string tls_cert;
+  std::string tls_key;
 };
 
 // Serves until Stop(). Malformed HTTP gets 400, an oversized body 413, a header or body not
@@ -64,6 +72,10 @@ class HttpServer {
                                                    HttpHandler handler);
   ~HttpServer();  // Stop()
   int tcp_port() const;  // the bound port (useful with port 0); 0 without TCP
+  bool tls() const;      // whether the TCP listener speaks TLS
+  // The certificate and key files again (a renewed certificate): new connections use them, open
+  // ones keep theirs. On error the ones in force stay.
+  Status ReloadTls();
   // Closes the listeners, then waits for in-flight requests to finish; idle keep-alive
   // connections are closed. Idempotent.
   void Stop();

@@ -1,6 +1,7 @@
 // Lambda REST API routes and forklet's extras.
 #include "runtime/api/lambda_api.h"
 
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -9,9 +10,11 @@
 #include <nlohmann/json.hpp>
 
 #include "runtime/api/json_text.h"
+#include "runtime/api/upload_body.h"
 #include "runtime/core/report.h"
 #include "runtime/log/log.h"
 #include "runtime/registry/code_archive.h"
+#include "runtime/registry/function_key.h"
 
 namespace forklet::api {
 namespace {
@@ -108,11 +111,27 @@ HttpResponse Json(int status, const nlohmann::json& body) {
   return r;
 }
 
+HttpResponse EventRefused(const Error& e) {
+  // Lambda's throttle shape; the Reason says which of forkletd's event bounds refused it.
+  HttpResponse out = ApiError(429, "TooManyRequestsException", e.message);
+  out.body = json{{"Type", "User"}, {"message", e.message},
+                  {"Reason", e.err == ENOSPC ? "EventStorageLow" : "EventQueueFull"},
+                  {"retryAfterSeconds", "1"}}.dump(-1, ' ', false, json::error_handler_t::replace);
+  out.headers["Retry-After"] = "1";
+  return out;
+}
+
 HttpResponse ApiError(int status, const std::string& type, const std::string& message) {
   HttpResponse r = Json(status, json{{"Type", status >= 500 ? "Service" : "User"},
                                      {"message", message}});
   r.headers["X-Amzn-ErrorType"] = type;
   return r;
+}
+
+HttpResponse OperatorOnly(const HttpRequest& r) {
+  return ApiError(403, "AccessDeniedException",
+                  "account " + r.account + " is not authorized to perform " + r.method + " " + r.path +
+                      ": it is the operator's (the Unix socket, or an access key with \"operator\": true)");
 }
 
 LambdaApi::LambdaApi(registry::Registry* registry, core::Scheduler* scheduler,
@@ -131,7 +150,7 @@ void LambdaApi::Observe(const registry::FunctionConfig& cfg, const std::string& 
 
 Result<registry::Deployed> LambdaApi::Resolve(const FunctionRef& ref) {
   if (ref.foreign) return NotFound(ref);
-  auto d = registry_->Get(ref.name);
+  auto d = registry_->Get(ref.key);
   if (!d || (!ref.qualifier.empty() && ref.qualifier != "$LATEST")) return NotFound(ref);
   return *d;
 }
@@ -146,7 +165,7 @@ HttpResponse LambdaApi::Handle(const HttpRequest& r) {
       std::string rest = p.substr(strlen(version));
       auto slash = rest.find('/');
       if (slash != std::string::npos && rest.substr(slash) == "/concurrency") {
-        auto ref = ParseFunctionRef(rest.substr(0, slash), query_qualifier);
+        auto ref = ParseFunctionRef(rest.substr(0, slash), query_qualifier, r.account);
         if (!ref) return FromError(ref.error());
         return Concurrency(*ref, r);
       }
@@ -161,7 +180,7 @@ HttpResponse LambdaApi::Handle(const HttpRequest& r) {
   }
   rest = rest.substr(1);
   auto slash = rest.find('/');
-  auto parsed = ParseFunctionRef(rest.substr(0, slash), query_qualifier);
+  auto parsed = ParseFunctionRef(rest.substr(0, slash), query_qualifier, r.account);
   if (!parsed) return FromError(parsed.error());
   const FunctionRef& ref = *parsed;
   std::string sub = slash == std::string::npos ? "" : rest.substr(slash);
@@ -179,25 +198,37 @@ HttpResponse LambdaApi::Handle(const HttpRequest& r) {
   return ApiError(404, "UnknownOperationException", "Unknown operation " + r.method + " " + p);
 }
 
+// The zip of an upload: decoded straight from the request's bytes when the body was split
+// (upload_body.h), else from the parsed document.
+static Result<std::string> ZipOf(const std::optional<SplitUpload>& split, const json& code) {
+  if (!split) return ZipFromCode(code);
+  auto zip = registry::Base64Decode(split->zip);
+  if (!zip) return Error{"InvalidParameterValueException", 0, "Code.ZipFile is not valid base64"};
+  return zip;
+}
+
 HttpResponse LambdaApi::CreateFunction(const HttpRequest& r) {
-  auto body = ParseBody(r);
+  // A large body's Code.ZipFile is not copied into a parsed document (peak memory of uploads).
+  auto split = SplitLargeUpload(r.body, {"Code", "ZipFile"});
+  Result<json> body = split ? Result<json>(std::move(split->body)) : ParseBody(r);
   if (!body) return FromError(body.error());
   const json& b = *body;
   if (!b.contains("FunctionName") || !b["FunctionName"].is_string())
     return ApiError(400, "InvalidParameterValueException", "FunctionName is required");
-  auto named = ParseFunctionRef(b["FunctionName"].get<std::string>());
+  auto named = ParseFunctionRef(b["FunctionName"].get<std::string>(), "", r.account);
   if (!named) return FromError(named.error());
+  if (auto s = registry::ValidateName(named->name); !s) return FromError(s.error());
   if (named->foreign || !named->qualifier.empty())
     return ApiError(400, "InvalidParameterValueException",
                     "FunctionName must be a name or an unqualified ARN of account " +
-                        std::string(registry::kAccountId));
+                        (r.account.empty() ? std::string(registry::kAccountId) : r.account));
   registry::FunctionConfig base;
-  base.name = named->name;
+  base.name = named->key;  // the function is the caller's account's
   auto cfg = registry::ApplyLambdaChanges(base, b);  // typed, range-checked fields
   if (!cfg) return FromError(cfg.error());
   if (b.contains("PackageType") && b["PackageType"] != "Zip")
     return ApiError(400, "InvalidParameterValueException", "only PackageType Zip is supported");
-  auto zip = ZipFromCode(b.value("Code", json::object()));
+  auto zip = ZipOf(split, b.value("Code", json::object()));
   if (!zip) return FromError(zip.error());
   auto created = registry_->Create(std::move(cfg.value()), *zip);
   if (!created) return FromError(created.error());
@@ -207,7 +238,9 @@ HttpResponse LambdaApi::CreateFunction(const HttpRequest& r) {
 
 HttpResponse LambdaApi::ListFunctions(const HttpRequest& r) {
   json functions = json::array();
-  for (const auto& d : registry_->List()) functions.push_back(registry::ToLambdaJson(d.config));
+  for (const auto& d : registry_->List())  // a tenant's own; the operator's: every account's
+    if (r.account.empty() || registry::AccountOf(d.config.name) == r.account)
+      functions.push_back(registry::ToLambdaJson(d.config));
   return Json(200, json{{"Functions", functions}});
 }
 
@@ -218,7 +251,7 @@ HttpResponse LambdaApi::GetFunction(const FunctionRef& ref, bool config_only) {
   if (config_only) return Json(200, conf);
   json out{{"Configuration", conf},
            {"Code", {{"RepositoryType", "S3"},
-                     {"Location", "/forklet/v1/functions/" + ref.name + "/code.zip"}}}};
+                     {"Location", "/forklet/v1/functions/" + ref.key + "/code.zip"}}}};
   if (auto reserved = d->config.reserved_concurrency)
     out["Concurrency"] = {{"ReservedConcurrentExecutions", *reserved}};
   return Json(200, out);
@@ -227,33 +260,34 @@ HttpResponse LambdaApi::GetFunction(const FunctionRef& ref, bool config_only) {
 HttpResponse LambdaApi::DeleteFunction(const FunctionRef& ref) {
   // A qualifier deletes that version only; $LATEST is not one that can go alone (Lambda's rule),
   // and there are no others: never the whole function.
-  if (ref.qualifier == "$LATEST" && !ref.foreign && registry_->Get(ref.name))
+  if (ref.qualifier == "$LATEST" && !ref.foreign && registry_->Get(ref.key))
     return ApiError(400, "InvalidParameterValueException",
                     "$LATEST version cannot be deleted without deleting the function.");
   auto d = Resolve(ref);
   if (!d) return FromError(d.error());
   if (!ref.qualifier.empty()) return FromError(NotFound(ref));  // not reached while no versions exist
-  if (auto s = registry_->Delete(ref.name); !s) return FromError(s.error());
-  scheduler_->ForgetFunction(ref.name);
-  if (configs_) (void)configs_->Delete(ref.name);  // queued events of it end as FunctionNotFound
+  if (auto s = registry_->Delete(ref.key); !s) return FromError(s.error());
+  scheduler_->ForgetFunction(ref.key);
+  if (configs_) (void)configs_->Delete(ref.key);  // queued events of it end as FunctionNotFound
   HttpResponse r;
   r.status = 204;
   return r;
 }
 
 HttpResponse LambdaApi::UpdateCode(const FunctionRef& ref, const HttpRequest& r) {
-  auto body = ParseBody(r);
+  auto split = SplitLargeUpload(r.body, {"ZipFile"});
+  Result<json> body = split ? Result<json>(std::move(split->body)) : ParseBody(r);
   if (!body) return FromError(body.error());
   if (auto d = Resolve(ref); !d) return FromError(d.error());
   auto options = ReadChangeOptions(*body, true);
   if (!options) return FromError(options.error());
   if (auto s = registry::CheckUnsupportedCodeFields(*body); !s) return FromError(s.error());
-  auto zip = ZipFromCode(*body);
+  auto zip = ZipOf(split, *body);
   if (!zip) return FromError(zip.error());
-  auto updated = registry_->UpdateCode(ref.name, *zip, *options);
+  auto updated = registry_->UpdateCode(ref.key, *zip, *options);
   if (!updated) return FromError(updated.error());
   if (!options->dry_run) {
-    scheduler_->FunctionChanged(ref.name);
+    scheduler_->FunctionChanged(ref.key);
     scheduler_->Prepare(*updated);  // the new revision's code image, ahead of its first start
   }
   return Json(200, registry::ToLambdaJson(updated->config));
@@ -265,9 +299,9 @@ HttpResponse LambdaApi::UpdateConfiguration(const FunctionRef& ref, const HttpRe
   if (auto d = Resolve(ref); !d) return FromError(d.error());
   auto options = ReadChangeOptions(*body, false);
   if (!options) return FromError(options.error());
-  auto updated = registry_->UpdateConfiguration(ref.name, *body, *options);
+  auto updated = registry_->UpdateConfiguration(ref.key, *body, *options);
   if (!updated) return FromError(updated.error());
-  scheduler_->FunctionChanged(ref.name);
+  scheduler_->FunctionChanged(ref.key);
   scheduler_->Prepare(updated->config);
   return Json(200, registry::ToLambdaJson(updated->config));
 }
@@ -276,7 +310,7 @@ HttpResponse LambdaApi::Concurrency(const FunctionRef& ref, const HttpRequest& r
   auto d = Resolve(ref);
   if (!d) return FromError(d.error());
   if (r.method == "DELETE") {
-    auto changed = registry_->SetReservedConcurrency(ref.name, std::nullopt);
+    auto changed = registry_->SetReservedConcurrency(ref.key, std::nullopt);
     if (!changed) return FromError(changed.error());
     HttpResponse out;
     out.status = 204;
@@ -293,7 +327,7 @@ HttpResponse LambdaApi::Concurrency(const FunctionRef& ref, const HttpRequest& r
     return ApiError(400, "InvalidParameterValueException",
                     "ReservedConcurrentExecutions must be an integer from 0 to 1000");
   // Persisted in the function's record before the client hears of it.
-  auto changed = registry_->SetReservedConcurrency(ref.name, v.get<uint32_t>());
+  auto changed = registry_->SetReservedConcurrency(ref.key, v.get<uint32_t>());
   if (!changed) return FromError(changed.error());
   return Json(200, json{{"ReservedConcurrentExecutions", v.get<uint32_t>()}});
 }
@@ -331,10 +365,12 @@ HttpResponse LambdaApi::Invoke(const FunctionRef& ref, const HttpRequest& r) {
     // 202 only once the event is in the event log: from then on it runs at least once.
     if (!events_)
       return ApiError(503, "ServiceUnavailableException", "this forkletd accepts no Event invocations");
-    if (auto s = events_->Accept(ref.name, request_id, r.body); !s)
+    if (auto s = events_->Accept(ref.key, request_id, r.body); !s) {
+      if (s.error().op == "TooManyRequestsException") return EventRefused(s.error());
       return ApiError(503, "ServiceUnavailableException",
                       "forkletd could not store the event, which was not accepted: " +
                           s.error().ToString());
+    }
     HttpResponse out;
     out.status = 202;
     out.headers["X-Amzn-RequestId"] = request_id;

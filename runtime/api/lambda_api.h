@@ -55,5 +55,11 @@ class LambdaApi {
 HttpResponse Json(int status, const nlohmann::json& body);
 // {"Type":"User","message":...} with X-Amzn-ErrorType, as Lambda's API errors look.
 HttpResponse ApiError(int status, const std::string& type, const std::string& message);
+// 429 TooManyRequestsException for an event the queue's bounds refused (events::EventQueue::
+// Accept), with Retry-After and a Reason: EventQueueFull, or EventStorageLow (e.err ENOSPC).
+HttpResponse EventRefused(const Error& e);
+// What a tenant (HttpRequest::account set) gets on the operator's routes, which show or change
+// the whole node (every account's functions): 403 AccessDeniedException.
+HttpResponse OperatorOnly(const HttpRequest& r);
 
 }  // namespace forklet::api

@@ -7,6 +7,7 @@
 
 #include "runtime/api/lambda_api.h"
 #include "runtime/billing/bill.h"
+#include "runtime/registry/function_key.h"
 
 namespace forklet::api {
 namespace {
@@ -27,6 +28,28 @@ int64_t NowMs() {
              std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
+// The ?function= of a request as a function key: a tenant's names are of its account.
+std::string FunctionQuery(const HttpRequest& r) {
+  std::string name = Query(r, "function");
+  if (name.empty() || r.account.empty()) return name;
+  if (name.find('.') != std::string::npos) return "-";  // no name has one: matches nothing
+  return registry::FunctionKey(r.account, name);
+}
+
+// Whether the caller may see a function's figures: the operator all, a tenant its own.
+bool Visible(const HttpRequest& r, const std::string& key) {
+  return r.account.empty() || registry::AccountOf(key) == r.account;
+}
+
+// An object keyed by function key, with what the caller may not see left out.
+json OnlyVisible(const HttpRequest& r, const std::string& only, json by_function) {
+  if (!by_function.is_object() || (only.empty() && r.account.empty())) return by_function;
+  json kept = json::object();
+  for (auto& [key, value] : by_function.items())
+    if ((only.empty() || key == only) && Visible(r, key)) kept[key] = value;
+  return kept;
+}
+
 HttpResponse Text(const std::string& content_type, std::string body) {
   HttpResponse out;
   out.headers["Content-Type"] = content_type;
@@ -45,17 +68,21 @@ HttpResponse ReportingApi::Handle(const HttpRequest& r) {
     return ApiError(405, "UnknownOperationException", "Unknown operation " + r.method + " " + r.path);
   if (r.path == kStats) return Stats(r);
   if (r.path == kBill) return Bill(r);
-  if (r.path == kMetrics) return Metrics();
+  if (r.path == kMetrics) return r.account.empty() ? Metrics() : OperatorOnly(r);
   return ApiError(404, "UnknownOperationException", "Unknown operation " + r.method + " " + r.path);
 }
 
 HttpResponse ReportingApi::Stats(const HttpRequest& r) {
   bool histogram = Query(r, "histogram") == "1" || Query(r, "histogram") == "true";
   json series = json::array();
-  for (const auto& s : stats_->Snapshot(histogram, Query(r, "function"))) {
+  const std::string only = FunctionQuery(r);
+  for (const auto& s : stats_->Snapshot(histogram, only)) {
+    if (!Visible(r, s.function)) continue;
     json stages = json::array();
     for (const auto& [name, ms] : s.stage_p50_ms) stages.push_back({{"name", name}, {"p50_ms", ms}});
-    json j = {{"function", s.function},     {"runtime", s.runtime}, {"start_kind", s.start_kind},
+    // The operator sees keys ("ACCOUNT.NAME" outside the default account), a tenant its names.
+    json j = {{"function", r.account.empty() ? s.function : registry::NameOf(s.function)},
+              {"runtime", s.runtime},       {"start_kind", s.start_kind},
               {"count", s.count},           {"p50_ms", s.p50_ms},   {"p90_ms", s.p90_ms},
               {"p99_ms", s.p99_ms},         {"max_ms", s.max_ms},
               {"mean_ms", s.count ? s.sum_ms / static_cast<double>(s.count) : 0.0},
@@ -70,24 +97,10 @@ HttpResponse ReportingApi::Stats(const HttpRequest& r) {
   json out{{"since", billing::FormatTime(stats_->since_epoch_ms())},
             {"since_ms", stats_->since_epoch_ms()},
             {"series", series}};
-  if (events_) {
-    json ev = events_();
-    const std::string only = Query(r, "function");
-    if (!only.empty()) {
-      json kept = json::object();
-      if (ev.contains(only)) kept[only] = ev[only];
-      ev = kept;
-    }
-    out["events"] = std::move(ev);
-  }
+  if (events_) out["events"] = OnlyVisible(r, only, events_());
   if (snapshots_) {
     json snap = snapshots_();
-    const std::string only = Query(r, "function");
-    if (!only.empty() && snap.contains("functions")) {
-      json kept = json::object();
-      if (snap["functions"].contains(only)) kept[only] = snap["functions"][only];
-      snap["functions"] = kept;
-    }
+    if (snap.contains("functions")) snap["functions"] = OnlyVisible(r, only, snap["functions"]);
     out["snapshots"] = std::move(snap);
   }
   return Json(200, out);
@@ -106,7 +119,7 @@ HttpResponse ReportingApi::Bill(const HttpRequest& r) {
   std::string format = Query(r, "format", "json");
   if (format != "json" && format != "csv" && format != "table")
     return ApiError(400, "InvalidParameterValueException", "format must be json, csv or table");
-  auto bill = billing::MakeBill(*ledger_, *from, *to, Query(r, "function"));
+  auto bill = billing::MakeBill(*ledger_, *from, *to, FunctionQuery(r), r.account);
   if (!bill) return ApiError(500, "ServiceException", bill.error().ToString());
   if (format == "csv") return Text("text/csv; charset=utf-8", billing::BillCsv(*bill));
   if (format == "table") return Text("text/plain; charset=utf-8", billing::BillTable(*bill));

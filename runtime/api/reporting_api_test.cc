@@ -41,12 +41,14 @@ class ReportingApiTest : public ::testing::Test {
     ledger_.reset();
     fs::remove_all(dir_);
   }
+  // account: the tenant who asks (empty: the operator).
   HttpResponse Get(ReportingApi& api, const std::string& path,
-                   std::map<std::string, std::string> query = {}) {
+                   std::map<std::string, std::string> query = {}, const std::string& account = "") {
     HttpRequest r;
     r.method = "GET";
     r.path = path;
     r.query = std::move(query);
+    r.account = account;
     return api.Handle(r);
   }
   metrics::NodeGauges Gauges() {
@@ -82,7 +84,7 @@ TEST_F(ReportingApiTest, BillInEveryFormat) {
   EXPECT_EQ(j["total"]["cost_picodollars"], 3 * 200'000 + 2 * 208'334 + 416'668);
   auto csv = Get(api, "/forklet/v1/bill", {{"format", "csv"}});
   EXPECT_EQ(csv.headers["Content-Type"].rfind("text/csv", 0), 0u);
-  EXPECT_NE(csv.body.find("\nTOTAL,3,3,0,0,0.300,0.05,"), std::string::npos) << csv.body;
+  EXPECT_NE(csv.body.find("\n*,TOTAL,3,3,0,0,0.300,0.05,"), std::string::npos) << csv.body;
   auto table = Get(api, "/forklet/v1/bill", {{"format", "table"}, {"function", "hello"}});
   EXPECT_NE(table.body.find("hello"), std::string::npos) << table.body;
   // The window: all three started at 2024-05-01T12:00:00Z.
@@ -114,6 +116,38 @@ TEST_F(ReportingApiTest, Metrics) {
   EXPECT_NE(r.body.find("forklet_ledger_records_total 3\n"), std::string::npos) << r.body;
   EXPECT_TRUE(ReportingApi::Serves("/metrics"));
   EXPECT_FALSE(ReportingApi::Serves("/forklet/v1/health"));
+}
+
+TEST_F(ReportingApiTest, ATenantSeesItsOwnFiguresOnly) {
+  core::InvokeResult r;
+  r.start = core::StartKind::kWarm;
+  r.total_ms = 0.5;
+  r.billed_ms = 100;
+  r.start_epoch_ms = 1'714'564'800'000;
+  metrics::InvocationRecorder rec(billing::PricingConfig{}, ledger_.get(), &stats_);
+  rec.OnInvocation("123456789012.hello", "python3.11", 128, "t1", r);  // another tenant's "hello"
+  ReportingApi api(&stats_, ledger_.get(), [this] { return Gauges(); });
+
+  auto mine = json::parse(Get(api, "/forklet/v1/bill", {}, "123456789012").body);
+  ASSERT_EQ(mine["functions"].size(), 1u) << mine;
+  EXPECT_EQ(mine["functions"][0]["account"], "123456789012");
+  EXPECT_EQ(mine["functions"][0]["function"], "hello");
+  EXPECT_EQ(mine["total"]["invocations"], 1);
+  auto by_name = json::parse(Get(api, "/forklet/v1/bill", {{"function", "hello"}}, "123456789012").body);
+  EXPECT_EQ(by_name["total"]["invocations"], 1) << "a tenant's name is its own function";
+  auto smuggled = json::parse(Get(api, "/forklet/v1/bill", {{"function", "hello"}}, "999999999999").body);
+  EXPECT_EQ(smuggled["total"]["invocations"], 0);
+
+  auto stats = json::parse(Get(api, "/forklet/v1/stats", {}, "123456789012").body);
+  ASSERT_EQ(stats["series"].size(), 1u) << stats;
+  EXPECT_EQ(stats["series"][0]["function"], "hello");
+  auto all = json::parse(Get(api, "/forklet/v1/stats").body);  // the operator
+  EXPECT_EQ(all["series"].size(), 3u) << all;
+
+  auto metrics = Get(api, "/metrics", {}, "123456789012");
+  EXPECT_EQ(metrics.status, 403);
+  EXPECT_EQ(metrics.headers["X-Amzn-ErrorType"], "AccessDeniedException");
+  EXPECT_EQ(Get(api, "/metrics").status, 200);
 }
 
 }  // namespace

@@ -72,8 +72,11 @@ std::optional<std::chrono::system_clock::time_point> ParseAmzDate(const std::str
   if (s.size() != 16 || s[8] != 'T' || s[15] != 'Z') return std::nullopt;
   for (size_t i : {0u, 1u, 2u, 3u, 4u, 5u, 6u, 7u, 9u, 10u, 11u, 12u, 13u, 14u})
     if (s[i] < '0' || s[i] > '9') return std::nullopt;
+  // Years a clock can mean (and system_clock's nanoseconds hold: past 2262 they overflow).
+  const int year = std::stoi(s.substr(0, 4));
+  if (year < 1970 || year > 2200) return std::nullopt;
   std::tm tm{};
-  tm.tm_year = std::stoi(s.substr(0, 4)) - 1900;
+  tm.tm_year = year - 1900;
   tm.tm_mon = std::stoi(s.substr(4, 2)) - 1;
   tm.tm_mday = std::stoi(s.substr(6, 2));
   tm.tm_hour = std::stoi(s.substr(9, 2));
@@ -301,7 +304,12 @@ Result<std::map<std::string, AccessKey>> CredentialStore::Read(const std::string
     if (!k.is_object() || !k.value("access_key_id", nlohmann::json()).is_string() ||
         !k.value("secret_access_key", nlohmann::json()).is_string())
       return MakeError(where, "needs \"access_key_id\" and \"secret_access_key\" (strings)");
-    AccessKey key{k["access_key_id"], k["secret_access_key"], k.value("account_id", std::string("000000000000"))};
+    if (k.contains("account_id") && !k["account_id"].is_string())
+      return MakeError(where, "account_id must be a string of 12 digits");
+    if (k.contains("operator") && !k["operator"].is_boolean())
+      return MakeError(where, "operator must be true or false");
+    AccessKey key{k["access_key_id"], k["secret_access_key"], k.value("account_id", std::string("000000000000")),
+                  k.value("operator", false)};
     if (key.id.size() < 4 || key.id.size() > 128 ||
         !std::all_of(key.id.begin(), key.id.end(), [](unsigned char c) { return std::isalnum(c); }))
       return MakeError(where, "access_key_id must be 4 to 128 letters and digits");

@@ -19,11 +19,14 @@ namespace forklet::api {
 struct AccessKey {
   std::string id;          // AKIA...
   std::string secret;
-  std::string account_id;  // the tenant: 12 digits
+  std::string account_id;  // the tenant: 12 digits (default 000000000000)
+  bool is_operator = false;  // sees and manages every account, as the Unix socket does
 };
 
 // The keys of a credentials file (JSON):
-//   {"keys": [{"access_key_id": "AKID", "secret_access_key": "...", "account_id": "123456789012"}]}
+//   {"keys": [{"access_key_id": "AKID", "secret_access_key": "...", "account_id": "123456789012"},
+//             {"access_key_id": "AKOP", "secret_access_key": "...", "operator": true}]}
+// A key's account is the tenant whose functions it sees, invokes, bills and deletes.
 // Load and Reload keep the previous keys when the file does not parse or holds a bad entry.
 class CredentialStore {
  public:

@@ -98,6 +98,17 @@ TEST_F(SigV4Test, UnknownKeysMissingSignaturesAndStaleClocksAreRefused) {
   EXPECT_FALSE(Verify(Vanilla(), At(12, 40)).has_value()) << "within the 5 minute window";
 }
 
+TEST_F(SigV4Test, DatesNoClockCanMeanAreMalformed) {
+  // Found by sigv4_fuzz: year 0001 overflowed system_clock's nanoseconds (undefined behaviour).
+  for (const char* date : {"00010101T000000Z", "99991231T235959Z", "19691231T235959Z"}) {
+    auto r = Vanilla();
+    r.headers["x-amz-date"] = date;
+    auto failure = Verify(r);
+    ASSERT_TRUE(failure.has_value()) << date;
+    EXPECT_EQ(failure->type, "IncompleteSignatureException") << date;
+  }
+}
+
 TEST_F(SigV4Test, AnotherServiceOrRegionIsRefused) {
   SigV4Verifier lambda(store_.get(), SigV4Options{{}, "lambda", std::chrono::seconds(300)});
   EXPECT_EQ(lambda.Verify(Vanilla(), At(12, 37))->type, "InvalidSignatureException");

@@ -1,9 +1,14 @@
 // A bill: usage and cost per function over a time window, from the ledger, as a table, JSON or
 #include "runtime/billing/bill.h"
 
+#include <algorithm>
 #include <ctime>
+#include <map>
+#include <tuple>
 
 #include <nlohmann/json.hpp>
+
+#include "runtime/registry/function_key.h"
 
 namespace forklet::billing {
 namespace {
@@ -17,6 +22,23 @@ void Add(FunctionUsage& into, const FunctionUsage& u) {
   into.mb_ms += u.mb_ms;
   into.request_cost_pd += u.request_cost_pd;
   into.compute_cost_pd += u.compute_cost_pd;
+  into.events_accepted += u.events_accepted;
+  into.events_run += u.events_run;
+  into.events_retried += u.events_retried;
+  into.events_expired += u.events_expired;
+  into.events_dead_lettered += u.events_dead_lettered;
+}
+
+bool HasEvents(const Bill& bill) {
+  const FunctionUsage& t = bill.total;
+  return t.events_accepted || t.events_run || t.events_retried || t.events_expired ||
+         t.events_dead_lettered;
+}
+
+std::vector<std::string> EventCells(const FunctionUsage& u) {
+  return {std::to_string(u.events_accepted), std::to_string(u.events_run),
+          std::to_string(u.events_retried), std::to_string(u.events_expired),
+          std::to_string(u.events_dead_lettered)};
 }
 
 std::string Seconds(int64_t ms) {
@@ -26,8 +48,10 @@ std::string Seconds(int64_t ms) {
   return buf;
 }
 
-std::vector<std::string> Cells(const FunctionUsage& u) {
-  return {u.function,
+std::vector<std::string> Cells(const std::string& account, const std::string& function,
+                               const FunctionUsage& u) {
+  return {account,
+          function,
           std::to_string(u.invocations),
           std::to_string(u.requests),
           std::to_string(u.throttled),
@@ -40,8 +64,7 @@ std::vector<std::string> Cells(const FunctionUsage& u) {
 }
 
 nlohmann::json UsageJson(const FunctionUsage& u) {
-  return {{"function", u.function},
-          {"invocations", u.invocations},
+  return {{"invocations", u.invocations},
           {"requests", u.requests},
           {"throttled", u.throttled},
           {"errors", u.errors},
@@ -53,32 +76,74 @@ nlohmann::json UsageJson(const FunctionUsage& u) {
           {"cost_picodollars", u.cost_pd()},
           {"request_cost_usd", FormatDollars(u.request_cost_pd)},
           {"compute_cost_usd", FormatDollars(u.compute_cost_pd)},
-          {"cost_usd", FormatDollars(u.cost_pd())}};
+          {"cost_usd", FormatDollars(u.cost_pd())},
+          {"events",
+           {{"accepted", u.events_accepted},
+            {"run", u.events_run},
+            {"retried", u.events_retried},
+            {"expired", u.events_expired},
+            {"dead_lettered", u.events_dead_lettered}}}};
 }
 
-const std::vector<std::string> kColumns = {"FUNCTION",  "INVOCATIONS", "REQUESTS",  "THROTTLED",
+const std::vector<std::string> kColumns = {"ACCOUNT", "FUNCTION",  "INVOCATIONS", "REQUESTS",  "THROTTLED",
                                            "ERRORS",    "BILLED_S",    "GB_SECONDS", "REQUEST_USD",
                                            "COMPUTE_USD", "COST_USD"};
+// Event invocations' steps: in the CSV always, in the table when the window has any.
+const std::vector<std::string> kEventColumns = {"EVENTS_ACCEPTED", "EVENTS_RUN", "EVENTS_RETRIED",
+                                                "EVENTS_EXPIRED", "EVENTS_DEAD_LETTERED"};
+
+// Every line of a bill below its header: functions, each account's TOTAL (more than one
+// account), the grand TOTAL; with Event invocations' counts at the end when `events`.
+std::vector<std::vector<std::string>> Lines(const Bill& bill, bool events) {
+  std::vector<std::vector<std::string>> rows;
+  auto add = [&](const std::string& account, const std::string& function, const FunctionUsage& u) {
+    auto c = Cells(account, function, u);
+    if (events)
+      for (auto& e : EventCells(u)) c.push_back(std::move(e));
+    rows.push_back(std::move(c));
+  };
+  for (const auto& u : bill.functions) add(registry::AccountOf(u.function), registry::NameOf(u.function), u);
+  if (bill.accounts.size() > 1)
+    for (const auto& a : bill.accounts) add(a.function, "TOTAL", a);
+  add("*", "TOTAL", bill.total);
+  return rows;
+}
 
 }  // namespace
 
-Result<Bill> MakeBill(Ledger& ledger, int64_t from_ms, int64_t to_ms, const std::string& function) {
+Result<Bill> MakeBill(Ledger& ledger, int64_t from_ms, int64_t to_ms, const std::string& function,
+                      const std::string& account) {
   auto rows = ledger.Usage(from_ms, to_ms, function);
   if (!rows) return rows.error();
   Bill b;
   b.from_ms = from_ms;
   b.to_ms = to_ms;
-  b.functions = std::move(rows.value());
+  std::map<std::string, FunctionUsage> accounts;
+  for (auto& u : rows.value()) {
+    const std::string owner = registry::AccountOf(u.function);
+    if (!account.empty() && owner != account) continue;
+    FunctionUsage& a = accounts[owner];
+    a.function = owner;
+    Add(a, u);
+    b.functions.push_back(std::move(u));
+  }
+  std::stable_sort(b.functions.begin(), b.functions.end(), [](const FunctionUsage& x, const FunctionUsage& y) {
+    auto kx = registry::SplitFunctionKey(x.function), ky = registry::SplitFunctionKey(y.function);
+    return std::tie(kx.account, kx.name) < std::tie(ky.account, ky.name);
+  });
+  for (auto& [id, a] : accounts) b.accounts.push_back(std::move(a));
   b.total.function = "TOTAL";
   for (const auto& u : b.functions) Add(b.total, u);
   return b;
 }
 
 std::string BillTable(const Bill& bill) {
-  std::vector<std::vector<std::string>> rows = {kColumns};
-  for (const auto& u : bill.functions) rows.push_back(Cells(u));
-  rows.push_back(Cells(bill.total));
-  std::vector<size_t> width(kColumns.size(), 0);
+  const bool events = HasEvents(bill);
+  std::vector<std::string> header = kColumns;
+  if (events) header.insert(header.end(), kEventColumns.begin(), kEventColumns.end());
+  std::vector<std::vector<std::string>> rows = {header};
+  for (auto& line : Lines(bill, events)) rows.push_back(std::move(line));
+  std::vector<size_t> width(header.size(), 0);
   for (const auto& r : rows)
     for (size_t i = 0; i < r.size(); ++i) width[i] = std::max(width[i], r[i].size());
   std::string out = "usage from " + FormatTime(bill.from_ms) + " to " + FormatTime(bill.to_ms) +
@@ -93,7 +158,7 @@ std::string BillTable(const Bill& bill) {
     for (size_t i = 0; i < rows[n].size(); ++i) {
       const std::string& c = rows[n][i];
       std::string pad(width[i] - c.size(), ' ');
-      line += i == 0 ? c + pad : pad + c;  // names left, numbers right
+      line += i <= 1 ? c + pad : pad + c;  // account and name left, numbers right
       if (i + 1 < rows[n].size()) line += "  ";
     }
     out += line + "\n";
@@ -103,29 +168,42 @@ std::string BillTable(const Bill& bill) {
 
 std::string BillJson(const Bill& bill) {
   nlohmann::json fns = nlohmann::json::array();
-  for (const auto& u : bill.functions) fns.push_back(UsageJson(u));
+  for (const auto& u : bill.functions) {
+    nlohmann::json f = UsageJson(u);
+    f["account"] = registry::AccountOf(u.function);
+    f["function"] = registry::NameOf(u.function);
+    fns.push_back(std::move(f));
+  }
+  nlohmann::json accounts = nlohmann::json::array();
+  for (const auto& a : bill.accounts) {
+    nlohmann::json j = UsageJson(a);
+    j["account"] = a.function;
+    accounts.push_back(std::move(j));
+  }
+  nlohmann::json total = UsageJson(bill.total);
+  total["function"] = "TOTAL";
   nlohmann::json j = {{"from", FormatTime(bill.from_ms)}, {"to", FormatTime(bill.to_ms)},
                       {"from_ms", bill.from_ms},      {"to_ms", bill.to_ms},
-                      {"functions", fns},             {"total", UsageJson(bill.total)}};
+                      {"functions", fns},             {"accounts", accounts},
+                      {"total", total}};
   return j.dump(1) + "\n";
 }
 
 std::string BillCsv(const Bill& bill) {
   // Function names are [A-Za-z0-9_-] (Lambda's rule), so no field needs quoting.
   std::string out;
-  for (size_t i = 0; i < kColumns.size(); ++i) {
-    std::string c = kColumns[i];
+  std::vector<std::string> header = kColumns;
+  header.insert(header.end(), kEventColumns.begin(), kEventColumns.end());
+  for (size_t i = 0; i < header.size(); ++i) {
+    std::string c = header[i];
     for (char& ch : c) ch = static_cast<char>(tolower(ch));
     out += (i ? "," : "") + c;
   }
   out += "\n";
-  auto line = [&](const FunctionUsage& u) {
-    auto cells = Cells(u);
+  for (const auto& cells : Lines(bill, true)) {
     for (size_t i = 0; i < cells.size(); ++i) out += (i ? "," : "") + cells[i];
     out += "\n";
-  };
-  for (const auto& u : bill.functions) line(u);
-  line(bill.total);
+  }
   return out;
 }
 

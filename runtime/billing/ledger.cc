@@ -47,6 +47,15 @@ CREATE TABLE IF NOT EXISTS invocations (
   gb_seconds      REAL NOT NULL GENERATED ALWAYS AS (mb_ms / 1024000.0) VIRTUAL
 );
 CREATE INDEX IF NOT EXISTS invocations_by_start ON invocations (start_ms);
+CREATE TABLE IF NOT EXISTS events (
+  request_id TEXT NOT NULL,
+  kind       TEXT NOT NULL CHECK (kind IN ('accepted','run','retried','expired','dead_lettered')),
+  attempt    INTEGER NOT NULL,
+  function   TEXT NOT NULL,
+  at_ms      INTEGER NOT NULL,  -- epoch ms
+  PRIMARY KEY (request_id, kind, attempt)
+);
+CREATE INDEX IF NOT EXISTS events_by_time ON events (at_ms);
 PRAGMA user_version = 1;
 )";
 
@@ -56,7 +65,12 @@ constexpr const char* kInsert =
     " request_cost_pd, compute_cost_pd) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
     " ON CONFLICT (request_id) DO NOTHING";
 
+constexpr const char* kInsertEvent =
+    "INSERT INTO events (request_id, kind, attempt, function, at_ms) VALUES (?,?,?,?,?)"
+    " ON CONFLICT DO NOTHING";
+
 constexpr int kFields = 17;
+constexpr const char* kEventTag = "event";  // first field of an event line (6 fields, not 17)
 constexpr uint64_t kEagerFlushBytes = 4 << 20;  // wake the flusher early past this much log
 constexpr size_t kMaxHeld = 100'000;              // records kept in memory while the log is full
 
@@ -210,6 +224,31 @@ bool ParseLine(std::string_view line, LedgerRecord* r) {
   return true;
 }
 
+// "event\tID\tFUNCTION\tKIND\tATTEMPT\tAT_MS"; false for anything else.
+bool ParseEventLine(std::string_view line, EventRecord* r) {
+  std::string_view f[6];
+  int n = 0;
+  size_t start = 0;
+  for (size_t i = 0; i <= line.size(); ++i) {
+    if (i == line.size() || line[i] == '\t') {
+      if (n == 6) return false;
+      f[n++] = line.substr(start, i - start);
+      start = i + 1;
+    }
+  }
+  if (n != 6 || f[0] != kEventTag) return false;
+  long long attempt = 0, at = 0;
+  if (std::from_chars(f[4].data(), f[4].data() + f[4].size(), attempt).ec != std::errc() ||
+      std::from_chars(f[5].data(), f[5].data() + f[5].size(), at).ec != std::errc())
+    return false;
+  r->request_id = f[1];
+  r->function = f[2];
+  r->kind = f[3];
+  r->attempt = static_cast<uint32_t>(attempt);
+  r->at_ms = at;
+  return true;
+}
+
 uint64_t NsSince(std::chrono::steady_clock::time_point t0) {
   return static_cast<uint64_t>(
       std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count());
@@ -246,6 +285,9 @@ Status Ledger::Init() {
   if (auto s = Exec(writer_, kSchema); !s) return s;
   if (sqlite3_prepare_v3(writer_, kInsert, -1, SQLITE_PREPARE_PERSISTENT, &insert_, nullptr) != SQLITE_OK)
     return SqlError(writer_, "prepare insert");
+  if (sqlite3_prepare_v3(writer_, kInsertEvent, -1, SQLITE_PREPARE_PERSISTENT, &insert_event_, nullptr) !=
+      SQLITE_OK)
+    return SqlError(writer_, "prepare event insert");
   auto r = OpenDb(path_);
   if (!r) return r.error();
   reader_ = *r;
@@ -297,6 +339,7 @@ Ledger::~Ledger() {
     if (stat(LogPath(log_seq_).c_str(), &st) == 0 && st.st_size == 0) unlink(LogPath(log_seq_).c_str());
   }
   sqlite3_finalize(insert_);
+  sqlite3_finalize(insert_event_);
   sqlite3_close(reader_);
   if (writer_) {
     // A clean stop leaves no WAL behind.
@@ -316,7 +359,23 @@ Status Ledger::Record(const LedgerRecord& r) {
   }
   LineWriter writer;
   FormatLine(r, &writer);
-  std::string_view line = writer.Done();
+  if (auto s = AppendLine(writer.Done(), r.request_id); !s) return s;
+  append_ns_ += NsSince(t0);
+  return {};
+}
+
+Status Ledger::RecordEvent(const EventRecord& r) {
+  if (!CleanName(r.request_id) || !CleanName(r.function) ||
+      !OneOf(r.kind, {"accepted", "run", "retried", "expired", "dead_lettered"})) {
+    errors_++;
+    return MakeError("ledger: event record " + r.request_id, "malformed (a name or kind)");
+  }
+  std::string line = std::string(kEventTag) + "\t" + r.request_id + "\t" + r.function + "\t" + r.kind +
+                     "\t" + std::to_string(r.attempt) + "\t" + std::to_string(r.at_ms) + "\n";
+  return AppendLine(line, r.request_id);
+}
+
+Status Ledger::AppendLine(std::string_view line, const std::string& what) {
   bool wake = false;
   {
     std::lock_guard lock(log_mu_);
@@ -329,7 +388,7 @@ Status Ledger::Record(const LedgerRecord& r) {
         errors_++;
         return SysError("ledger: append to " + LogPath(log_seq_) + " (and " +
                             std::to_string(kMaxHeld) + " records already held in memory): lost " +
-                            r.request_id,
+                            what,
                         e);
       }
       held_.emplace_back(line);
@@ -341,7 +400,6 @@ Status Ledger::Record(const LedgerRecord& r) {
   }
   if (wake) stop_cv_.notify_all();
   records_++;
-  append_ns_ += NsSince(t0);
   return {};
 }
 
@@ -396,9 +454,30 @@ Status Ledger::ReplayLog(uint64_t seq) {
       break;
     }
     LedgerRecord r;
-    if (!ParseLine(std::string_view(text).substr(start, nl - start), &r)) {
-      bad++;
+    std::string_view one = std::string_view(text).substr(start, nl - start);
+    if (!ParseLine(one, &r)) {
+      EventRecord ev;
       start = nl + 1;
+      if (!ParseEventLine(one, &ev)) {
+        bad++;
+        continue;
+      }
+      sqlite3_stmt* s = insert_event_;
+      BindText(s, 1, ev.request_id);
+      BindText(s, 2, ev.kind);
+      sqlite3_bind_int64(s, 3, ev.attempt);
+      BindText(s, 4, ev.function);
+      sqlite3_bind_int64(s, 5, ev.at_ms);
+      int rc = sqlite3_step(s);
+      sqlite3_reset(s);
+      sqlite3_clear_bindings(s);
+      if (rc == SQLITE_CONSTRAINT) {
+        bad++;
+      } else if (rc != SQLITE_DONE) {
+        Error e = SqlError(writer_, "insert event from " + path);
+        (void)Exec(writer_, "ROLLBACK");
+        return e;
+      }
       continue;
     }
     start = nl + 1;
@@ -549,6 +628,34 @@ Result<std::vector<FunctionUsage>> Ledger::Usage(int64_t from_ms, int64_t to_ms,
   Error e = SqlError(reader_, "usage query");  // read before finalize resets it
   sqlite3_finalize(s);
   if (rc != SQLITE_DONE) return e;  // SUM overflow is an error here, never a wrong total
+
+  // Event steps in the window, merged in by function (one may have events and no invocation).
+  static const char* kEventSql =
+      "SELECT function, kind, COUNT(*) FROM events"
+      " WHERE at_ms >= ?1 AND at_ms < ?2 AND (?3 = '' OR function = ?3) GROUP BY function, kind";
+  if (sqlite3_prepare_v2(reader_, kEventSql, -1, &s, nullptr) != SQLITE_OK)
+    return SqlError(reader_, "prepare event usage query");
+  sqlite3_bind_int64(s, 1, from_ms);
+  sqlite3_bind_int64(s, 2, to_ms);
+  BindText(s, 3, function);
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    std::string fn = ColumnText(s, 0), kind = ColumnText(s, 1);
+    int64_t n = sqlite3_column_int64(s, 2);
+    auto it = std::lower_bound(out.begin(), out.end(), fn,
+                               [](const FunctionUsage& u, const std::string& f) { return u.function < f; });
+    if (it == out.end() || it->function != fn) {
+      it = out.insert(it, FunctionUsage{});
+      it->function = fn;
+    }
+    if (kind == "accepted") it->events_accepted += n;
+    else if (kind == "run") it->events_run += n;
+    else if (kind == "retried") it->events_retried += n;
+    else if (kind == "expired") it->events_expired += n;
+    else if (kind == "dead_lettered") it->events_dead_lettered += n;
+  }
+  e = SqlError(reader_, "event usage query");
+  sqlite3_finalize(s);
+  if (rc != SQLITE_DONE) return e;
   return out;
 }
 

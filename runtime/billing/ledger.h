@@ -55,6 +55,16 @@ struct LedgerRecord {
   int64_t cost_pd() const { return request_cost_pd + compute_cost_pd; }
 };
 
+// A step in the life of an Event invocation, for the bill's event counts (table events, one row
+// per (request_id, kind, attempt), so a replayed log never counts one twice).
+struct EventRecord {
+  std::string request_id;  // the event's (the 202's request id)
+  std::string function;
+  std::string kind;        // accepted, run, retried, expired, dead_lettered
+  uint32_t attempt = 0;    // run and retried: the attempt's number; else 0
+  int64_t at_ms = 0;       // epoch ms
+};
+
 // Usage and cost of one function over a window: sums of ledger rows.
 struct FunctionUsage {
   std::string function;
@@ -67,6 +77,12 @@ struct FunctionUsage {
   int64_t request_cost_pd = 0;
   int64_t compute_cost_pd = 0;
   int64_t cost_pd() const { return request_cost_pd + compute_cost_pd; }
+  // Event invocations whose step fell in the window (by its time, not the invocation's start).
+  int64_t events_accepted = 0;
+  int64_t events_run = 0;            // attempts started (each is also an invocation above)
+  int64_t events_retried = 0;        // retries scheduled after a function error
+  int64_t events_expired = 0;        // past MaximumEventAgeInSeconds before running
+  int64_t events_dead_lettered = 0;  // ended in forklet's dead-letter store
 };
 
 struct LedgerCounters {
@@ -95,6 +111,8 @@ class Ledger {
 
   // Appends the record; returns once it survives the process's death. Thread-safe.
   Status Record(const LedgerRecord& record);
+  // The same log and guarantees for an Event invocation's step.
+  Status RecordEvent(const EventRecord& record);
   // Moves everything recorded so far into SQLite.
   Status Flush();
 
@@ -114,6 +132,7 @@ class Ledger {
   std::string LogPath(uint64_t seq) const;
   Result<int> OpenLog(uint64_t seq);
   Status ReplayLog(uint64_t seq);  // its lines into SQLite, then unlink it; under flush_mu_
+  Status AppendLine(std::string_view line, const std::string& what);  // held when the log is full
   int AppendLocked(std::string_view line);  // one write; 0 or errno, never a partial line
   void DrainHeldLocked();                   // held records into the log while it takes them
   void FlushLoop();
@@ -122,6 +141,7 @@ class Ledger {
   LedgerOptions options_;
   sqlite3* writer_ = nullptr;       // the flusher's, under flush_mu_
   sqlite3_stmt* insert_ = nullptr;
+  sqlite3_stmt* insert_event_ = nullptr;
   sqlite3* reader_ = nullptr;       // queries, under reader_mu_
   std::mutex reader_mu_;
 

@@ -12,12 +12,16 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include "runtime/core/launch_timing.h"
 #include "runtime/log/log.h"
+#include "runtime/registry/function_key.h"
 
 namespace forklet::core {
 namespace fs = std::filesystem;
@@ -42,10 +46,11 @@ Status WriteFile(const std::string& path, const std::string& content) {
 
 nlohmann::json InitMessage(const registry::FunctionConfig& cfg) {
   nlohmann::json env = cfg.environment;
-  env["AWS_LAMBDA_FUNCTION_NAME"] = cfg.name;
+  const std::string name = registry::NameOf(cfg.name);  // as its account knows it, not the key
+  env["AWS_LAMBDA_FUNCTION_NAME"] = name;
   env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] = std::to_string(cfg.memory_mb);
   env["AWS_LAMBDA_FUNCTION_VERSION"] = "$LATEST";
-  env["AWS_LAMBDA_LOG_GROUP_NAME"] = "/aws/lambda/" + cfg.name;
+  env["AWS_LAMBDA_LOG_GROUP_NAME"] = "/aws/lambda/" + name;
   env["AWS_REGION"] = "us-east-1";
   env["AWS_DEFAULT_REGION"] = "us-east-1";
   env["AWS_EXECUTION_ENV"] = "AWS_Lambda_" + cfg.runtime;
@@ -58,7 +63,7 @@ nlohmann::json InitMessage(const registry::FunctionConfig& cfg) {
                                    Default{"LANG", "C.UTF-8"}, Default{"TZ", ":UTC"},
                                    Default{"HOME", "/tmp"}})
     if (!env.contains(key)) env[key] = value;
-  return nlohmann::json{{"function", cfg.name},       {"handler", cfg.handler},
+  return nlohmann::json{{"function", name},           {"handler", cfg.handler},
                         {"memory_mb", cfg.memory_mb}, {"timeout_s", cfg.timeout_s},
                         {"arn", registry::FunctionArn(cfg.name)}, {"env", env},
                         {"convention", registry::HandlerConvention(cfg)}};
@@ -110,7 +115,17 @@ Result<std::unique_ptr<Launcher>> Launcher::Create(const LauncherOptions& option
     log::Notice("removed " + std::to_string(*removed) + " stale instance cgroups");
   l->LimitSubtree();
   l->pool_ = std::make_unique<sandbox::CgroupPool>(l->tree_.get(), options.cgroup_pool_size);
-  if (options.netns_pool_size > 0) l->netns_ = std::make_unique<NetnsPool>(options.netns_pool_size);
+  // With egress the default, none functions are the exception: a small pool of plain namespaces.
+  const bool egress_default = options.network == sandbox::net::NetworkMode::kEgress;
+  const size_t plain = egress_default ? std::min<size_t>(options.netns_pool_size, 2) : options.netns_pool_size;
+  if (plain > 0) l->netns_ = std::make_unique<NetnsPool>(plain);
+  if (egress_default) {
+    if (auto pool = l->EgressPool(); !pool) return pool.error();
+  } else {
+    // A predecessor's leftovers go even when no function of this run asks for egress.
+    if (auto removed = sandbox::net::EgressNetwork::RemoveStale(l->EgressOptions()); removed && *removed > 0)
+      log::Notice("removed " + std::to_string(*removed) + " stale network interfaces and tables");
+  }
   std::string no_images;
   const bool images = sandbox::CodeImagesSupported(&no_images);
   if (!images)
@@ -154,6 +169,11 @@ Launcher::~Launcher() {
   for (int fd : zygote_procs_fds_) close(fd);
   if (zygote_cgroup_) (void)zygote_cgroup_->Destroy();
   netns_.reset();
+  {
+    std::lock_guard lock(egress_mu_);
+    egress_netns_.reset();  // before the bridge: its namespaces' veths go with them
+    egress_.reset();        // tables, bridge, veths; ip_forward back off if forklet turned it on
+  }
   pool_.reset();
   if (tree_) (void)tree_->RemoveRoot();
 }
@@ -223,6 +243,35 @@ void Launcher::WarmerLoop() {
   }
 }
 
+namespace {
+
+// The host's resolver configuration for egress instances (a none instance has no route to use it).
+// A loopback nameserver (systemd-resolved's stub, a local dnsmasq) is out of an instance's reach:
+// then systemd-resolved's list of upstream servers, as Docker does; else nothing.
+std::string ResolverConfig() {
+  auto loopback_only = [](const std::string& text) {
+    std::istringstream in(text);
+    bool any = false;
+    for (std::string line; std::getline(in, line);) {
+      std::istringstream words(line);
+      std::string key, addr;
+      if (!(words >> key >> addr) || key != "nameserver") continue;
+      if (addr.rfind("127.", 0) != 0 && addr != "::1") return false;
+      any = true;
+    }
+    return any;
+  };
+  for (const char* path : {"/etc/resolv.conf", "/run/systemd/resolve/resolv.conf"}) {
+    std::ifstream in(path);
+    std::stringstream text;
+    text << in.rdbuf();
+    if (in && !loopback_only(text.str())) return text.str();
+  }
+  return "";
+}
+
+}  // namespace
+
 Status Launcher::PrepareSandboxFiles() {
   root_dir_ = options_.state_dir + "/sandbox/root";
   etc_dir_ = options_.state_dir + "/sandbox/etc";
@@ -241,9 +290,9 @@ Status Launcher::PrepareSandboxFiles() {
   if (auto s = WriteFile(etc_dir_ + "/passwd", passwd); !s) return s;
   if (auto s = WriteFile(etc_dir_ + "/group", group); !s) return s;
   if (auto s = WriteFile(etc_dir_ + "/hosts", "127.0.0.1 localhost\n::1 localhost\n"); !s) return s;
-  if (auto s = WriteFile(etc_dir_ + "/nsswitch.conf", "passwd: files\ngroup: files\nhosts: files\n"); !s)
+  if (auto s = WriteFile(etc_dir_ + "/nsswitch.conf", "passwd: files\ngroup: files\nhosts: files dns\n"); !s)
     return s;
-  if (auto s = WriteFile(etc_dir_ + "/resolv.conf", ""); !s) return s;
+  if (auto s = WriteFile(etc_dir_ + "/resolv.conf", ResolverConfig()); !s) return s;
   if (auto s = WriteFile(etc_dir_ + "/hostname", "forklet\n"); !s) return s;
   for (const char* f : {"/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/localtime", "/etc/mime.types"}) {
     fs::copy_file(f, etc_dir_ + "/" + fs::path(f).filename().string(),
@@ -455,12 +504,17 @@ Result<Launcher::Forked> Launcher::ForkInstance(const std::string& family,
   spec.gid = kSandboxGid;
   spec.nofile_limit = 1024;
 
-  int net_fd = netns_ ? netns_->Take() : -1;
-  // Off the request path (a snapshot's source): worth waiting for the pool's filler.
-  for (int i = 0; exec_runner && netns_ && net_fd < 0 && i < 100; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    net_fd = netns_->Take();
+  // A stem cell (no function yet) gets the daemon's default; a function that differs is handled
+  // when it takes one (StartStemCell).
+  auto t_net = Clock::now();
+  bool made_now = false;
+  auto netns = TakeNetns(fn ? NetworkOf(*fn, options_.network) : options_.network, exec_runner, &made_now);
+  if (!netns) {
+    for (int fd : *procs) close(fd);
+    return netns.error();
   }
+  const int net_fd = netns->fd;
+  if (made_now) stages->emplace_back("netns_made", MsSince(t_net));  // the egress pool ran dry
   // A checkpoint can only take a channel that lives in the instance's own net namespace.
   int channel[2] = {-1, -1}, log[2] = {-1, -1};
   bool made = exec_runner ? net_fd >= 0 && SocketPairIn(net_fd, channel)
@@ -504,7 +558,58 @@ Result<Launcher::Forked> Launcher::ForkInstance(const std::string& family,
   out.instance->HoldOrigin(std::move(z.value()));
   out.uid = spec.uid;
   out.gid = spec.gid;
+  out.veth = netns->veth;
   return out;
+}
+
+Result<NetnsPool*> Launcher::EgressPool() {
+  std::lock_guard lock(egress_mu_);
+  if (!egress_netns_) {
+    auto net = sandbox::net::EgressNetwork::Create(EgressOptions());
+    if (!net) {
+      Error e = net.error();
+      e.op = "function network (egress): " + e.op;
+      return e;
+    }
+    egress_ = std::move(net.value());
+    log::Notice("function network: bridge " + egress_->bridge() + ", " + egress_->subnet() + ", NAT out");
+    // Twice the plain pool: an egress namespace takes a few ms to make (veth, rtnetlink round trips),
+    // so bursts of starts need more of them ready.
+    egress_netns_ = std::make_unique<NetnsPool>(options_.netns_pool_size * 2, egress_.get());
+  }
+  return egress_netns_.get();
+}
+
+sandbox::net::EgressOptions Launcher::EgressOptions() const {
+  auto options = options_.egress;
+  if (options.id.empty()) {  // six hex digits of the cgroup tag: one daemon per state dir
+    char id[8];
+    snprintf(id, sizeof(id), "%06lx", std::strtoul(options_.cgroup_tag.c_str(), nullptr, 10) & 0xffffff);
+    options.id = id;
+  }
+  return options;
+}
+
+Result<PooledNetns> Launcher::TakeNetns(sandbox::net::NetworkMode mode, bool wait, bool* made_now) {
+  if (mode == sandbox::net::NetworkMode::kNone) {
+    PooledNetns ns = netns_ ? netns_->Take() : PooledNetns{};
+    for (int i = 0; wait && netns_ && ns.fd < 0 && i < 100; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      ns = netns_->Take();
+    }
+    return ns;
+  }
+  auto pool = EgressPool();
+  if (!pool) return pool.error();
+  if (auto ns = (*pool)->Take(); ns.fd >= 0) return ns;
+  if (made_now) *made_now = true;
+  return (*pool)->Make();  // the pool ran dry: a few ms now rather than an instance without network
+}
+
+sandbox::net::NetworkMode NetworkOf(const registry::FunctionConfig& config, sandbox::net::NetworkMode fallback) {
+  auto it = config.environment.find("FORKLET_NETWORK");
+  if (it == config.environment.end()) return fallback;
+  return sandbox::net::ParseNetworkMode(it->second).value_or(fallback);
 }
 
 Result<StemCell> Launcher::MakeStemCell(const std::string& family) {
@@ -520,6 +625,7 @@ Result<StemCell> Launcher::MakeStemCell(const std::string& family) {
   cell.instance = std::move(forked->instance);
   cell.uid = forked->uid;
   cell.gid = forked->gid;
+  cell.veth = forked->veth;
   cell.boot_ms = MsSince(t0);
   return cell;
 }
@@ -536,6 +642,13 @@ Status Launcher::StartStemCell(const registry::Deployed& fn, const StemCell& cel
   if (stats->memory_current_bytes + (8ull << 20) > limits.memory_bytes)
     return MakeError("stem cell", "uses " + std::to_string(stats->memory_current_bytes >> 20) +
                                       " MB, too close to the function's " + std::to_string(cfg.memory_mb) + " MB");
+  // It was booted with the daemon's default network: egress needs its eth0, none loses it.
+  const bool egress = NetworkOf(cfg, options_.network) == sandbox::net::NetworkMode::kEgress;
+  if (egress && cell.veth.empty()) return MakeError("stem cell", "has no network interface");
+  if (!egress && !cell.veth.empty()) {
+    std::lock_guard lock(egress_mu_);
+    if (auto s = egress_->Detach(cell.veth); !s) return s.error();
+  }
   if (auto s = instance.cgroup()->SetLimits(limits); !s) return s.error();
   out->stages.emplace_back("cgroup", MsSince(t_cg));
 
@@ -583,7 +696,10 @@ Result<Launched> Launcher::Launch(const registry::Deployed& fn) {
   // Policy on: the function's snapshot first (it holds its init); auto keeps the faster stem cell.
   if (snapshots && stems && policy == SnapshotPolicy::kOn)
     if (auto restored = TryRestore(fn, policy)) return std::move(*restored);
-  if (stems) {
+  // Stem cells boot with the daemon's default network; an egress function on a none daemon skips them.
+  const bool stem_fits = !(options_.network == sandbox::net::NetworkMode::kNone &&
+                           NetworkOf(cfg, options_.network) == sandbox::net::NetworkMode::kEgress);
+  if (stems && stem_fits) {
     if (auto cell = stems->Take()) {
       Result<Launched> out = Launched{};
       out->start = StartKind::kZygote;

@@ -56,6 +56,11 @@ struct LauncherOptions {
   // fork/exit on the host, the trade-off cgroup2's `favordynmods` makes.
   bool cgroup_warmer = true;
   size_t netns_pool_size = 4;  // net namespaces made ahead of time; 0: each clone makes its own
+  // Instances' network for functions without FORKLET_NETWORK (sandbox/net/egress_network.h): egress
+  // gives each an eth0 on the daemon's bridge with NAT out; none keeps loopback only. The bridge
+  // and its rules are made at start-up when this is egress, else at the first egress function.
+  sandbox::net::NetworkMode network = sandbox::net::NetworkMode::kEgress;
+  sandbox::net::EgressOptions egress;  // id: derived from cgroup_tag when empty
   // Snapshots (runtime/snapshot): need CRIU and the net namespace pool.
   SnapshotPolicy snapshot_policy = SnapshotPolicy::kAuto;  // for functions that set none
   std::string criu;            // criu executable; empty: the set-up script's, then $PATH
@@ -87,6 +92,9 @@ uint32_t CpuPermilleFor(uint64_t memory_mb);
 // first-touch page faults are slow (this VM: ~0.5 s of CPU to fault 128 MB in), past its timeout.
 constexpr uint32_t kMinCpuQuotaPermille = 250;
 uint32_t CpuQuotaPermilleFor(uint64_t memory_mb);
+
+// A function's network: its FORKLET_NETWORK (egress or none), else the daemon's default.
+sandbox::net::NetworkMode NetworkOf(const registry::FunctionConfig& config, sandbox::net::NetworkMode fallback);
 
 // Identifies one deployment of a function: an instance only ever serves its own generation.
 std::string Generation(const registry::FunctionConfig& config);
@@ -191,6 +199,7 @@ class Launcher {
   struct Forked {
     std::unique_ptr<Instance> instance;
     uint32_t uid = 0, gid = 0;
+    std::string veth;  // the host end of its eth0; empty: loopback only
   };
   Result<Forked> ForkInstance(const std::string& family, const registry::FunctionConfig* fn,
                               const sandbox::CgroupLimits& limits,
@@ -210,7 +219,17 @@ class Launcher {
   sandbox::SeccompProgram seccomp_;
   std::unique_ptr<sandbox::CgroupTree> tree_;
   std::unique_ptr<sandbox::CgroupPool> pool_;
-  std::unique_ptr<NetnsPool> netns_;
+  std::unique_ptr<NetnsPool> netns_;  // loopback-only namespaces
+  // A namespace for an instance with this network: a pooled one, or for egress one made now when
+  // the pool ran dry (never a loopback-only one instead); fd -1 (none only): the clone makes one.
+  // wait: off the request path, worth waiting for the pool's filler.
+  // made_now: set when the egress pool ran dry and the namespace was made on this thread.
+  Result<PooledNetns> TakeNetns(sandbox::net::NetworkMode mode, bool wait, bool* made_now = nullptr);
+  Result<NetnsPool*> EgressPool();  // made on first use
+  sandbox::net::EgressOptions EgressOptions() const;  // with the daemon's id
+  std::mutex egress_mu_;
+  std::unique_ptr<sandbox::net::EgressNetwork> egress_;
+  std::unique_ptr<NetnsPool> egress_netns_;
   std::unique_ptr<sandbox::Cgroup> zygote_cgroup_;  // where zygotes live (own accounting, cleanup)
   std::vector<int> zygote_procs_fds_;
   void WarmerLoop();

@@ -147,7 +147,8 @@ Result<Launched> Launcher::RestoreInstance(const registry::Deployed& fn, const s
   auto cgroup = AcquireCgroup(LimitsFor(cfg.memory_mb), &out.stages);
   if (!cgroup) return cgroup.error();
   auto* procs = &cgroup->procs;
-  int net_fd = netns_ ? netns_->Take() : -1;
+  auto netns = TakeNetns(NetworkOf(cfg, options_.network), false);
+  const int net_fd = netns ? netns->fd : -1;
   int channel[2] = {-1, -1}, log[2] = {-1, -1};
   auto close_all = [&] {
     for (int fd : *procs) close(fd);

@@ -1,32 +1,46 @@
-// Network namespaces made ahead of time (creating one costs ~0.5 ms, most of a clone's cost),
-// each with its loopback up, handed to new instances as fds. Thread-safe.
+// Network namespaces made ahead of time (creating one costs ~0.5 ms, most of a clone's cost; with
+// an interface on the egress bridge a few ms more), each with its loopback up and, for the egress
+// pool, its eth0, address and default route; handed to new instances as fds. Thread-safe.
 #pragma once
 
 #include <condition_variable>
 #include <cstddef>
 #include <deque>
 #include <mutex>
+#include <string>
 #include <thread>
+
+#include "sandbox/net/egress_network.h"
 
 namespace forklet::core {
 
+struct PooledNetns {
+  int fd = -1;        // the namespace (the taker owns it); -1: none
+  std::string veth;   // the host end of its eth0; empty: loopback only
+};
+
 class NetnsPool {
  public:
-  explicit NetnsPool(size_t target);
-  ~NetnsPool();  // stops the filler and closes what was not handed out
+  // egress: the bridge its namespaces are attached to; null: loopback-only namespaces.
+  NetnsPool(size_t target, sandbox::net::EgressNetwork* egress = nullptr);
+  ~NetnsPool();  // stops the filler and closes what was not handed out (their veths go with them)
 
-  // An fd of a fresh, unused net namespace whose lo is up (the caller owns it), or -1 when none
-  // is ready: then the child makes its own.
-  int Take();
+  // A fresh, unused namespace, or fd -1 when none is ready.
+  PooledNetns Take();
+  // One made now on the calling thread (for when the pool ran dry and the caller cannot go without).
+  Result<PooledNetns> Make();
 
  private:
   void Fill();
-  int CreateOne(int home_fd);  // runs on the filler thread only
+  // Makes one and returns the calling thread to home_fd; a failure to return is fatal for the
+  // filler (*stranded).
+  Result<PooledNetns> CreateOne(int home_fd, bool* stranded);
 
   const size_t target_;
+  sandbox::net::EgressNetwork* const egress_;
   std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<int> ready_;
+  std::deque<PooledNetns> ready_;
   bool stopping_ = false;
   std::thread filler_;
 };

@@ -29,6 +29,7 @@ struct StemCell {
   uint32_t uid = 0;                    // its ids (ChildSpec), for the zygote's code mount
   uint32_t gid = 0;
   double boot_ms = 0;                  // fork to booted, as the pool saw it
+  std::string veth;                    // the host end of its eth0 (egress); empty: loopback only
 };
 
 struct StemCellCounts {

@@ -25,8 +25,15 @@ const char* kUsage = R"(usage: forkletd [options]
   --socket PATH              Unix socket of the API (default STATE_DIR/forkletd.sock)
   --credentials FILE         access keys (JSON, see README) that sign requests to the TCP API with
                              AWS Signature V4; every TCP request must be signed by one of them
-                             (re-read on SIGHUP). Without it the TCP API is open: keep it on loopback
+                             (re-read on SIGHUP); each key's account is a tenant (README). Without
+                             it the TCP API takes unsigned requests, on loopback only
   --regions LIST             regions a signature may be scoped to, comma-separated (default: any)
+  --insecure-no-auth         take unsigned TCP requests, every caller the operator of every account,
+                             with a warning at start; without it (and without --credentials) only a
+                             loopback --listen is allowed
+  --tls-cert FILE            the TCP API speaks HTTPS (TLS 1.2+) with this PEM certificate (chain)
+  --tls-key FILE             and this PEM private key; both re-read on SIGHUP (a renewed
+                             certificate serves new connections; a bad file keeps the old one)
   --keep-alive SECONDS       how long an idle instance is kept (default 600)
   --max-concurrency N        instances per function unless reserved (default 10)
   --memory-budget-mb N       memory for instances; idle ones are evicted past it (default: 75% of RAM)
@@ -42,6 +49,13 @@ const char* kUsage = R"(usage: forkletd [options]
   --no-warmup                do not start zygotes before the first request
   --snapshots off|on|auto    restore new instances from CRIU snapshots: the default for functions
                              without FORKLET_SNAPSHOT (default auto; needs criu, see docs/snapshots.md)
+  --function-network egress|none  instances' network for functions without FORKLET_NETWORK:
+                             egress (default, as Lambda) gives each an address on a bridge of
+                             forklet's with NAT out through the host's default route, and nothing
+                             to the host, other instances or 169.254.0.0/16; none: loopback only
+                             (docs/network.md)
+  --function-network-pool CIDR  private range the egress bridges take a /22 each from (default
+                             10.231.0.0/16; the first /22 that collides with nothing on the host)
   --criu PATH                criu executable (default: tools/setup-criu.sh's, else $PATH)
   --snapshot-mb N            disk for all snapshots together, least recently used go (default 2048)
   --node-stem-cells N        pre-booted Node.js instances kept ready once a Node function is
@@ -66,6 +80,13 @@ const char* kUsage = R"(usage: forkletd [options]
                              waits twice as long (default 60000, as Lambda)
   --event-sync               fdatasync every accepted event before its 202 (group commit): safe
                              from a power cut, not only from the daemon's death (default: off)
+  --event-queue-max N        events accepted and not finished, all functions; past it new
+                             events get 429 TooManyRequestsException (default 1000000; 0: none)
+  --event-queue-max-per-function N  the same per function (default 100000; 0: none)
+  --event-queue-max-mb N     payload MB accepted and not finished, all functions (default 512)
+  --event-queue-max-mb-per-function N  the same per function (default 128)
+  --event-min-free-disk-mb N new events get 429 while the state dir's file system has less free
+                             than this (default 64; 0: only a failed write refuses, with 503)
 SIGHUP re-reads the configuration: keep-alive, max-concurrency, memory-budget-mb and the prices
 change live.
 )";
@@ -168,6 +189,10 @@ bool ParseOptions(int argc, char** argv, Options* o, std::string* message, bool*
   for (size_t i = 0; i < args.size(); ++i) {
     std::string a = args[i];
     std::string v;
+    if (auto eq = a.find('='); a.rfind("--", 0) == 0 && eq != std::string::npos) {  // --flag=value
+      args.insert(args.begin() + static_cast<long>(i) + 1, a.substr(eq + 1));
+      a = a.substr(0, eq);
+    }
     auto value = [&]() {
       if (i + 1 >= args.size()) {
         *message = a + " needs a value";
@@ -201,6 +226,14 @@ bool ParseOptions(int argc, char** argv, Options* o, std::string* message, bool*
     } else if (a == "--credentials") {
       if (!value()) return false;
       o->credentials_path = v;
+    } else if (a == "--insecure-no-auth" || a == "--no-insecure-no-auth") {
+      o->insecure_no_auth = a == "--insecure-no-auth";
+    } else if (a == "--tls-cert") {
+      if (!value()) return false;
+      o->tls_cert = v;
+    } else if (a == "--tls-key") {
+      if (!value()) return false;
+      o->tls_key = v;
     } else if (a == "--regions") {
       if (!value()) return false;
       o->regions.clear();
@@ -245,6 +278,17 @@ bool ParseOptions(int argc, char** argv, Options* o, std::string* message, bool*
         return false;
       }
       o->launcher.snapshot_policy = *p;
+    } else if (a == "--function-network") {
+      if (!value()) return false;
+      auto m = sandbox::net::ParseNetworkMode(v);
+      if (!m) {
+        *message = "--function-network: egress or none";
+        return false;
+      }
+      o->launcher.network = *m;
+    } else if (a == "--function-network-pool") {
+      if (!value()) return false;
+      o->launcher.egress.pool = v;
     } else if (a == "--criu") {
       if (!value()) return false;
       o->launcher.criu = v;
@@ -284,6 +328,21 @@ bool ParseOptions(int argc, char** argv, Options* o, std::string* message, bool*
     } else if (a == "--event-retry-base-ms") {
       if (!number(0, 3600000)) return false;
       o->events.retry_base = std::chrono::milliseconds(n);
+    } else if (a == "--event-queue-max") {
+      if (!number(0, 100000000)) return false;
+      o->events.max_events = n;
+    } else if (a == "--event-queue-max-per-function") {
+      if (!number(0, 100000000)) return false;
+      o->events.max_events_per_function = n;
+    } else if (a == "--event-queue-max-mb") {
+      if (!number(0, 1 << 20)) return false;
+      o->events.max_bytes = n << 20;
+    } else if (a == "--event-queue-max-mb-per-function") {
+      if (!number(0, 1 << 20)) return false;
+      o->events.max_bytes_per_function = n << 20;
+    } else if (a == "--event-min-free-disk-mb") {
+      if (!number(0, 1 << 20)) return false;
+      o->events.min_free_disk_bytes = n << 20;
     } else if (a == "--event-sync" || a == "--no-event-sync") {
       o->event_sync = a == "--event-sync";
     } else if (a == "--drain-grace") {

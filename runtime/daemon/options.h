@@ -23,6 +23,9 @@ struct Options {
   std::string socket_path;  // default: <state_dir>/forkletd.sock
   std::string credentials_path;   // SigV4 access keys for the TCP API; empty: unsigned requests
   std::set<std::string> regions;  // a signature's region must be one of these; empty: any
+  bool insecure_no_auth = false;  // unsigned TCP requests (everyone is the operator), even off loopback
+  std::string tls_cert;  // PEM certificate (chain) of the TCP API; empty: plain HTTP
+  std::string tls_key;   // its PEM private key
   bool warmup = true;
   core::SchedulerOptions scheduler;
   core::LauncherOptions launcher;  // state_dir and cgroup_tag are derived in Finish()

@@ -29,6 +29,8 @@ bool Reload(int argc, char** argv, Options* running, core::Scheduler* scheduler)
   restart_only("listen", fresh.listen != running->listen);
   restart_only("state-dir", fresh.state_dir != running->state_dir);
   restart_only("socket", fresh.socket_path != running->socket_path);
+  restart_only("tls-cert", fresh.tls_cert != running->tls_cert);
+  restart_only("tls-key", fresh.tls_key != running->tls_key);
   restart_only("cgroup-pool",
                fresh.launcher.cgroup_pool_size != running->launcher.cgroup_pool_size);
   restart_only("tmp-size-mb", fresh.launcher.tmp_size_bytes != running->launcher.tmp_size_bytes);

@@ -6,6 +6,8 @@
 #include <cstdio>
 #include <random>
 
+#include <sys/statvfs.h>
+
 #include <nlohmann/json.hpp>
 
 #include "runtime/log/log.h"
@@ -82,7 +84,13 @@ void EventQueue::Start() {
     auto recovered = log_->TakeRecovered();
     std::lock_guard lock(mu_);
     for (auto& e : recovered) {
-      queues_[e.data->function].stats.recovered++;
+      Queue& q = queues_[e.data->function];
+      q.stats.recovered++;
+      // Acknowledged before: counted against the bounds, never refused.
+      q.live++;
+      q.live_bytes += e.data->payload.size();
+      live_++;
+      live_bytes_ += e.data->payload.size();
       EnqueueLocked(Item{std::move(e), 0});
     }
     if (!recovered.empty())
@@ -96,12 +104,26 @@ void EventQueue::Start() {
 Status EventQueue::Accept(const std::string& function, const std::string& request_id,
                           const std::string& payload) {
   if (!log_) return log_error_;
+  if (auto s = CheckFreeDisk(); !s) {
+    std::lock_guard lock(mu_);
+    queues_[function].stats.refused["disk"]++;
+    return s;
+  }
+  {
+    std::lock_guard lock(mu_);
+    if (auto s = ReserveLocked(function, payload.size()); !s) return s;
+  }
   auto d = std::make_shared<EventData>();
   d->id = request_id;
   d->function = function;
   d->payload = payload;
   d->accepted_ms = NowMs();
-  if (auto s = log_->Accept(d); !s) return s;
+  if (auto s = log_->Accept(d); !s) {
+    std::lock_guard lock(mu_);
+    ReleaseLocked(function, payload.size());
+    return s;
+  }
+  Step(*d, "accepted");
   {
     std::lock_guard lock(mu_);
     queues_[function].stats.received++;
@@ -109,6 +131,68 @@ Status EventQueue::Accept(const std::string& function, const std::string& reques
   }
   cv_.notify_one();
   return {};
+}
+
+namespace {
+
+Error Refused(const std::string& what, int err = 0) {
+  return Error{"TooManyRequestsException", err,
+               what + ": the event was not accepted (nothing was stored); retry later"};
+}
+
+std::string Mb(uint64_t bytes) { return std::to_string(bytes >> 20) + " MB"; }
+
+}  // namespace
+
+Status EventQueue::ReserveLocked(const std::string& function, uint64_t bytes) {
+  Queue& q = queues_[function];
+  const EventQueueOptions& o = options_;
+  auto refuse = [&](const std::string& bound, const std::string& what) {
+    q.stats.refused[bound]++;
+    return Refused(what);
+  };
+  if (o.max_events_per_function && q.live + 1 > o.max_events_per_function)
+    return refuse("events", "the event queue of function " + function + " is full: " +
+                                std::to_string(q.live) + " events accepted and not finished "
+                                "(--event-queue-max-per-function " +
+                                std::to_string(o.max_events_per_function) + ")");
+  if (o.max_events && live_ + 1 > o.max_events)
+    return refuse("events", "forkletd's event queue is full: " + std::to_string(live_) +
+                                " events of all functions accepted and not finished "
+                                "(--event-queue-max " + std::to_string(o.max_events) + ")");
+  if (o.max_bytes_per_function && q.live_bytes + bytes > o.max_bytes_per_function)
+    return refuse("bytes", "the event queue of function " + function + " holds " +
+                               std::to_string(q.live_bytes) + " bytes of payloads, this one would "
+                               "pass --event-queue-max-mb-per-function " +
+                               Mb(o.max_bytes_per_function));
+  if (o.max_bytes && live_bytes_ + bytes > o.max_bytes)
+    return refuse("bytes", "forkletd's event queue holds " + std::to_string(live_bytes_) +
+                               " bytes of payloads, this one would pass --event-queue-max-mb " +
+                               Mb(o.max_bytes));
+  q.live++;
+  q.live_bytes += bytes;
+  live_++;
+  live_bytes_ += bytes;
+  return {};
+}
+
+void EventQueue::ReleaseLocked(const std::string& function, uint64_t bytes) {
+  Queue& q = queues_[function];
+  q.live -= std::min<uint64_t>(q.live, 1);
+  q.live_bytes -= std::min(q.live_bytes, bytes);
+  live_ -= std::min<uint64_t>(live_, 1);
+  live_bytes_ -= std::min(live_bytes_, bytes);
+}
+
+Status EventQueue::CheckFreeDisk() {
+  if (options_.min_free_disk_bytes == 0) return {};
+  struct statvfs st {};
+  if (statvfs(log_->path().c_str(), &st) != 0) return {};  // the write itself will tell
+  uint64_t free = static_cast<uint64_t>(st.f_bavail) * st.f_frsize;
+  if (free >= options_.min_free_disk_bytes) return {};
+  return Refused("the state dir's file system has " + std::to_string(free >> 20) +
+                 " MB free, less than --event-min-free-disk-mb " + Mb(options_.min_free_disk_bytes),
+                 ENOSPC);
 }
 
 void EventQueue::StopDispatch() {
@@ -217,6 +301,7 @@ bool EventQueue::Run(Item item) {
   InvokeConfig cfg = configs_->Effective(name);
   int64_t age_ms = NowMs() - e.data->accepted_ms;
   if (age_ms > static_cast<int64_t>(cfg.max_event_age_s) * 1000) {
+    Step(*e.data, "expired");
     Finish(e, "EventAgeExceeded", nullptr,
            "not run within MaximumEventAgeInSeconds (" + std::to_string(cfg.max_event_age_s) + ")");
     return false;
@@ -249,6 +334,7 @@ bool EventQueue::Run(Item item) {
     Requeue(std::move(item), true);
     return false;
   }
+  Step(*e.data, "run", e.invocations);
   {
     std::lock_guard lock(mu_);
     queues_[name].throttle_wait = std::chrono::milliseconds(0);
@@ -289,6 +375,7 @@ bool EventQueue::Run(Item item) {
       std::lock_guard lock(mu_);
       queues_[name].stats.retried++;
     }
+    Step(*e.data, "retried", e.failures);
     if (auto s = log_->Started(e.data->id, e.invocations, e.failures); !s)
       log::Warning("events: " + s.error().ToString());
     Requeue(std::move(item), false);
@@ -306,6 +393,7 @@ void EventQueue::Finish(const PendingEvent& e, const std::string& condition,
   bool success = condition == "Success";
   {
     std::lock_guard lock(mu_);
+    ReleaseLocked(name, e.data->payload.size());  // its room in the queue is free again
     auto& stats = queues_[name].stats;
     if (success)
       stats.succeeded++;
@@ -313,7 +401,7 @@ void EventQueue::Finish(const PendingEvent& e, const std::string& condition,
       stats.dropped[condition]++;
   }
   const std::string& destination = success ? cfg.on_success : cfg.on_failure;
-  std::string target = DestinationFunction(destination);
+  std::string target = DestinationFunction(destination, name);
   if (!target.empty()) {
     std::string id = core::NewRequestId();
     if (auto s = Accept(target, id, DestinationRecord(e, condition, result)); s) {
@@ -333,6 +421,8 @@ void EventQueue::Finish(const PendingEvent& e, const std::string& condition,
                (detail.empty() ? "" : " (" + detail + ")"));
   if (auto s = log_->Dead(DeadEvent{e.data, condition, detail, NowMs(), e.invocations}); !s)
     log::Warning("events: " + s.error().ToString());
+  else
+    Step(*e.data, "dead_lettered");
 }
 
 Result<std::string> EventQueue::Redrive(const std::string& id) {

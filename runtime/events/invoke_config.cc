@@ -10,6 +10,7 @@
 #include "runtime/log/log.h"
 #include "runtime/registry/durable_fs.h"
 #include "runtime/registry/function.h"
+#include "runtime/registry/function_key.h"
 
 namespace forklet::events {
 namespace {
@@ -36,7 +37,7 @@ json StoredJson(const InvokeConfig& c) {
 }
 
 // Applies the fields present in body to c, with Lambda's ranges and messages.
-Status Apply(const json& body, InvokeConfig* c) {
+Status Apply(const json& body, InvokeConfig* c, const std::string& owner = {}) {
   if (body.contains("MaximumRetryAttempts")) {
     const json& v = body["MaximumRetryAttempts"];
     if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > 2)
@@ -75,6 +76,9 @@ Status Apply(const json& body, InvokeConfig* c) {
         return Invalid("The destination ARN " + arn +
                        " is not supported: forklet sends destination records only to Lambda "
                        "functions (arn:aws:lambda:REGION:ACCOUNT:function:NAME)");
+      if (DestinationFunction(arn, owner).empty())
+        return Invalid("The destination ARN " + arn + " is not a function of account " +
+                       registry::AccountOf(owner) + ": records go to the same account only");
       *target = arn;
     }
   }
@@ -90,14 +94,19 @@ bool CleanFunctionName(const std::string& n) {
 
 }  // namespace
 
-std::string DestinationFunction(const std::string& arn) {
+std::string DestinationFunction(const std::string& arn, const std::string& owner) {
   if (arn.rfind("arn:aws:lambda:", 0) != 0) return "";
   auto pos = arn.find(":function:");
   if (pos == std::string::npos) return "";
   std::string rest = arn.substr(pos + 10);
   auto colon = rest.find(':');
   std::string name = colon == std::string::npos ? rest : rest.substr(0, colon);
-  return CleanFunctionName(name) ? name : "";
+  // arn:aws:lambda:REGION:ACCOUNT: the account is the fifth field.
+  std::string head = arn.substr(0, pos);
+  std::string account = head.substr(head.rfind(':') + 1);
+  if (!CleanFunctionName(name) || !registry::ValidAccountId(account)) return "";
+  if (!owner.empty() && registry::AccountOf(owner) != account) return "";
+  return registry::FunctionKey(account, name);
 }
 
 json ToLambdaJson(const std::string& function, const InvokeConfig& c) {
@@ -150,7 +159,7 @@ Result<InvokeConfig> InvokeConfigStore::Put(const std::string& function, const j
   std::lock_guard lock(mu_);
   auto it = configs_.find(function);
   InvokeConfig c = update && it != configs_.end() ? it->second : InvokeConfig{};
-  if (auto s = Apply(body, &c); !s) return s.error();
+  if (auto s = Apply(body, &c, function); !s) return s.error();
   c.last_modified = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
   struct stat st {};
   if (stat(dir_.c_str(), &st) != 0) {

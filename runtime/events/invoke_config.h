@@ -24,9 +24,11 @@ struct InvokeConfig {
   double last_modified = 0;            // epoch seconds
 };
 
-// The function a destination ARN names ("arn:aws:lambda:REGION:ACCOUNT:function:NAME[:QUAL]");
-// empty when it is not a Lambda function ARN.
-std::string DestinationFunction(const std::string& arn);
+// The function (its key, registry/function_key.h) a destination ARN names
+// ("arn:aws:lambda:REGION:ACCOUNT:function:NAME[:QUAL]"); empty when it is not a Lambda function
+// ARN, or when `owner` (the key of the function whose events go there) is given and of another
+// account: records never cross from one tenant to another.
+std::string DestinationFunction(const std::string& arn, const std::string& owner = {});
 
 // Lambda's response shape for one function's configuration.
 nlohmann::json ToLambdaJson(const std::string& function, const InvokeConfig& c);

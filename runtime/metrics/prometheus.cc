@@ -123,6 +123,13 @@ std::string PrometheusText(const std::vector<SeriesSnapshot>& series, const Node
       for (const auto& [reason, n] : e.dropped)
         out += "forklet_async_events_dropped_total{function=\"" + EscapeLabel(e.function) +
                "\",reason=\"" + EscapeLabel(reason) + "\"} " + std::to_string(n) + "\n";
+    Header(out, "forklet_async_events_refused_total", "counter",
+           "Event invocations refused with 429 before acceptance, by the bound that refused them: "
+           "events, bytes (the queue's), disk (free space of the state dir).");
+    for (const auto& e : node.async_events)
+      for (const auto& [bound, n] : e.refused)
+        out += "forklet_async_events_refused_total{function=\"" + EscapeLabel(e.function) +
+               "\",bound=\"" + EscapeLabel(bound) + "\"} " + std::to_string(n) + "\n";
   }
 
   if (ledger) {

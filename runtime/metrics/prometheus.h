@@ -30,6 +30,7 @@ struct NodeGauges {
     uint64_t received = 0, succeeded = 0, retried = 0, throttled = 0, depth = 0, in_flight = 0;
     int64_t oldest_age_ms = 0;
     std::map<std::string, uint64_t> dropped;  // by reason
+    std::map<std::string, uint64_t> refused;  // not accepted (429), by bound: events, bytes, disk
   };
   std::vector<AsyncEvents> async_events;
 };

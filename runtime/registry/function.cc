@@ -6,8 +6,11 @@
 #include <array>
 #include <cstdio>
 #include <limits>
+#include <regex>
 #include <string_view>
 #include <vector>
+
+#include "runtime/registry/function_key.h"
 
 namespace forklet::registry {
 namespace {
@@ -15,7 +18,6 @@ namespace {
 using nlohmann::json;
 
 constexpr const char* kInvalid = "InvalidParameterValueException";
-constexpr const char* kArnPrefix = "arn:aws:lambda:us-east-1:000000000000:function:";
 constexpr size_t kMaxHandler = 128;
 constexpr size_t kMaxDescription = 256;
 constexpr size_t kMaxEnvironmentBytes = 4096;
@@ -242,13 +244,24 @@ Result<std::map<std::string, std::string>> ReadVariables(const json& env) {
 
 }  // namespace
 
+// A function key (function_key.h): a valid name, in a valid account.
+static Status ValidateKey(const std::string& key) {
+  auto [account, name] = SplitFunctionKey(key);
+  if (!ValidAccountId(account))
+    return Error{kInvalid, 0, "Function key '" + key + "' does not start with a 12-digit account id"};
+  return ValidateName(name);
+}
+
 std::string RuntimeFamily(const std::string& runtime) {
   for (const auto& r : kRuntimes)
     if (runtime == r.name) return r.family;
   return "";
 }
 
-std::string FunctionArn(const std::string& name) { return kArnPrefix + name; }
+std::string FunctionArn(const std::string& key) {
+  auto [account, name] = SplitFunctionKey(key);
+  return std::string("arn:aws:lambda:") + kRegion + ":" + account + ":function:" + name;
+}
 
 std::string HandlerConvention(const FunctionConfig& config) {
   auto it = config.environment.find(kConventionVariable);
@@ -265,7 +278,11 @@ Status ValidateName(const std::string& name) {
 Status ValidateConfig(const FunctionConfig& c) {
   // Shape checks first, all reported together as Lambda does.
   Violations v;
-  CheckName(c.name, v);
+  // The name is a key: an account's functions are "ACCOUNT.NAME" (function_key.h).
+  auto [account, name] = SplitFunctionKey(c.name);
+  if (!ValidAccountId(account))
+    v.Add(c.name, "functionName", "Member must belong to a 12-digit account id");
+  CheckName(name, v);
   CheckRange(c.memory_mb, 128, 10240, "memorySize", v);
   CheckRange(c.timeout_s, 1, 900, "timeout", v);
   if (c.handler.size() > kMaxHandler) {
@@ -325,6 +342,9 @@ Status ValidateConfig(const FunctionConfig& c) {
   if (auto it = c.environment.find("FORKLET_SNAPSHOT"); it != c.environment.end() &&
       it->second != "off" && it->second != "on" && it->second != "auto")
     return Error{kInvalid, 0, "The value of environment variable FORKLET_SNAPSHOT must be off, on or auto."};
+  if (auto it = c.environment.find("FORKLET_NETWORK"); it != c.environment.end() &&
+      it->second != "egress" && it->second != "none")
+    return Error{kInvalid, 0, "The value of environment variable FORKLET_NETWORK must be egress or none."};
   if (!c.environment.empty()) {
     size_t size = json(c.environment).dump().size();  // Lambda measures the JSON form
     if (size > kMaxEnvironmentBytes)
@@ -370,6 +390,33 @@ Status CheckPublish(const json& body) {
   return {};
 }
 
+// Lambda's dead-letter queue is an SQS queue or an SNS topic, and this node has neither: a
+// TargetArn is refused rather than stored, so that no one believes a dead letter went there.
+// An empty one (`--dead-letter-config TargetArn=`, how a DLQ is removed) means none and is taken.
+Status CheckDeadLetterConfig(const json& body) {
+  if (!body.contains("DeadLetterConfig") || body["DeadLetterConfig"].is_null()) return {};
+  const json& d = body["DeadLetterConfig"];
+  if (!d.is_object()) return FieldType("DeadLetterConfig", "an object");
+  if (!d.contains("TargetArn") || d["TargetArn"].is_null()) return {};
+  if (!d["TargetArn"].is_string()) return FieldType("DeadLetterConfig.TargetArn", "a string");
+  const std::string arn = d["TargetArn"].get<std::string>();
+  if (arn.empty()) return {};
+  static const std::regex kArn("arn:(aws[a-zA-Z-]*)?:[a-z0-9-.]+:.*");
+  if (arn.size() > 256 || !std::regex_match(arn, kArn)) {
+    Violations v;
+    v.Add(arn, "deadLetterConfig.targetArn",
+          "Member must satisfy regular expression pattern: (arn:(aws[a-zA-Z-]*)?:[a-z0-9-.]+:.*)|()");
+    return v.ToError();
+  }
+  return Error{kInvalid, 0,
+               "DeadLetterConfig.TargetArn " + Shown(arn) +
+                   " is not supported by forklet: this node has no SQS or SNS to deliver dead "
+                   "letters to. Failed Event invocations go to forklet's dead-letter store "
+                   "(forklet events dead-letters); to send them to another function, use an "
+                   "OnFailure destination (aws lambda put-function-event-invoke-config "
+                   "--destination-config)"};
+}
+
 }  // namespace
 
 Status CheckUnsupportedCodeFields(const json& body) {
@@ -394,8 +441,9 @@ Status CheckUnsupportedFields(const json& body) {
       if (v.contains(key) && !Empty(v[key]))
         return Unsupported("VpcConfig", "instances have no network beyond loopback");
   }
+  if (auto s = CheckDeadLetterConfig(body); !s) return s;
   for (const char* key : {"KMSKeyArn", "FileSystemConfigs", "ImageConfig", "CodeSigningConfigArn",
-                          "DeadLetterConfig", "SnapStart"})
+                          "SnapStart"})
     if (body.contains(key) && !Empty(body[key]) &&
         !(std::string(key) == "SnapStart" && body[key].value("ApplyOn", "None") == "None"))
       return Unsupported(key, "see README (Lambda fields) for what forklet applies");
@@ -452,7 +500,7 @@ Result<FunctionConfig> ApplyLambdaChanges(const FunctionConfig& base, const json
 
 json ToLambdaJson(const FunctionConfig& c) {
   json j{
-      {"FunctionName", c.name},
+      {"FunctionName", NameOf(c.name)},
       {"FunctionArn", FunctionArn(c.name)},
       {"Runtime", c.runtime},
       {"Role", c.role},
@@ -520,7 +568,7 @@ Result<FunctionConfig> FromStateJson(const json& j) {
     return MakeError("function state", e.what());
   }
   // The name becomes a path component; never trust it unchecked.
-  if (auto s = ValidateName(c.name); !s) return MakeError("function state", s.error().message);
+  if (auto s = ValidateKey(c.name); !s) return MakeError("function state", s.error().message);
   return c;
 }
 

@@ -13,7 +13,8 @@
 namespace forklet::registry {
 
 struct FunctionConfig {
-  std::string name;          // [A-Za-z0-9_-]{1,64}
+  std::string name;          // the key: [A-Za-z0-9_-]{1,64}, "ACCOUNT." before it outside the
+                             // default account (function_key.h)
   std::string runtime;       // "python3" family: "python3", "python3.11", "python3.x" accepted
   std::string handler;       // "module.function", module may be a dotted/slashed path
   uint32_t memory_mb = 128;  // 128..10240
@@ -61,8 +62,10 @@ Status CheckUnsupportedCodeFields(const nlohmann::json& body);
 // Lambda's FunctionConfiguration JSON (FunctionName, FunctionArn, Runtime, Handler, MemorySize,
 // Timeout, CodeSha256, CodeSize, LastModified, Version "$LATEST", State "Active", Environment...).
 nlohmann::json ToLambdaJson(const FunctionConfig& config);
-std::string FunctionArn(const std::string& name);
-// The account id and region in forklet's ARNs: an ARN naming another account is not ours.
+// The ARN of a function key (function_key.h): arn:aws:lambda:REGION:ACCOUNT:function:NAME. The
+// one place ARNs are built.
+std::string FunctionArn(const std::string& key);
+// The default account id (function_key.h's kDefaultAccount) and the region in forklet's ARNs.
 inline constexpr const char* kAccountId = "000000000000";
 inline constexpr const char* kRegion = "us-east-1";
 // Lambda's opaque RevisionId: changes with every code or configuration change (and across a

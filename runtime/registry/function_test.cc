@@ -201,6 +201,18 @@ TEST(FunctionConfigTest, SnapshotPolicyIsOffOnOrAuto) {
   }
 }
 
+TEST(FunctionConfigTest, NetworkIsEgressOrNone) {
+  auto c = Valid();
+  for (const char* ok : {"egress", "none"}) {
+    c.environment = {{"FORKLET_NETWORK", ok}};
+    EXPECT_EQ(Problem(c), "") << ok;
+  }
+  for (const char* bad : {"", "off", "EGRESS", "vpc"}) {
+    c.environment = {{"FORKLET_NETWORK", bad}};
+    EXPECT_NE(Problem(c).find("FORKLET_NETWORK must be egress or none"), std::string::npos) << bad;
+  }
+}
+
 TEST(FunctionConfigTest, DescriptionUpTo256) {
   auto c = Valid();
   c.description = std::string(256, 'd');
@@ -309,6 +321,25 @@ TEST(ApplyLambdaChangesTest, RejectsWrongTypesAndOutOfRangeIntegers) {
   ASSERT_FALSE(huge);
   EXPECT_NE(huge.error().message.find("less than or equal to 10240"), std::string::npos);
   EXPECT_FALSE(ApplyLambdaChanges(base, json::array()));
+}
+
+TEST(FunctionChangesTest, DeadLetterTargetsAreRefusedNeverStored) {
+  // An SQS queue or SNS topic: refused, naming where dead letters do go.
+  for (const char* arn : {"arn:aws:sqs:us-east-1:000000000000:dlq", "arn:aws:sns:us-east-1:000000000000:t"}) {
+    auto r = ApplyLambdaChanges(Valid(), json{{"DeadLetterConfig", {{"TargetArn", arn}}}});
+    ASSERT_FALSE(r) << arn;
+    EXPECT_EQ(r.error().op, "InvalidParameterValueException");
+    EXPECT_NE(r.error().message.find("no SQS or SNS"), std::string::npos) << r.error().message;
+    EXPECT_NE(r.error().message.find("dead-letter store"), std::string::npos) << r.error().message;
+  }
+  // Not an ARN: Lambda's validation message.
+  auto bad = ApplyLambdaChanges(Valid(), json{{"DeadLetterConfig", {{"TargetArn", "queue"}}}});
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message.find("'deadLetterConfig.targetArn'"), std::string::npos) << bad.error().message;
+  // None (how a DLQ is removed): taken.
+  EXPECT_TRUE(ApplyLambdaChanges(Valid(), json{{"DeadLetterConfig", {{"TargetArn", ""}}}}));
+  EXPECT_TRUE(ApplyLambdaChanges(Valid(), json{{"DeadLetterConfig", json::object()}}));
+  EXPECT_FALSE(ApplyLambdaChanges(Valid(), json{{"DeadLetterConfig", "x"}}));
 }
 
 }  // namespace

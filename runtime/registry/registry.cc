@@ -23,6 +23,7 @@
 
 #include "runtime/log/log.h"
 #include "runtime/registry/durable_fs.h"
+#include "runtime/registry/function_key.h"
 
 namespace forklet::registry {
 namespace {
@@ -306,7 +307,8 @@ Result<std::unique_ptr<Registry>> Registry::Open(const std::string& state_dir,
       RemoveTree(path);
       continue;
     }
-    if (!IsDir(path) || !ValidateName(n)) {
+    // A function key: NAME, or ACCOUNT.NAME outside the default account (function_key.h).
+    if (!IsDir(path) || !ValidAccountId(AccountOf(n)) || !ValidateName(NameOf(n))) {
       log::Warning("registry: skipping " + path + ": not a function directory");
       continue;
     }

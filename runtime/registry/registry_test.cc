@@ -14,6 +14,7 @@
 #include <gtest/gtest.h>
 
 #include "runtime/registry/registry_test_util.h"
+#include "runtime/registry/function_key.h"
 
 namespace forklet::registry {
 namespace {
@@ -103,6 +104,24 @@ TEST_F(RegistryTest, CreateGetListDelete) {
   EXPECT_EQ(again.error().op, "ResourceNotFoundException");
   EXPECT_EQ(again.error().message,
             "Function not found: arn:aws:lambda:us-east-1:000000000000:function:hello");
+}
+
+TEST_F(RegistryTest, TwoAccountsKeepOneNameApartAcrossAReopen) {
+  ASSERT_TRUE(reg_->Create(Config("f"), SimpleZip("V = 1\n")));
+  auto other = reg_->Create(Config(FunctionKey("123456789012", "f")), SimpleZip("V = 2\n"));
+  ASSERT_TRUE(other) << other.error().ToString();
+  EXPECT_FALSE(reg_->Create(Config("12345.f"), SimpleZip())) << "an account id has 12 digits";
+  auto j = ToLambdaJson(other->config);
+  EXPECT_EQ(j["FunctionName"], "f");
+  EXPECT_EQ(j["FunctionArn"], "arn:aws:lambda:us-east-1:123456789012:function:f");
+  Reopen();
+  ASSERT_EQ(reg_->List().size(), 2u);
+  auto mine = reg_->Get("123456789012.f");
+  ASSERT_TRUE(mine);
+  EXPECT_NE(mine->code_dir, reg_->Get("f")->code_dir);
+  EXPECT_EQ(ReadFile(mine->code_dir + "/app.py"), "V = 2\n");
+  ASSERT_TRUE(reg_->Delete("f"));
+  EXPECT_TRUE(reg_->Get("123456789012.f"));
 }
 
 TEST_F(RegistryTest, DuplicateCreateConflictsAndKeepsTheOriginal) {

@@ -9,7 +9,7 @@ set -euo pipefail
 src=$(cd "$(dirname "$0")/../.." && pwd)
 build=${1:-$src/build/fuzz}
 seconds=${2:-${FORKLET_FUZZ_SECONDS:-30}}
-targets=(http_request json_body zip_archive channel_frame)
+targets=(http_request json_body zip_archive channel_frame sigv4)
 command -v clang++ >/dev/null || { echo "fuzz: clang++ is missing (tools/setup.sh installs clang)"; exit 1; }
 
 # (-fconstexpr-steps: clang evaluates the seccomp policy's compile-time checks within a smaller

@@ -4,6 +4,7 @@
 // request would be too slow to race).
 #include <gtest/gtest.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -147,6 +148,7 @@ TEST_F(ControlApiTest, QualifiersNeverWidenAnOperation) {
        }) {
     ExpectError(daemon_->Aws(args), "ResourceNotFoundException", what);
   }
+  unlink(zip.c_str());
   ExpectError(Invoke(*daemon_, "f", "{}", &body, {"--qualifier", "7"}), "ResourceNotFoundException",
               "invoke --qualifier");
   ExpectError(Invoke(*daemon_, foreign, "{}", &body), "ResourceNotFoundException", "invoke foreign");
@@ -193,9 +195,11 @@ TEST_F(ControlApiTest, RevisionIdsArePreconditionsAndDryRunChangesNothing) {
   auto dry = daemon_->Aws({"update-function-code", "--function-name", "f", "--zip-file",
                            "fileb://" + other, "--dry-run"});
   ASSERT_EQ(dry.exit_code, 0) << dry.err;
+  const std::string escape = ZipWithEntry("../escape", "x");
   ExpectError(daemon_->Aws({"update-function-code", "--function-name", "f", "--zip-file",
-                            "fileb://" + ZipWithEntry("../escape", "x"), "--dry-run"}),
+                            "fileb://" + escape, "--dry-run"}),
               "InvalidParameterValueException", "dry run of a bad zip");
+  unlink(escape.c_str());
   g = daemon_->Aws({"get-function-configuration", "--function-name", "f"});
   ASSERT_EQ(g.exit_code, 0);
   auto now = json::parse(g.out);
@@ -208,6 +212,7 @@ TEST_F(ControlApiTest, RevisionIdsArePreconditionsAndDryRunChangesNothing) {
 
   auto fresh = daemon_->Aws({"update-function-code", "--function-name", "f", "--zip-file",
                              "fileb://" + other, "--revision-id", r2});
+  unlink(other.c_str());
   ASSERT_EQ(fresh.exit_code, 0) << fresh.err;
   EXPECT_NE(json::parse(fresh.out)["RevisionId"], r2);
   EXPECT_NE(json::parse(fresh.out)["CodeSha256"], sha1);

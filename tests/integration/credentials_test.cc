@@ -37,7 +37,8 @@ class CredentialsTest : public ::testing::Test {
   void WriteKeys(const std::vector<std::pair<std::string, std::string>>& keys) {
     json doc{{"keys", json::array()}};
     for (const auto& [id, secret] : keys)
-      doc["keys"].push_back({{"access_key_id", id}, {"secret_access_key", secret}, {"account_id", "123456789012"}});
+      // The default account: the operator's `forklet deploy` (Unix socket) creates functions there.
+      doc["keys"].push_back({{"access_key_id", id}, {"secret_access_key", secret}, {"account_id", "000000000000"}});
     std::ofstream(file_) << doc.dump();
   }
   // The aws CLI signing with this key and secret.

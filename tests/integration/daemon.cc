@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <mutex>
 #include <set>
@@ -121,6 +122,10 @@ std::unique_ptr<Daemon> Daemon::Start(const std::vector<std::string>& extra_args
   std::vector<std::string> argv = {FORKLETD_PATH, "--config", "", "--listen", "127.0.0.1:0",
                                    "--state-dir", d->state_dir_, "--cgroup-pool", "2",
                                    "--snapshots", "off"};
+  // Tests choose their access control explicitly: unsigned (every client the operator) unless
+  // they give access keys.
+  if (std::find(extra_args.begin(), extra_args.end(), "--credentials") == extra_args.end())
+    argv.push_back("--insecure-no-auth");
   argv.insert(argv.end(), extra_args.begin(), extra_args.end());
   int err_pipe[2];
   if (pipe2(err_pipe, O_CLOEXEC) != 0) throw std::runtime_error("pipe");
@@ -136,8 +141,8 @@ std::unique_ptr<Daemon> Daemon::Start(const std::vector<std::string>& extra_args
   close(err_pipe[1]);
   if (rc != 0) throw std::runtime_error(std::string("spawn forkletd: ") + strerror(rc));
   d->stderr_fd_ = err_pipe[0];
-  // Wait for "ready on http://127.0.0.1:PORT".
-  std::regex ready(R"(ready on http://127\.0\.0\.1:(\d+))");
+  // Wait for "ready on http://127.0.0.1:PORT" (https:// with TLS).
+  std::regex ready(R"(ready on https?://127\.0\.0\.1:(\d+))");
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
   char buf[4096];
   while (std::chrono::steady_clock::now() < deadline) {
@@ -425,6 +430,19 @@ std::vector<std::string> Leftovers() {
   }
   for (const auto& [pid, dir] : procs)
     if (daemons.count(ParentPid(dir))) found.push_back("process " + pid + ": " + Cmdline(dir));
+  // Their network (sandbox/net/egress_network.h): interfaces fk<id>..., nftables tables forklet_<id>,
+  // the id being the low 24 bits of the cgroup tag in hex.
+  std::string tables;
+  for (const auto& root : roots) {
+    char id[8];
+    snprintf(id, sizeof(id), "%06lx", std::strtoul(root.substr(root.find('.') + 1).c_str(), nullptr, 10) & 0xffffff);
+    for (const auto& e : fs::directory_iterator("/sys/class/net", ec))
+      if (e.path().filename().string().rfind(std::string("fk") + id, 0) == 0)
+        found.push_back("interface " + e.path().filename().string());
+    if (tables.empty()) tables = Run({"/usr/sbin/nft", "list", "tables"}, {}, 30).out + " ";
+    if (tables.find(std::string("forklet_") + id + "\n") != std::string::npos)
+      found.push_back(std::string("nftables table forklet_") + id);
+  }
   std::ifstream mounts("/proc/self/mountinfo");
   std::string line;
   // Our own mounts: their paths end in this process's pid ("...-diskfull-PID", "...-PID-N"), not
@@ -434,6 +452,12 @@ std::vector<std::string> Leftovers() {
     if (line.find("forklet-test-state") != std::string::npos &&
         (line.find("-" + pid + " ") != std::string::npos || line.find("-" + pid + "-") != std::string::npos))
       found.push_back("mount " + line);
+  // Temp files of this process (ZipDirectory, ZipWithEntry, Invoke's output): a test removes its own.
+  for (const auto& e : fs::directory_iterator("/tmp", ec)) {
+    std::string name = e.path().filename().string();
+    for (const char* prefix : {"forklet-fn-", "forklet-evil-", "forklet-out-"})
+      if (name.rfind(prefix + pid + "-", 0) == 0) found.push_back("file " + e.path().string());
+  }
   return found;
 }
 

@@ -78,6 +78,11 @@ std::set<std::string> EventsRun(const std::string& state_dir, const std::string&
   return ids;
 }
 
+void ExpectError(const CmdResult& r, const std::string& type, const std::string& what) {
+  EXPECT_NE(r.exit_code, 0) << what << ": " << r.out;
+  EXPECT_NE(r.err.find(type), std::string::npos) << what << ": " << r.err;
+}
+
 // Polls until pred() or the timeout; returns pred().
 template <typename Pred>
 bool WaitFor(Pred pred, int timeout_s, Daemon* d = nullptr) {
@@ -100,6 +105,16 @@ json QueueStats(Daemon& d, const std::string& fn) {
   auto r = Http(d, "GET", "/forklet/v1/events");
   EXPECT_EQ(r.status, 200) << r.body;
   return json::parse(r.body)["Functions"].value(fn, json::object());
+}
+
+// The bill's event counts per function (forklet bill --json).
+json BillEvents(Daemon& d) {
+  auto r = d.Cli({"bill", "--json"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  json out = json::object();
+  json bill = json::parse(r.out);
+  for (const auto& f : bill["functions"]) out[f["function"].get<std::string>()] = f["events"];
+  return out;
 }
 
 // A destination that records what it was sent: it fails at once, without retries, so every
@@ -396,13 +411,51 @@ TEST(EventsTest, EventsOlderThanTheirMaximumAgeAreDroppedWithTheReason) {
   auto metrics = Http(*d, "GET", "/metrics").body;
   EXPECT_NE(metrics.find(R"(forklet_async_events_dropped_total{function="stuck",reason="EventAgeExceeded"} 1)"),
             std::string::npos) << metrics;
+  // The bill: stuck's event accepted and expired (its record went to the destination, not the
+  // dead-letter store); the recorder's accepted, run once and dead-lettered.
+  auto bill = BillEvents(*d);
+  EXPECT_EQ(bill["stuck"], (json{{"accepted", 1}, {"run", 0}, {"retried", 0}, {"expired", 1},
+                                 {"dead_lettered", 0}})) << bill.dump();
+  EXPECT_EQ(bill["recorder"], (json{{"accepted", 1}, {"run", 1}, {"retried", 0}, {"expired", 0},
+                                    {"dead_lettered", 1}})) << bill.dump();
+}
+
+TEST(EventsTest, TheBillCountsEachFunctionsEventsAcrossARestart) {
+  std::string state = "/tmp/forklet-test-state-events-bill-" + std::to_string(getpid());
+  fs::remove_all(state);
+  {
+    auto d = Daemon::Start({"--event-retry-base-ms", "100"}, state);
+    ASSERT_EQ(Deploy(*d, "flaky", "fail").exit_code, 0);
+    ASSERT_EQ(Deploy(*d, "fine", "hello").exit_code, 0);
+    ASSERT_EQ(d->Aws({"put-function-event-invoke-config", "--function-name", "flaky",
+                      "--maximum-retry-attempts", "1"}).exit_code, 0);
+    for (int i = 0; i < 2; ++i) ASSERT_EQ(InvokeEvent(*d, "flaky", "{}").status, 202);
+    for (int i = 0; i < 3; ++i) ASSERT_EQ(InvokeEvent(*d, "fine", "{}").status, 202);
+    ASSERT_TRUE(WaitFor([&] { return DeadLetters(*d, "flaky").size() == 2 &&
+                                     QueueStats(*d, "fine")["succeeded"] == 3; }, 60, d.get()));
+    auto bill = BillEvents(*d);
+    EXPECT_EQ(bill["flaky"], (json{{"accepted", 2}, {"run", 4}, {"retried", 2}, {"expired", 0},
+                                   {"dead_lettered", 2}})) << bill.dump();
+    EXPECT_EQ(bill["fine"], (json{{"accepted", 3}, {"run", 3}, {"retried", 0}, {"expired", 0},
+                                  {"dead_lettered", 0}})) << bill.dump();
+    auto table = d->Cli({"bill"});
+    EXPECT_NE(table.out.find("EVENTS_DEAD_LETTERED"), std::string::npos) << table.out;
+    d->Kill9();
+  }
+  auto d = Daemon::Start({}, state);
+  auto bill = BillEvents(*d);
+  EXPECT_EQ(bill["flaky"]["run"], 4) << bill.dump();
+  EXPECT_EQ(bill["fine"]["accepted"], 3) << bill.dump();
+  d.reset();
+  fs::remove_all(state);
 }
 
 
 TEST(EventsTest, AFullStateDirRefusesEventsClearlyAndKeepsTheAcceptedOnes) {
   SmallDisk disk("events-full", "48m");
   ASSERT_TRUE(disk.mounted()) << "mount tmpfs: " << strerror(errno);
-  auto d = Daemon::Start({}, disk.path());
+  // Without the free-space margin (tested below): the write itself fails and refuses.
+  auto d = Daemon::Start({"--event-min-free-disk-mb", "0"}, disk.path());
   ASSERT_EQ(Deploy(*d, "f", "hello").exit_code, 0);
   ASSERT_EQ(InvokeEvent(*d, "f", "{}").status, 202);
   {  // fill the disk to the last byte
@@ -441,6 +494,121 @@ TEST(EventsTest, AFullStateDirRefusesEventsClearlyAndKeepsTheAcceptedOnes) {
   fs::remove(disk.path() + "/filler");
   EXPECT_EQ(InvokeEvent(*d, "f", "{}").status, 202) << "room again: accepted again";
   d.reset();
+}
+
+// A refusal for room: 429 TooManyRequestsException with Retry-After, before anything is stored.
+void ExpectQueueRefusal(const api::HttpResponse& r, const std::string& reason, const std::string& words) {
+  EXPECT_EQ(r.status, 429) << r.body;
+  auto it = r.headers.find("x-amzn-errortype");
+  EXPECT_TRUE(it != r.headers.end() && it->second == "TooManyRequestsException") << r.body;
+  EXPECT_EQ(r.headers.count("retry-after"), 1u);
+  json b = json::parse(r.body, nullptr, false);
+  EXPECT_EQ(b.value("Reason", ""), reason) << r.body;
+  EXPECT_NE(b.value("message", "").find(words), std::string::npos) << r.body;
+  EXPECT_NE(b.value("message", "").find("not accepted"), std::string::npos) << r.body;
+}
+
+TEST(EventsTest, AFullQueueRefusesBeforeThe202AndLosesNothingAccepted) {
+  auto d = Daemon::Start({"--event-queue-max-per-function", "5", "--event-queue-max", "8",
+                          "--event-queue-max-mb-per-function", "1"});
+  ASSERT_EQ(Deploy(*d, "held", "sleep").exit_code, 0);
+  ASSERT_EQ(Deploy(*d, "other", "sleep").exit_code, 0);
+  ASSERT_EQ(Deploy(*d, "big", "sleep").exit_code, 0);
+  for (const char* fn : {"held", "other", "big"})  // nothing runs: the queues only fill
+    ASSERT_EQ(d->Aws({"put-function-concurrency", "--function-name", fn,
+                      "--reserved-concurrent-executions", "0"}).exit_code, 0);
+  std::set<std::string> accepted;
+  for (int i = 0; i < 5; ++i) {
+    auto r = InvokeEvent(*d, "held", R"({"seconds": 0})");
+    ASSERT_EQ(r.status, 202) << r.body;
+    accepted.insert(RequestIdOf(r));
+  }
+  ExpectQueueRefusal(InvokeEvent(*d, "held", R"({"seconds": 0})"), "EventQueueFull",
+                     "--event-queue-max-per-function 5");
+  // The aws CLI shows the refusal (after its own retries of a throttle).
+  auto cli = d->Aws({"invoke", "--function-name", "held", "--invocation-type", "Event",
+                     "--cli-binary-format", "raw-in-base64-out", "--payload", "{}", "/dev/null"});
+  EXPECT_NE(cli.exit_code, 0);
+  EXPECT_NE(cli.err.find("TooManyRequestsException"), std::string::npos) << cli.err;
+  // Payload bytes per function: 4 x 250,000 fit in 1 MB, a fifth does not.
+  std::string pad = json{{"seconds", 0}, {"pad", std::string(250000 - 30, 'p')}}.dump();
+  ASSERT_EQ(InvokeEvent(*d, "big", pad).status, 202);
+  ASSERT_EQ(InvokeEvent(*d, "big", pad).status, 202);
+  // All functions together: 5 + 2 + 1 = 8, the ninth is refused whoever it is for.
+  ASSERT_EQ(InvokeEvent(*d, "other", R"({"seconds": 0})").status, 202);
+  ExpectQueueRefusal(InvokeEvent(*d, "other", R"({"seconds": 0})"), "EventQueueFull",
+                     "--event-queue-max 8");
+  EXPECT_EQ(QueueStats(*d, "held")["received"], 5);
+  EXPECT_GE(QueueStats(*d, "held")["refused"]["events"].get<int>(), 2);
+  auto metrics = Http(*d, "GET", "/metrics").body;
+  EXPECT_NE(metrics.find(R"(forklet_async_events_refused_total{function="other",bound="events"} 1)"),
+            std::string::npos) << metrics;
+  // Room comes back as events finish: let "held" run; what was accepted runs, new ones are taken.
+  ASSERT_EQ(d->Aws({"delete-function-concurrency", "--function-name", "held"}).exit_code, 0);
+  ASSERT_TRUE(WaitFor([&] { return EventsRun(d->state_dir(), "held").size() >= 5; }, 60, d.get()))
+      << QueueStats(*d, "held").dump();
+  auto runs = EventsRun(d->state_dir(), "held");
+  for (const auto& id : accepted) EXPECT_TRUE(runs.count(id)) << id << " was lost";
+  EXPECT_EQ(runs.size(), 5u) << "nothing refused ran";
+  EXPECT_EQ(InvokeEvent(*d, "held", R"({"seconds": 0})").status, 202) << "room again";
+  EXPECT_EQ(InvokeEvent(*d, "big", pad).status, 202);
+  EXPECT_EQ(InvokeEvent(*d, "big", pad).status, 202);
+  ExpectQueueRefusal(InvokeEvent(*d, "big", pad), "EventQueueFull",
+                     "--event-queue-max-mb-per-function 1 MB");
+}
+
+TEST(EventsTest, LowFreeDiskRefusesNewEventsBeforeTheDiskIsFull) {
+  SmallDisk disk("events-low", "96m");
+  ASSERT_TRUE(disk.mounted()) << "mount tmpfs: " << strerror(errno);
+  auto d = Daemon::Start({"--event-min-free-disk-mb", "40"}, disk.path());
+  ASSERT_EQ(Deploy(*d, "f", "hello").exit_code, 0);
+  ASSERT_EQ(InvokeEvent(*d, "f", "{}").status, 202);
+  {  // 60 MB of the 96: under 40 MB free
+    int fd = open((disk.path() + "/filler").c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    ASSERT_GE(fd, 0);
+    std::string chunk(1 << 20, 'x');
+    for (int i = 0; i < 60; ++i) ASSERT_EQ(write(fd, chunk.data(), chunk.size()), 1 << 20);
+    close(fd);
+  }
+  ExpectQueueRefusal(InvokeEvent(*d, "f", "{}"), "EventStorageLow", "--event-min-free-disk-mb 40 MB");
+  EXPECT_EQ(QueueStats(*d, "f")["refused"]["disk"], 1);
+  std::string body;
+  EXPECT_EQ(Invoke(*d, "f", "{}", &body).exit_code, 0) << "synchronous invocations still run";
+  EXPECT_TRUE(WaitFor([&] { return QueueStats(*d, "f")["succeeded"] == 1; }, 60, d.get()));
+  fs::remove(disk.path() + "/filler");
+  EXPECT_EQ(InvokeEvent(*d, "f", "{}").status, 202) << "room again: accepted again";
+  d.reset();
+}
+
+// No SQS or SNS here: a dead-letter queue is refused with where failed events do go, never stored
+// and returned as if dead letters went there.
+TEST(EventsTest, DeadLetterConfigNamesWhereDeadLettersReallyGo) {
+  auto d = Daemon::Start();
+  auto created = Deploy(*d, "f", "fail", {"--dead-letter-config", "TargetArn=arn:aws:sqs:us-east-1:000000000000:dlq"});
+  ExpectError(created, "InvalidParameterValueException", "create with an SQS DLQ");
+  EXPECT_NE(created.err.find("no SQS or SNS"), std::string::npos) << created.err;
+  EXPECT_NE(created.err.find("forklet events dead-letters"), std::string::npos) << created.err;
+  EXPECT_EQ(json::parse(d->Aws({"list-functions"}).out)["Functions"].size(), 0u) << "nothing created";
+  ASSERT_EQ(Deploy(*d, "f", "fail").exit_code, 0);
+  auto update = d->Aws({"update-function-configuration", "--function-name", "f", "--timeout", "9",
+                        "--dead-letter-config", "TargetArn=arn:aws:sns:us-east-1:000000000000:topic"});
+  ExpectError(update, "InvalidParameterValueException", "update with an SNS DLQ");
+  ExpectError(d->Aws({"update-function-configuration", "--function-name", "f", "--dead-letter-config",
+                      "TargetArn=my-queue"}),
+              "InvalidParameterValueException", "not an ARN");
+  auto g = d->Aws({"get-function-configuration", "--function-name", "f"});
+  ASSERT_EQ(g.exit_code, 0) << g.err;
+  EXPECT_EQ(json::parse(g.out)["Timeout"], 3) << "the refused update changed nothing";
+  EXPECT_FALSE(json::parse(g.out).contains("DeadLetterConfig")) << g.out;
+  // Removing a DLQ (an empty target) is what forklet has: accepted.
+  auto none = d->Aws({"update-function-configuration", "--function-name", "f", "--dead-letter-config",
+                      "TargetArn="});
+  EXPECT_EQ(none.exit_code, 0) << none.err;
+  // And failed events do land in the dead-letter store.
+  ASSERT_EQ(d->Aws({"put-function-event-invoke-config", "--function-name", "f",
+                    "--maximum-retry-attempts", "0"}).exit_code, 0);
+  ASSERT_EQ(InvokeEvent(*d, "f", "{}").status, 202);
+  EXPECT_TRUE(WaitFor([&] { return DeadLetters(*d, "f").size() == 1; }, 60, d.get()));
 }
 
 TEST(EventsTest, AReadOnlyStateDirRefusesEventsClearly) {

@@ -75,9 +75,9 @@ TEST_F(IsolationTest, CannotReadHostSecretsOrOtherFunctions) {
   EXPECT_EQ(p()["var_task"], json({"app.py"}));  // its own code only
 }
 
-TEST_F(IsolationTest, HasOnlyItsOwnLoopback) {
-  EXPECT_EQ(p()["interfaces"], json({"lo"}));
-  EXPECT_EQ(p()["routes"], 0);
+TEST_F(IsolationTest, HasItsOwnLoopbackAndOneWayOut) {
+  EXPECT_EQ(p()["interfaces"], json({"lo", "eth0"}));  // egress, the default (network_test.cc)
+  EXPECT_EQ(p()["routes"], 2);
   EXPECT_FALSE(p()["host_loopback_reachable"]);  // the daemon's port on the host is not there
 }
 

@@ -151,9 +151,11 @@ TEST_F(OddInputTest, LambdaFieldsForkletCannotApplyAreRefused) {
   ExpectError(daemon_->Aws({"update-function-configuration", "--function-name", "f", "--layers",
                             "arn:aws:lambda:us-east-1:000000000000:layer:l:1"}),
               "InvalidParameterValueException", "update layers");
+  const std::string zip = ZipFunction("echo");
   ExpectError(daemon_->Aws({"update-function-code", "--function-name", "f", "--zip-file",
-                            "fileb://" + ZipFunction("echo"), "--publish"}),
+                            "fileb://" + zip, "--publish"}),
               "InvalidParameterValueException", "update-code publish");
+  unlink(zip.c_str());
   auto g = daemon_->Aws({"get-function-configuration", "--function-name", "f"});
   EXPECT_EQ(json::parse(g.out)["RevisionId"], json::parse(ok.out)["RevisionId"]);
 }

@@ -158,8 +158,8 @@ TEST_F(SnapshotTest, TheIsolationProbePassesInARestoredInstance) {
   EXPECT_EQ(p["root_home_exists"], false);
   EXPECT_EQ(p["state_dir_visible"], false);
   EXPECT_EQ(p["var_task"], json({"app.py"}));
-  EXPECT_EQ(p["interfaces"], json({"lo"}));
-  EXPECT_EQ(p["routes"], 0);
+  EXPECT_EQ(p["interfaces"], json({"lo", "eth0"}));  // its own, from the egress pool
+  EXPECT_EQ(p["routes"], 2);
   EXPECT_EQ(p["host_loopback_reachable"], false);
   // A fresh /tmp: only what this invocation wrote (the snapshot was taken before any).
   EXPECT_EQ(p["tmp_files"].size(), 2u) << p["tmp_files"].dump();  // owned, marker-<its id>

@@ -1,4 +1,4 @@
-"""Tries to reach past its own loopback: the host's loopback services (the daemon's port over
+"""Tries to reach the host's loopback services (the daemon's port over
 IPv4 and IPv6), raw and packet sockets, and reconfiguring its interfaces over netlink. Also
 checks that its own loopback works. Reports what worked; sends nothing off the host."""
 import errno

@@ -16,6 +16,7 @@ PACKAGES=(
   python3-matplotlib python3-numpy python3-prometheus-client
   clang libclang-rt-dev  # libFuzzer and the sanitizers: tests/fuzz
   nginx-light  # forklet-bench's HTTP floor (started by the bench on its own port; never as a service)
+  qemu-system-x86 mmdebstrap e2fsprogs  # the VM suite: tests/vm (a Debian 12 guest under QEMU)
 )
 
 missing=()

@@ -128,7 +128,7 @@ TEST_F(BillTest, EventStepsAreCountedPerFunctionInTheWindow) {
   auto j = nlohmann::json::parse(BillJson(*b));
   EXPECT_EQ(j["functions"][1]["events"]["expired"], 1);
   EXPECT_EQ(j["total"]["events"]["run"], 2);
-  EXPECT_NE(BillCsv(*b).find("\ngamma,0,0,0,0,0.000,0,0.000000000000,0.000000000000,0.000000000000,1,0,0,1,1\n"),
+  EXPECT_NE(BillCsv(*b).find("\n000000000000,gamma,0,0,0,0,0.000,0,0.000000000000,0.000000000000,0.000000000000,1,0,0,1,1\n"),
             std::string::npos) << BillCsv(*b);
   std::string table = BillTable(*b);
   EXPECT_NE(table.find("EVENTS_DEAD_LETTERED"), std::string::npos) << table;

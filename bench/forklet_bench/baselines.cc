@@ -13,6 +13,18 @@
 extern char** environ;
 
 namespace forklet::bench {
+namespace {
+
+// A child of forklet-bench starts with no signal blocked (its threads block SIGINT and SIGTERM).
+void NoSignalBlocked(posix_spawnattr_t* attr) {
+  posix_spawnattr_init(attr);
+  sigset_t none;
+  sigemptyset(&none);
+  posix_spawnattr_setsigmask(attr, &none);
+  posix_spawnattr_setflags(attr, POSIX_SPAWN_SETSIGMASK);
+}
+
+}  // namespace
 
 Result<pid_t> SpawnQuiet(const std::vector<std::string>& args) {
   std::vector<char*> argv;
@@ -24,11 +36,7 @@ Result<pid_t> SpawnQuiet(const std::vector<std::string>& args) {
   posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
   posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
   posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  sigset_t none;
-  sigemptyset(&none);
-  posix_spawnattr_setsigmask(&attr, &none);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
+  NoSignalBlocked(&attr);
   pid_t pid = -1;
   int rc = posix_spawn(&pid, argv[0], &actions, &attr, argv.data(), environ);
   posix_spawn_file_actions_destroy(&actions);
@@ -53,11 +61,7 @@ Result<double> RunTimed(const std::vector<std::string>& args, std::string* captu
     posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
   posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
   posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  sigset_t none;
-  sigemptyset(&none);
-  posix_spawnattr_setsigmask(&attr, &none);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
+  NoSignalBlocked(&attr);
 
   auto t0 = std::chrono::steady_clock::now();
   pid_t pid = 0;

@@ -118,6 +118,7 @@ Result<std::unique_ptr<ZygoteProcess>> ZygoteProcess::Spawn(
 
 ZygoteProcess::~ZygoteProcess() {
   close(fd_);
+  if (reaped_) return;
   // Closing the socket makes the zygote exit; don't wait long for it.
   for (int i = 0; i < 100; ++i) {
     pid_t r = waitpid(pid_, nullptr, WNOHANG);
@@ -130,6 +131,23 @@ ZygoteProcess::~ZygoteProcess() {
 }
 
 void ZygoteProcess::MarkDead() { dead_ = true; }
+
+void ZygoteProcess::ReapDead() {
+  std::lock_guard lock(mu_);
+  if (reaped_) return;
+  // Dead to us even if it only stopped answering: it goes. (Still our unreaped child, so the
+  // pid cannot belong to anyone else.) The socket hangs up a moment before the zombie exists.
+  kill(pid_, SIGKILL);
+  for (int i = 0; i < 200; ++i) {
+    pid_t r = waitpid(pid_, nullptr, WNOHANG);
+    if (r == pid_ || (r < 0 && errno == ECHILD)) {
+      reaped_ = true;
+      return;
+    }
+    if (r < 0 && errno == EINTR) continue;
+    usleep(1000);
+  }
+}
 
 bool ZygoteProcess::alive() {
   std::lock_guard lock(mu_);

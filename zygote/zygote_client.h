@@ -58,6 +58,10 @@ class ZygoteProcess {
   uint32_t boot_us() const { return boot_us_; }      // as the zygote measured its own boot
   uint64_t spawn_us() const { return spawn_us_; }    // spawn to hello, as the daemon saw it
   bool alive();  // false once it has exited or stopped answering
+  // For one found dead: reaps its exit at once (waiting up to ~200 ms for the exit to finish)
+  // rather than when the last instance forked from it lets go of this object, so a killed
+  // zygote is never left a zombie of the daemon. Idempotent.
+  void ReapDead();
 
  private:
   ZygoteProcess(pid_t pid, int fd) : pid_(pid), fd_(fd) {}
@@ -71,6 +75,7 @@ class ZygoteProcess {
   pid_t pid_;
   int fd_;
   bool dead_ = false;
+  bool reaped_ = false;  // its pid is no longer ours: never wait for or signal it again
   uint64_t seq_ = 0;
   uint32_t boot_us_ = 0;
   uint64_t spawn_us_ = 0;

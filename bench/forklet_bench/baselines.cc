@@ -13,6 +13,37 @@
 extern char** environ;
 
 namespace forklet::bench {
+namespace {
+
+// A child of forklet-bench starts with no signal blocked (its threads block SIGINT and SIGTERM).
+void NoSignalBlocked(posix_spawnattr_t* attr) {
+  posix_spawnattr_init(attr);
+  sigset_t none;
+  sigemptyset(&none);
+  posix_spawnattr_setsigmask(attr, &none);
+  posix_spawnattr_setflags(attr, POSIX_SPAWN_SETSIGMASK);
+}
+
+}  // namespace
+
+Result<pid_t> SpawnQuiet(const std::vector<std::string>& args) {
+  std::vector<char*> argv;
+  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
+  posix_spawnattr_t attr;
+  NoSignalBlocked(&attr);
+  pid_t pid = -1;
+  int rc = posix_spawn(&pid, argv[0], &actions, &attr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
+  if (rc != 0) return SysError("spawn " + args[0], rc);
+  return pid;
+}
 
 Result<double> RunTimed(const std::vector<std::string>& args, std::string* capture) {
   std::vector<char*> argv;
@@ -30,11 +61,7 @@ Result<double> RunTimed(const std::vector<std::string>& args, std::string* captu
     posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
   posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
   posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  sigset_t none;
-  sigemptyset(&none);
-  posix_spawnattr_setsigmask(&attr, &none);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
+  NoSignalBlocked(&attr);
 
   auto t0 = std::chrono::steady_clock::now();
   pid_t pid = 0;

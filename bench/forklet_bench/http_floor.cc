@@ -4,7 +4,6 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -14,10 +13,9 @@
 #include <fstream>
 #include <thread>
 
+#include "bench/forklet_bench/baselines.h"
 #include "bench/forklet_bench/http_client.h"
 #include "bench/forklet_bench/progress.h"
-
-extern char** environ;
 
 namespace forklet::bench {
 namespace fs = std::filesystem;
@@ -69,29 +67,9 @@ Result<std::unique_ptr<HttpFloorServer>> HttpFloorServer::Start() {
       << "    location " << Path() << " { default_type application/json; return 200 \"{}\"; }\n  }\n}\n";
     if (!f) return SysError("write " + conf);
   }
-  std::vector<std::string> args = {kNginx, "-p", s->dir_, "-c", conf, "-e", s->dir_ + "/error.log"};
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
-  // forklet-bench blocks SIGINT and SIGTERM in every thread (they are taken by sigwait): nginx
-  // starts with none blocked, or it would never stop.
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  sigset_t none;
-  sigemptyset(&none);
-  posix_spawnattr_setsigmask(&attr, &none);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
-  int rc = posix_spawn(&s->pid_, kNginx, &actions, &attr, argv.data(), environ);
-  posix_spawnattr_destroy(&attr);
-  posix_spawn_file_actions_destroy(&actions);
-  if (rc != 0) {
-    s->pid_ = -1;
-    return SysError("spawn nginx", rc);
-  }
+  auto pid = SpawnQuiet({kNginx, "-p", s->dir_, "-c", conf, "-e", s->dir_ + "/error.log"});
+  if (!pid) return pid.error();
+  s->pid_ = *pid;
   s->endpoint_ = "http://127.0.0.1:" + std::to_string(*port);
   // Ready when it answers.
   for (int i = 0; i < 200; ++i) {

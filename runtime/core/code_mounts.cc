@@ -9,6 +9,10 @@
 #include "sandbox/template_root.h"
 
 namespace forklet::core {
+namespace {
+// A revision whose image could not be made: said once, then its starts bind the directory.
+constexpr const char* kFailedBefore = "failed before for this revision";
+}  // namespace
 
 CodeMounts::CodeMounts(bool images) : images_(images) {
   if (images_) preparer_ = std::thread([this] { PrepareLoop(); });
@@ -40,25 +44,33 @@ Result<int> CodeMounts::ImageMount(const registry::Deployed& fn) {
   {
     std::lock_guard lock(mu_);
     auto it = by_dir_.find(fn.code_dir);
-    if (it != by_dir_.end() && !it->second.tree.expired()) return it->second.mnt;
+    if (it != by_dir_.end() && !it->second.tree.expired()) {
+      if (it->second.mnt < 0) return MakeError("code image", kFailedBefore);
+      return it->second.mnt;
+    }
   }
   // Built and mounted outside the lock (other functions' starts do not wait for it); two
   // builders of one revision write separate temporary files and the same image.
   // Beside the tree: the registry removes it with the tree, and at start with what no record names.
+  // A revision whose image fails is remembered (mnt -1): its later starts bind the directory at
+  // once instead of running mkfs.erofs again on every start.
   const std::string image = fn.code_dir + ".erofs";
-  if (access(image.c_str(), R_OK) != 0)
-    if (auto s = sandbox::BuildCodeImage(fn.code_dir, image); !s) return s.error();
-  auto mnt = sandbox::MountCodeImage(image);
-  if (!mnt) return mnt.error();
+  Result<int> mnt = MakeError("code image", "not built");
+  if (access(image.c_str(), R_OK) != 0) {
+    if (auto s = sandbox::BuildCodeImage(fn.code_dir, image); !s) mnt = s.error();
+    else mnt = sandbox::MountCodeImage(image);
+  } else {
+    mnt = sandbox::MountCodeImage(image);
+  }
   std::lock_guard lock(mu_);
   auto it = by_dir_.find(fn.code_dir);
-  if (it != by_dir_.end() && !it->second.tree.expired()) {
-    close(*mnt);
+  if (it != by_dir_.end() && !it->second.tree.expired() && it->second.mnt >= 0) {
+    if (mnt) close(*mnt);
     return it->second.mnt;
   }
   SweepLocked();
-  by_dir_[fn.code_dir] = Entry{fn.code, *mnt};
-  return *mnt;
+  by_dir_[fn.code_dir] = Entry{fn.code, mnt ? *mnt : -1};
+  return mnt;
 }
 
 Result<int> CodeMounts::ForInstance(const registry::Deployed& fn) {
@@ -71,7 +83,7 @@ Result<int> CodeMounts::ForInstance(const registry::Deployed& fn) {
       if (fd >= 0) return fd;
       log::Warning("code image of " + fn.config.name + ": clone: " + strerror(errno) +
                    "; its directory is mounted instead");
-    } else {
+    } else if (mnt.error().message != kFailedBefore) {
       log::Warning("code image of " + fn.config.name + ": " + mnt.error().ToString() +
                    "; its directory is mounted instead");
     }

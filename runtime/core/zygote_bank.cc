@@ -247,6 +247,8 @@ size_t ZygoteBank::Sweep() {
     if (!z->alive()) dead.push_back(z);
   for (auto& [name, z] : bound)
     if (!z->alive()) dead.push_back(z);
+  // Reaped now, not when the last instance forked from it ends: no zombie meanwhile.
+  for (auto& z : dead) z->ReapDead();
   spares.clear();
   bound.clear();
   std::lock_guard lock(mu_);

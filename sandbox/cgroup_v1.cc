@@ -2,7 +2,7 @@
 // (when mounted) freezer hierarchies, all with the same name below "<own cgroup>/forklet.<tag>".
 // libcgroup creates the root, configures it and removes every cgroup; an instance's creation,
 // limits, attach and counters stay hand-written: they are on the start path, where libcgroup
-// measured 1.8x to 7x slower (bench/micro/cgroup_lib_bench.cc, docs/design.md "Cgroups").
+// measured 1.9x to 7x slower (bench/micro/cgroup_lib_bench.cc, docs/design.md "Cgroups").
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -245,7 +245,7 @@ class CgroupTreeV1 final : public CgroupTree {
     if (!IsValidCgroupName(name)) return Error{"create cgroup \"" + name + "\"", EINVAL, {}};
     std::vector<std::string> dirs;
     // By hand: on the start path when the pool is empty, and libcgroup's cgroup_create_cgroup
-    // (a mkdir of every ancestor, then the leaf) measured 1.8x the plain mkdir.
+    // (a mkdir of every ancestor, then the leaf) measured 1.9x the plain mkdir.
     for (const auto& root : roots_) {
       std::string dir = root + "/" + name;
       if (auto s = cgroupfs::MakeDir(dir); !s) {

@@ -245,6 +245,10 @@ std::string FormatTable(const BenchResults& r) {
                     (p.family + " " + (p.kind == "zygote" ? "new sandbox" : p.kind)).c_str(), p.clients,
                     p.requests, p.errors, p.throughput, p.latency.p50, p.latency.p90, p.latency.p99,
                     p.latency.p999, p.latency.max, p.latency.p50 > 0 ? p.latency.p99 / p.latency.p50 : 0.0);
+    for (const auto& p : r.sweep)  // what a failed request was: a bench's errors are never silent
+      if (p.errors > 0)
+        out += Format("  %s %s x%d, first error: %s\n", p.family.c_str(), p.kind.c_str(), p.clients,
+                      p.first_error.substr(0, 300).c_str());
   }
   if (r.memory) {
     const auto& m = *r.memory;
@@ -299,7 +303,7 @@ Status WriteJson(const BenchResults& r, const std::string& path) {
   j["sweep"] = json::array();
   for (const auto& p : r.sweep)
     j["sweep"].push_back({{"family", p.family}, {"kind", p.kind}, {"clients", p.clients}, {"requests", p.requests},
-                          {"errors", p.errors}, {"seconds", p.seconds}, {"throughput_per_s", p.throughput},
+                          {"errors", p.errors}, {"first_error", p.first_error}, {"seconds", p.seconds}, {"throughput_per_s", p.throughput},
                           {"latency_ms", SummaryJson(p.latency)}});
   if (r.memory) {
     auto roll = [](const Rollup& x) { return json{{"rss_mb", x.rss_mb}, {"pss_mb", x.pss_mb}, {"private_mb", x.private_mb}}; };

@@ -142,6 +142,7 @@ HttpResponse LambdaApi::Handle(const HttpRequest& r) {
       }
     }
   }
+  if (p == "/2018-10-31/layers" || p.rfind("/2018-10-31/layers/", 0) == 0) return Layers(r);
   if (p.rfind(kFunctionsPrefix, 0) != 0) return ApiError(404, "UnknownOperationException", "Unknown operation " + r.method + " " + p);
   std::string rest = p.substr(strlen(kFunctionsPrefix));
   if (rest.empty() || rest == "/") {

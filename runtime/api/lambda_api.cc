@@ -360,11 +360,8 @@ HttpResponse LambdaApi::Invoke(const FunctionRef& ref, const HttpRequest& r) {
     // 202 only once the event is in the event log: from then on it runs at least once.
     if (!events_)
       return ApiError(503, "ServiceUnavailableException", "this forkletd accepts no Event invocations");
-    if (fn->config.version != registry::kLatest || (!ref.qualifier.empty() && ref.qualifier != registry::kLatest))
-      return ApiError(400, "InvalidParameterValueException",
-                      "forklet runs Event invocations on $LATEST only: invoke a version or alias "
-                      "with RequestResponse");
-    if (auto s = events_->Accept(ref.key, request_id, r.body); !s) {
+    // The qualifier is kept with the event: it runs that version (or the alias's, when it runs).
+    if (auto s = events_->Accept(ref.key, request_id, r.body, ref.qualifier); !s) {
       if (s.error().op == "TooManyRequestsException") return EventRefused(s.error());
       return ApiError(503, "ServiceUnavailableException",
                       "forkletd could not store the event, which was not accepted: " +

@@ -104,7 +104,8 @@ HttpResponse AdminApi::Handle(const HttpRequest& r) {
   if (p.rfind(fns, 0) == 0 && r.method == "GET" && p.size() > fns.size() + 9 &&
       p.substr(p.size() - 9) == "/code.zip") {
     const std::string key = p.substr(fns.size(), p.size() - fns.size() - 9);
-    auto d = registry_->Get(key);
+    auto q = r.query.find("Qualifier");  // a version's own zip (GetFunction's Code.Location)
+    auto d = registry_->Resolve(key, q == r.query.end() ? "" : q->second);
     if (!d || (!r.account.empty() && registry::AccountOf(key) != r.account))
       return ApiError(404, "ResourceNotFoundException", "no such function");
     std::ifstream f(d->zip_path, std::ios::binary);

@@ -237,9 +237,11 @@ HttpResponse LambdaApi::GetFunction(const FunctionRef& ref, bool config_only) {
   if (!d) return FromError(d.error());
   json conf = registry::ToLambdaJson(d->config);
   if (config_only) return Json(200, conf);
+  // A published version's own zip (an alias's: its version's), not $LATEST's.
+  std::string location = "/forklet/v1/functions/" + ref.key + "/code.zip";
+  if (d->config.version != registry::kLatest) location += "?Qualifier=" + d->config.version;
   json out{{"Configuration", conf},
-           {"Code", {{"RepositoryType", "S3"},
-                     {"Location", "/forklet/v1/functions/" + ref.key + "/code.zip"}}}};
+           {"Code", {{"RepositoryType", "S3"}, {"Location", location}}}};
   if (auto reserved = d->config.reserved_concurrency)
     out["Concurrency"] = {{"ReservedConcurrentExecutions", *reserved}};
   return Json(200, out);

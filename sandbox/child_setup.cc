@@ -53,6 +53,8 @@ int AttachCgroup(const ChildResources& res) {
 int MountCode(const ChildResources& res) {
   if (res.code_fd < 0) return 0;
   if (move_mount(res.code_fd, "", AT_FDCWD, "/var/task", MOVE_MOUNT_F_EMPTY_PATH) != 0) return errno;
+  if (res.opt_fd >= 0 && move_mount(res.opt_fd, "", AT_FDCWD, "/opt", MOVE_MOUNT_F_EMPTY_PATH) != 0)
+    return errno;
   return Errno(chdir("/var/task"));
 }
 

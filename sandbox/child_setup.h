@@ -18,7 +18,8 @@ namespace forklet::sandbox {
 enum class SetupStep : uint8_t {
   kAttachCgroup,    // write "0" to the instance cgroup's procs files
   kCgroupNs,        // unshare(CLONE_NEWCGROUP) now that the child sits in its cgroup
-  kMountCode,       // function code read-only at /var/task (from an fd: the zygote cannot see it)
+  kMountCode,       // function code read-only at /var/task, its layers at /opt (from fds: the
+                    // zygote cannot see them)
   kMountTmp,        // private size-limited /tmp
   kMountProc,       // fresh /proc for the new pid namespace, sensitive paths masked
   kNetwork,         // join the pooled net namespace (lo already up), or make one and bring lo up
@@ -62,6 +63,7 @@ struct ChildResources {
   int log_fd = -1;
   int code_fd = -1;  // the function's code as a detached read-only mount (DetachedReadOnlyTree);
                      // -1: none yet (a stem cell), /var/task stays empty
+  int opt_fd = -1;   // the function's layers merged, a detached read-only mount for /opt; -1: none
   int net_fd = -1;   // a fresh net namespace from the daemon's pool; -1: clone made one
   int cgroup_fds[kMaxCgroupFds];
   int n_cgroup_fds = 0;

@@ -137,8 +137,9 @@ Status EnterTemplateRoot(const TemplateSpec& spec) {
   if (auto s = Mkdir(root + "/etc"); !s) return s;
   if (auto s = CopyReadOnly(spec.etc_dir, root + "/etc"); !s) return s;
   if (auto s = BuildDev(root); !s) return s;
-  // Mount points every instance covers with its own: code, /tmp, /proc.
-  for (const char* d : {"/var", "/var/task", "/tmp", "/proc"})
+  // Mount points every instance covers with its own: code, /tmp, /proc; /opt (its layers, if it
+  // has any; else empty, as on Lambda).
+  for (const char* d : {"/var", "/var/task", "/opt", "/tmp", "/proc"})
     if (auto s = Mkdir(root + d); !s) return s;
   // The runners a runtime executes inside the sandbox (Node's runner script), as Lambda's
   // LAMBDA_RUNTIME_DIR. Forklet's own code, no secrets: every instance may read it.

@@ -44,6 +44,10 @@ fi
 # of Debian 13's. forklet works without it, so a failure here is only a warning.
 tools/setup-criu.sh || echo "forklet setup: warning: criu not installed; snapshots stay off" >&2
 
+# The AWS SDK for JavaScript v3 for Node.js functions (README, Node.js), from npm. Functions that
+# do not import it work without; a failure here is only a warning.
+tools/setup-node-sdk.sh || echo "forklet setup: warning: the AWS SDK for JavaScript not installed" >&2
+
 [[ "${1:-}" == "--no-build" ]] && exit 0
 werror=OFF
 [[ "${CI:-}" == true ]] && werror=ON  # CI keeps the build at zero warnings

@@ -56,8 +56,8 @@ struct ConfiguredMsg {
 struct ForkRequest {
   MsgHeader h;
   sandbox::ChildSpec spec;
-  uint32_t n_cgroup_fds;  // fds arrive as [channel, log, (code dir), (net ns), cgroup procs x n]
-  uint32_t flags;         // kForkWithNetNs, kForkWithoutCode
+  uint32_t n_cgroup_fds;  // fds arrive as [channel, log, (code dir), (layers), (net ns), cgroup procs x n]
+  uint32_t flags;         // kForkWithNetNs, kForkWithoutCode, kForkWithLayers
 };
 
 constexpr uint32_t kForkWithNetNs = 1;
@@ -66,6 +66,9 @@ constexpr uint32_t kForkWithNetNs = 1;
 // CRIU checkpoint needs (a zygote's mappings point at host mounts the sandbox does not have).
 constexpr uint32_t kForkExecRunner = 2;
 constexpr uint32_t kForkWithoutCode = 4;  // no code dir fd: a stem cell, /var/task stays empty
+constexpr uint32_t kForkWithLayers = 8;   // the function's merged layers (a detached mount) for /opt
+// The most fds a request carries: channel, log, code, layers, net ns, and the cgroup procs files.
+constexpr int kMaxFixedFds = 5;
 
 struct ForkReply {
   MsgHeader h;
@@ -77,7 +80,7 @@ struct ForkReply {
 
 // A stem cell (a sandboxed, booted instance forked without code) gets its function's code: the
 // zygote enters the instance's mount namespace, moves the detached code mount onto /var/task and
-// returns to its own namespace (about 0.1 ms; a helper process forked for it cost 2.5 ms under
+// returns to its own namespace; a second fd, when sent, is the function's layers, moved onto /opt (about 0.1 ms; a helper process forked for it cost 2.5 ms under
 // load). To open the namespace it takes the instance's fs uid and gid: the kernel lets the same
 // user open a dumpable process's namespaces, so no CAP_SYS_PTRACE is needed. setns needs
 // CAP_SYS_ADMIN and CAP_SYS_CHROOT.

@@ -351,6 +351,9 @@ async function main() {
   const tEnv = process.hrtime.bigint();
   init = frame.meta;
   applyEnvironment(init.env);
+  // NODE_PATH (layers at /opt, the runtime's modules) is read once at Node's start; the function's
+  // comes now (a stem cell or a zygote's copy started before it was known).
+  require('module').Module._initPaths();
   process.chdir(TASK_ROOT);  // the code is mounted now (a stem cell's /var/task was empty)
   patchConsole();
   const t0 = process.hrtime.bigint();

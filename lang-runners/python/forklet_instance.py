@@ -114,6 +114,11 @@ def serve(after_fork_us: int = 0) -> int:
     os.environ.update(forklet_conventions.environment(convention, init))
     time.tzset()  # the function's TZ (":UTC" unless it set its own), not the zygote's
     sys.path.insert(0, "/var/task")
+    # Layers (/opt) after the function's own code, before the runtime's modules, as on Lambda.
+    for i, layer_dir in enumerate((f"/opt/python/lib/python{sys.version_info[0]}.{sys.version_info[1]}/site-packages",
+                                   "/opt/python"), start=1):
+        if layer_dir not in sys.path:
+            sys.path.insert(i, layer_dir)
     # The AWS SDK (boto3, botocore), after the function's own packages as on Lambda.
     if SDK_DIR not in sys.path:
         sys.path.append(SDK_DIR)

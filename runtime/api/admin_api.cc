@@ -108,10 +108,32 @@ HttpResponse AdminApi::Handle(const HttpRequest& r) {
   if (p.rfind(fns, 0) == 0 && r.method == "GET" && p.size() > fns.size() + 9 &&
       p.substr(p.size() - 9) == "/code.zip") {
     const std::string key = p.substr(fns.size(), p.size() - fns.size() - 9);
-    auto d = registry_->Get(key);
+    auto q = r.query.find("Qualifier");  // a version's own zip (GetFunction's Code.Location)
+    auto d = registry_->Resolve(key, q == r.query.end() ? "" : q->second);
     if (!d || (!r.account.empty() && registry::AccountOf(key) != r.account))
       return ApiError(404, "ResourceNotFoundException", "no such function");
     std::ifstream f(d->zip_path, std::ios::binary);
+    std::stringstream ss;
+    ss << f.rdbuf();
+    HttpResponse out;
+    out.headers["Content-Type"] = "application/zip";
+    out.body = ss.str();
+    return out;
+  }
+  // A layer version's zip (GetLayerVersion's Content.Location): /forklet/v1/layers/KEY/N/content.zip
+  const std::string layers = "/forklet/v1/layers/";
+  if (p.rfind(layers, 0) == 0 && r.method == "GET" && p.size() > layers.size() + 12 &&
+      p.substr(p.size() - 12) == "/content.zip") {
+    const std::string rest = p.substr(layers.size(), p.size() - layers.size() - 12);
+    const auto slash = rest.rfind('/');
+    const std::string key = rest.substr(0, slash == std::string::npos ? 0 : slash);
+    const std::string n = slash == std::string::npos ? "" : rest.substr(slash + 1);
+    std::optional<registry::LayerVersion> v;
+    if (!n.empty() && n.size() <= 10 && n.find_first_not_of("0123456789") == std::string::npos &&
+        (r.account.empty() || registry::AccountOf(key) == r.account))
+      v = registry_->Layers().Get(key, std::stoull(n));
+    if (!v) return ApiError(404, "ResourceNotFoundException", "no such layer version");
+    std::ifstream f(v->content->zip, std::ios::binary);
     std::stringstream ss;
     ss << f.rdbuf();
     HttpResponse out;

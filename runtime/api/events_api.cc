@@ -29,6 +29,7 @@ HttpResponse FromError(const Error& e) {
 json DeadJson(const events::DeadEvent& d) {
   return json{{"RequestId", d.data->id},
               {"FunctionName", d.data->function},
+              {"Qualifier", d.data->qualifier.empty() ? registry::kLatest : d.data->qualifier},
               {"Reason", d.reason},
               {"Detail", d.detail},
               {"AcceptedMs", d.data->accepted_ms},

@@ -143,6 +143,7 @@ HttpResponse LambdaApi::Handle(const HttpRequest& r) {
       }
     }
   }
+  if (p == "/2018-10-31/layers" || p.rfind("/2018-10-31/layers/", 0) == 0) return Layers(r);
   if (p.rfind(kFunctionsPrefix, 0) != 0) return ApiError(404, "UnknownOperationException", "Unknown operation " + r.method + " " + p);
   std::string rest = p.substr(strlen(kFunctionsPrefix));
   if (rest.empty() || rest == "/") {
@@ -237,9 +238,11 @@ HttpResponse LambdaApi::GetFunction(const FunctionRef& ref, bool config_only) {
   if (!d) return FromError(d.error());
   json conf = registry::ToLambdaJson(d->config);
   if (config_only) return Json(200, conf);
+  // A published version's own zip (an alias's: its version's), not $LATEST's.
+  std::string location = "/forklet/v1/functions/" + ref.key + "/code.zip";
+  if (d->config.version != registry::kLatest) location += "?Qualifier=" + d->config.version;
   json out{{"Configuration", conf},
-           {"Code", {{"RepositoryType", "S3"},
-                     {"Location", "/forklet/v1/functions/" + ref.key + "/code.zip"}}}};
+           {"Code", {{"RepositoryType", "S3"}, {"Location", location}}}};
   if (auto reserved = d->config.reserved_concurrency)
     out["Concurrency"] = {{"ReservedConcurrentExecutions", *reserved}};
   return Json(200, out);
@@ -360,11 +363,8 @@ HttpResponse LambdaApi::Invoke(const FunctionRef& ref, const HttpRequest& r) {
     // 202 only once the event is in the event log: from then on it runs at least once.
     if (!events_)
       return ApiError(503, "ServiceUnavailableException", "this forkletd accepts no Event invocations");
-    if (fn->config.version != registry::kLatest || (!ref.qualifier.empty() && ref.qualifier != registry::kLatest))
-      return ApiError(400, "InvalidParameterValueException",
-                      "forklet runs Event invocations on $LATEST only: invoke a version or alias "
-                      "with RequestResponse");
-    if (auto s = events_->Accept(ref.key, request_id, r.body); !s) {
+    // The qualifier is kept with the event: it runs that version (or the alias's, when it runs).
+    if (auto s = events_->Accept(ref.key, request_id, r.body, ref.qualifier); !s) {
       if (s.error().op == "TooManyRequestsException") return EventRefused(s.error());
       return ApiError(503, "ServiceUnavailableException",
                       "forkletd could not store the event, which was not accepted: " +

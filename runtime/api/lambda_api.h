@@ -40,6 +40,8 @@ class LambdaApi {
   // Versions and aliases (lambda_versions_api.cc).
   HttpResponse Versions(const FunctionRef& ref, const HttpRequest& r);
   HttpResponse Aliases(const FunctionRef& ref, const std::string& alias, const HttpRequest& r);
+  // Layers: everything under /2018-10-31/layers (lambda_layers_api.cc).
+  HttpResponse Layers(const HttpRequest& r);
   // The function a request names, as the qualifier runs it, or the error for it: 404 for an ARN
   // of another account, an unknown name, or a qualifier that names no version or alias
   // ($LATEST, or none, is the function itself), so that a qualifier never widens an operation.

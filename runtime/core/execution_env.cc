@@ -55,6 +55,18 @@ nlohmann::json InitMessage(const registry::FunctionConfig& cfg, const std::strin
                 "/var/lang/lib:/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:"
                 "/var/task/lib:/opt/lib"}})
     if (!env.contains(key)) env[key] = value;
+  // Node.js resolves bare module names through NODE_PATH as on Lambda: a layer's
+  // nodejs/node_modules (and nodejs/nodeNN/node_modules for the runtime's major), then the
+  // runtime's own modules (the AWS SDK), then the function's.
+  if (family == "nodejs" && !env.contains("NODE_PATH")) {
+    std::string major;  // "22" of nodejs22.x
+    for (char c : cfg.runtime.substr(6)) {
+      if (c < '0' || c > '9') break;
+      major += c;
+    }
+    env["NODE_PATH"] = (major.empty() ? "" : "/opt/nodejs/node" + major + "/node_modules:") +
+                       "/opt/nodejs/node_modules:/var/runtime/node_modules:/var/runtime:/var/task";
+  }
   return nlohmann::json{{"function", name},           {"handler", cfg.handler},
                         {"memory_mb", cfg.memory_mb}, {"timeout_s", cfg.timeout_s},
                         {"arn", arn},                 {"version", version},

@@ -478,7 +478,8 @@ Result<Launcher::InstanceCgroup> Launcher::AcquireCgroup(const sandbox::CgroupLi
 Result<Launcher::Forked> Launcher::ForkInstance(const std::string& family,
                                                 const registry::FunctionConfig* fn,
                                                 const sandbox::CgroupLimits& limits, int code_fd,
-                                                bool exec_runner, bool* booted, Stages* stages) {
+                                                bool exec_runner, bool* booted, Stages* stages,
+                                                int opt_fd) {
   auto z = ForkSource(family, fn, false, booted, stages);
   if (!z) return z.error();
 
@@ -520,11 +521,11 @@ Result<Launcher::Forked> Launcher::ForkInstance(const std::string& family,
   fcntl(channel[0], F_SETFL, O_NONBLOCK);
   fcntl(log[0], F_SETFL, O_NONBLOCK);
   fcntl(log[0], F_SETPIPE_SZ, 1 << 20);  // room for a burst of output between drains
-  auto forked = (*z)->Fork(spec, channel[1], log[1], code_fd, net_fd, *procs, exec_runner);
+  auto forked = (*z)->Fork(spec, channel[1], log[1], code_fd, net_fd, *procs, exec_runner, opt_fd);
   if (!forked && !(*z)->alive()) {
     // The zygote died under this request (killed, crashed): its successor forks it, cold.
     z = ForkSource(family, fn, true, booted, stages);
-    if (z) forked = (*z)->Fork(spec, channel[1], log[1], code_fd, net_fd, *procs, exec_runner);
+    if (z) forked = (*z)->Fork(spec, channel[1], log[1], code_fd, net_fd, *procs, exec_runner, opt_fd);
   }
   if (net_fd >= 0) close(net_fd);
   for (int fd : *procs) close(fd);
@@ -645,13 +646,19 @@ Status Launcher::StartStemCell(const registry::Deployed& fn, const StemCell& cel
   auto t_tree = Clock::now();
   auto code = code_mounts_->ForInstance(fn);
   if (!code) return code.error();
+  auto opt = code_mounts_->LayersForInstance(fn);
+  if (!opt) {
+    close(*code);
+    return opt.error();
+  }
   out->stages.emplace_back("code_tree", MsSince(t_tree));
   auto t_mount = Clock::now();
   bool booted = false;
   auto z = ZygoteFor(registry::RuntimeFamily(cfg.runtime), &booted, &out->stages);
-  Result<uint64_t> mounted = z ? (*z)->MountCode(instance.pid(), cell.uid, cell.gid, *code)
+  Result<uint64_t> mounted = z ? (*z)->MountCode(instance.pid(), cell.uid, cell.gid, *code, *opt)
                                : Result<uint64_t>(z.error());
   close(*code);
+  if (*opt >= 0) close(*opt);
   if (!mounted) return mounted.error();
   out->stages.emplace_back("mount_code", MsSince(t_mount));
   instance.AssignTo(cfg.name, Generation(cfg), cfg.memory_mb);
@@ -672,7 +679,8 @@ Result<Launched> Launcher::Launch(const registry::Deployed& fn) {
   // Snapshots restore the runners that answer kRestored: Python's (it reseeds `random`) and, only
   // when asked for (policy on), Node's: its copies share V8's Math.random and OpenSSL's generator
   // state, which no JavaScript can renew (docs/snapshots.md).
-  const bool snapshots = snapshots_ && criu_ready_ && (family == "python3" ? policy != SnapshotPolicy::kOff
+  // A function with layers is not snapshotted: a restore would need its /opt as well (not done).
+  const bool snapshots = snapshots_ && criu_ready_ && !fn.opt && (family == "python3" ? policy != SnapshotPolicy::kOff
                                         : family == "nodejs" && policy == SnapshotPolicy::kOn);
   // A runtime that boots after the fork: a pre-booted stem cell is its zygote start; without one,
   // the interpreter boots for this request (cold).
@@ -724,10 +732,16 @@ Result<std::unique_ptr<Instance>> Launcher::MakePreforked(const registry::Deploy
   const std::string family = registry::RuntimeFamily(cfg.runtime);
   auto code = code_mounts_->ForInstance(fn);
   if (!code) return code.error();
+  auto opt = code_mounts_->LayersForInstance(fn);
+  if (!opt) {
+    close(*code);
+    return opt.error();
+  }
   bool booted = false;
   Stages stages;
-  auto forked = ForkInstance(family, &cfg, LimitsFor(cfg.memory_mb), *code, false, &booted, &stages);
+  auto forked = ForkInstance(family, &cfg, LimitsFor(cfg.memory_mb), *code, false, &booted, &stages, *opt);
   close(*code);
+  if (*opt >= 0) close(*opt);
   if (!forked) return forked.error();
   auto& instance = forked->instance;
   if (auto s = instance->AwaitSetup(Clock::now() + std::chrono::seconds(10), &stages); !s) return s.error();
@@ -764,9 +778,16 @@ Result<Launched> Launcher::ForkAndStart(const registry::Deployed& fn, bool exec_
   Launched out;
   auto code = code_mounts_->ForInstance(fn);
   if (!code) return code.error();
+  auto opt = code_mounts_->LayersForInstance(fn);
+  if (!opt) {
+    close(*code);
+    return opt.error();
+  }
   bool booted = false;
-  auto forked = ForkInstance(family, &cfg, LimitsFor(cfg.memory_mb), *code, exec_runner, &booted, &out.stages);
+  auto forked = ForkInstance(family, &cfg, LimitsFor(cfg.memory_mb), *code, exec_runner, &booted,
+                             &out.stages, *opt);
   close(*code);
+  if (*opt >= 0) close(*opt);
   if (!forked) return forked.error();
   out.start = booted || UsesStemCells(family) ? StartKind::kCold : StartKind::kZygote;
   auto& instance = forked->instance;

@@ -203,7 +203,7 @@ class Launcher {
 
   // A new sandboxed child in a cgroup with these limits, not yet started: of fn's own zygote, or
   // (fn null) a stem cell of the family's fork server. code_fd: the code (a detached mount), or -1
-  // for a stem cell. booted: the zygote had to boot (or reboot) for it. exec_runner: see ForkAndStart.
+  // for a stem cell; opt_fd: its layers for /opt (a detached mount), or -1. booted: the zygote had to boot (or reboot) for it. exec_runner: see ForkAndStart.
   struct Forked {
     std::unique_ptr<Instance> instance;
     uint32_t uid = 0, gid = 0;
@@ -211,7 +211,8 @@ class Launcher {
   };
   Result<Forked> ForkInstance(const std::string& family, const registry::FunctionConfig* fn,
                               const sandbox::CgroupLimits& limits,
-                              int code_fd, bool exec_runner, bool* booted, Stages* stages);
+                              int code_fd, bool exec_runner, bool* booted, Stages* stages,
+                              int opt_fd = -1);
   // One instance of fn forked ahead of demand, its sandbox set up (the prefork pool's maker).
   Result<std::unique_ptr<Instance>> MakePreforked(const registry::Deployed& fn);
   // A start from a preforked instance of fn, or nullopt when none is ready (or it failed to start).

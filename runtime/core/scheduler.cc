@@ -295,7 +295,10 @@ InvokeResult Scheduler::Invoke(const registry::Deployed& fn, const std::string& 
     if (auto s = instance->cgroup()->LimitCpu(CpuQuotaPermilleFor(cfg.memory_mb)); !s)
       log::Warning("instance " + std::to_string(instance->pid()) + ": no CPU quota: " +
                    s.error().ToString());
-    instance->PinCode(fn.code);  // its /var/task: the tree stays until the instance is gone
+    // its /var/task and /opt: the trees stay until the instance is gone
+    instance->PinCode(fn.opt ? std::make_shared<const std::pair<std::shared_ptr<const registry::CodeTree>,
+                                                              std::shared_ptr<const registry::CodeTree>>>(fn.code, fn.opt)
+                             : std::shared_ptr<const void>(fn.code));
   }
 
   {

@@ -26,8 +26,9 @@ std::string Dump(const json& j) {
 }
 
 std::string AcceptLine(const EventData& e) {
-  return Dump(json{{"op", "A"}, {"id", e.id}, {"fn", e.function}, {"t", e.accepted_ms},
-                   {"p", e.payload}});
+  json j{{"op", "A"}, {"id", e.id}, {"fn", e.function}, {"t", e.accepted_ms}, {"p", e.payload}};
+  if (!e.qualifier.empty()) j["q"] = e.qualifier;  // absent: $LATEST (and in older logs)
+  return Dump(j);
 }
 
 std::string StartedLine(const std::string& id, uint32_t n, uint32_t f) {
@@ -35,9 +36,11 @@ std::string StartedLine(const std::string& id, uint32_t n, uint32_t f) {
 }
 
 std::string DeadLine(const DeadEvent& d) {
-  return Dump(json{{"op", "X"}, {"id", d.data->id}, {"fn", d.data->function},
-                   {"t", d.data->accepted_ms}, {"p", d.data->payload}, {"reason", d.reason},
-                   {"detail", d.detail}, {"dt", d.dead_ms}, {"n", d.invocations}});
+  json j{{"op", "X"}, {"id", d.data->id}, {"fn", d.data->function},
+         {"t", d.data->accepted_ms}, {"p", d.data->payload}, {"reason", d.reason},
+         {"detail", d.detail}, {"dt", d.dead_ms}, {"n", d.invocations}};
+  if (!d.data->qualifier.empty()) j["q"] = d.data->qualifier;
+  return Dump(j);
 }
 
 Error LogError(const std::string& op, int e) {
@@ -88,6 +91,7 @@ Status EventLog::Init() {
         auto d = std::make_shared<EventData>();
         d->id = id;
         d->function = j.value("fn", "");
+        d->qualifier = j.value("q", "");
         d->payload = j.value("p", "");
         d->accepted_ms = j.value("t", int64_t{0});
         if (op == "A") {

@@ -5,7 +5,7 @@
 // move to the dead-letter store) also waits for fdatasync, shared by every append that came in
 // meanwhile (group commit), so that a power cut loses no accepted event either.
 //
-// Lines: A (accepted: id, function, payload, time), S (an attempt is about to start: its number
+// Lines: A (accepted: id, function, its qualifier if any, payload, time), S (an attempt is about to start: its number
 // and the function errors so far), D (finished: its outcome is recorded elsewhere), X (moved to
 // the dead-letter store, with why), Y (removed from the dead-letter store). Open() replays the
 // file, keeps what is still pending and dead, and rewrites it without the rest (temp file, fsync,
@@ -29,6 +29,7 @@ namespace forklet::events {
 struct EventData {
   std::string id;        // the request id of the 202
   std::string function;
+  std::string qualifier;  // as the client named it: a version or an alias; empty: $LATEST
   std::string payload;   // JSON text
   int64_t accepted_ms = 0;  // epoch ms
 };

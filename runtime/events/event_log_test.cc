@@ -35,6 +35,30 @@ class EventLogTest : public ::testing::Test {
   std::string dir_;
 };
 
+TEST_F(EventLogTest, AQualifierSurvivesInPendingAndDeadEvents) {
+  {
+    auto log = EventLog::Open(dir_);
+    ASSERT_TRUE(log);
+    auto v = std::make_shared<EventData>(*Event("v", 1));
+    v->qualifier = "live";
+    ASSERT_TRUE((*log)->Accept(v));
+    ASSERT_TRUE((*log)->Accept(Event("latest", 2)));
+    auto dead = std::make_shared<EventData>(*Event("d", 3));
+    dead->qualifier = "3";
+    ASSERT_TRUE((*log)->Accept(dead));
+    ASSERT_TRUE((*log)->Dead(DeadEvent{dead, "RetriesExhausted", "", 4, 1}));
+  }
+  auto log = EventLog::Open(dir_);
+  ASSERT_TRUE(log);
+  auto r = (*log)->TakeRecovered();
+  ASSERT_EQ(r.size(), 2u);
+  EXPECT_EQ(r[0].data->qualifier, "live");
+  EXPECT_EQ(r[1].data->qualifier, "");  // $LATEST, as lines written before qualifiers read
+  auto dead = (*log)->ListDead();
+  ASSERT_EQ(dead.size(), 1u);
+  EXPECT_EQ(dead[0].data->qualifier, "3");
+}
+
 TEST_F(EventLogTest, PendingEventsSurviveAndFinishedOnesDoNot) {
   {
     auto log = EventLog::Open(dir_);

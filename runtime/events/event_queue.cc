@@ -43,17 +43,18 @@ json AsJson(const std::string& text) {
 
 // Lambda's destination record.
 std::string DestinationRecord(const PendingEvent& e, const std::string& condition,
-                              const core::InvokeResult* result) {
+                              const core::InvokeResult* result, const std::string& executed_version) {
+  const std::string& q = e.data->qualifier;
   json record{{"version", "1.0"},
               {"timestamp", Iso8601Ms(NowMs())},
               {"requestContext",
                {{"requestId", e.data->id},
-                {"functionArn", registry::FunctionArn(e.data->function) + ":$LATEST"},
+                {"functionArn", registry::QualifiedArn(e.data->function, q.empty() ? registry::kLatest : q)},
                 {"condition", condition},
                 {"approximateInvokeCount", e.invocations}}},
               {"requestPayload", AsJson(e.data->payload)}};
   if (result) {
-    json rc{{"statusCode", 200}, {"executedVersion", "$LATEST"}};
+    json rc{{"statusCode", 200}, {"executedVersion", executed_version}};
     if (result->outcome != core::Outcome::kSuccess) rc["functionError"] = "Unhandled";
     record["responseContext"] = rc;
     record["responsePayload"] = result->body.empty() ? json() : AsJson(result->body);
@@ -102,7 +103,7 @@ void EventQueue::Start() {
 }
 
 Status EventQueue::Accept(const std::string& function, const std::string& request_id,
-                          const std::string& payload) {
+                          const std::string& payload, const std::string& qualifier) {
   if (!log_) return log_error_;
   if (auto s = CheckFreeDisk(); !s) {
     std::lock_guard lock(mu_);
@@ -116,6 +117,7 @@ Status EventQueue::Accept(const std::string& function, const std::string& reques
   auto d = std::make_shared<EventData>();
   d->id = request_id;
   d->function = function;
+  d->qualifier = qualifier == registry::kLatest ? "" : qualifier;
   d->payload = payload;
   d->accepted_ms = NowMs();
   if (auto s = log_->Accept(d); !s) {
@@ -306,11 +308,16 @@ bool EventQueue::Run(Item item) {
            "not run within MaximumEventAgeInSeconds (" + std::to_string(cfg.max_event_age_s) + ")");
     return false;
   }
-  auto fn = registry_->Get(name);
+  const std::string& qualifier = e.data->qualifier;
+  auto fn = registry_->Resolve(name, qualifier);
   if (!fn) {
-    Finish(e, "FunctionNotFound", nullptr, "the function was deleted before the event ran");
+    Finish(e, "FunctionNotFound", nullptr,
+           registry_->Get(name) ? "version or alias " + qualifier + " was deleted before the event ran"
+                                : "the function was deleted before the event ran");
     return false;
   }
+  // Through an alias the context's invoked ARN is the alias's, as for RequestResponse.
+  const bool via_alias = !qualifier.empty() && qualifier != fn->config.version;
   // Capacity first: a function at its concurrency waits here without an attempt being logged.
   uint32_t limit = fn->config.reserved_concurrency.value_or(  // in the function's record
       scheduler_->options().max_instances_per_function);
@@ -328,7 +335,8 @@ bool EventQueue::Run(Item item) {
   e.invocations++;
   if (auto s = log_->Started(e.data->id, e.invocations, e.failures); !s)
     log::Warning("events: " + s.error().ToString() + " (attempt of " + e.data->id + " not logged)");
-  core::InvokeResult result = scheduler_->Invoke(*fn, e.data->id, e.data->payload);
+  core::InvokeResult result = scheduler_->Invoke(*fn, e.data->id, e.data->payload, false,
+                                                 via_alias ? registry::QualifiedArn(name, qualifier) : "");
   if (result.outcome == core::Outcome::kThrottled) {
     e.invocations--;  // it did not run
     Requeue(std::move(item), true);
@@ -344,7 +352,7 @@ bool EventQueue::Run(Item item) {
   std::string ledger_id = e.invocations == 1 ? e.data->id : e.data->id + "#" + std::to_string(e.invocations);
   if (observer_) observer_->OnInvocation(name, fn->config.runtime, fn->config.memory_mb, ledger_id, result);
   if (result.outcome == core::Outcome::kSuccess) {
-    Finish(e, "Success", &result, "");
+    Finish(e, "Success", &result, "", fn->config.version);
     return true;
   }
   if (result.outcome == core::Outcome::kSetupFailed) {  // the node's fault, not the function's
@@ -381,13 +389,15 @@ bool EventQueue::Run(Item item) {
     Requeue(std::move(item), false);
     return true;
   }
-  Finish(e, "RetriesExhausted", &result, core::OutcomeName(result.outcome) + std::string(": ") +
-                                             result.body.substr(0, 1024));
+  Finish(e, "RetriesExhausted", &result,
+         core::OutcomeName(result.outcome) + std::string(": ") + result.body.substr(0, 1024),
+         fn->config.version);
   return true;
 }
 
 void EventQueue::Finish(const PendingEvent& e, const std::string& condition,
-                        const core::InvokeResult* result, const std::string& detail) {
+                        const core::InvokeResult* result, const std::string& detail,
+                        const std::string& executed_version) {
   const std::string& name = e.data->function;
   InvokeConfig cfg = configs_->Effective(name);
   bool success = condition == "Success";
@@ -404,7 +414,7 @@ void EventQueue::Finish(const PendingEvent& e, const std::string& condition,
   std::string target = DestinationFunction(destination, name);
   if (!target.empty()) {
     std::string id = core::NewRequestId();
-    if (auto s = Accept(target, id, DestinationRecord(e, condition, result)); s) {
+    if (auto s = Accept(target, id, DestinationRecord(e, condition, result, executed_version)); s) {
       if (auto f = log_->Finished(e.data->id); !f)
         log::Warning("events: " + f.error().ToString() + " (" + e.data->id + " may run again after a restart)");
       return;
@@ -431,7 +441,7 @@ Result<std::string> EventQueue::Redrive(const std::string& id) {
   if (!dead) return dead.error();
   // A new acceptance under a new request id (the ledger keeps one row per request id).
   std::string fresh = core::NewRequestId();
-  if (auto s = Accept(dead->data->function, fresh, dead->data->payload); !s) {
+  if (auto s = Accept(dead->data->function, fresh, dead->data->payload, dead->data->qualifier); !s) {
     (void)log_->Dead(std::move(dead.value()));  // back where it was
     return s.error();
   }

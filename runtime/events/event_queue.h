@@ -76,7 +76,10 @@ class EventQueue {
   // Durable before it returns; an error means: not accepted. Its op is
   // "TooManyRequestsException" when a bound (count, bytes, free disk) refused it before anything
   // was written, else the log's error (state dir full or read-only).
-  Status Accept(const std::string& function, const std::string& request_id, const std::string& payload);
+  // qualifier: the version or alias the client invoked (empty: $LATEST); each attempt runs what
+  // it names then (an alias moved meanwhile runs its new version, as on Lambda).
+  Status Accept(const std::string& function, const std::string& request_id, const std::string& payload,
+                const std::string& qualifier = {});
   // Drain: no event starts from now on; those running finish. Returns at once.
   void StopDispatch();
   // Waits until no event runs (after StopDispatch).
@@ -114,7 +117,7 @@ class EventQueue {
   bool Run(Item item);  // true when an invocation ran (its capacity is free again)
   // The event's end: a destination record or the dead-letter store, then the log forgets it.
   void Finish(const PendingEvent& e, const std::string& condition, const core::InvokeResult* result,
-              const std::string& detail);
+              const std::string& detail, const std::string& executed_version = registry::kLatest);
   void Requeue(Item item, bool throttled);
 
   EventQueueOptions options_;

@@ -242,6 +242,24 @@ Result<std::map<std::string, std::string>> ReadVariables(const json& env) {
   return out;
 }
 
+// Layers: version ARNs, at most 5. The sizes of those base already has are kept (the registry
+// resolves the others).
+Result<std::vector<LayerRef>> ReadLayers(const json& j, const std::vector<LayerRef>& base) {
+  std::vector<LayerRef> out;
+  if (j.is_null()) return out;
+  if (!j.is_array()) return FieldType("Layers", "a list of layer version ARNs");
+  if (j.size() > kMaxLayers)
+    return Error{kInvalid, 0, "Cannot reference more than " + std::to_string(kMaxLayers) + " layers."};
+  for (const json& a : j) {
+    if (!a.is_string()) return FieldType("Layers", "a list of layer version ARNs");
+    LayerRef ref{a.get<std::string>(), 0};
+    for (const LayerRef& b : base)
+      if (b.arn == ref.arn) ref.code_size = b.code_size;
+    out.push_back(std::move(ref));
+  }
+  return out;
+}
+
 }  // namespace
 
 // A function key (function_key.h): a valid name, in a valid account.
@@ -441,8 +459,6 @@ Status CheckUnsupportedFields(const json& body) {
   if (!body.is_object()) return {};
   if (auto s = CheckArchitectures(body); !s) return s;
   if (auto s = CheckPublish(body); !s) return s;
-  if (body.contains("Layers") && !Empty(body["Layers"]))
-    return Unsupported("Layers", "put what a layer holds into the function's zip");
   if (body.contains("VpcConfig") && body["VpcConfig"].is_object()) {
     const json& v = body["VpcConfig"];
     for (const char* key : {"SubnetIds", "SecurityGroupIds"})
@@ -498,6 +514,11 @@ Result<FunctionConfig> ApplyLambdaChanges(const FunctionConfig& base, const json
   if (changes.contains("Timeout"))
     if (auto s = ReadBoundedInt(changes["Timeout"], "Timeout", "timeout", 1, 900, &c.timeout_s); !s)
       return s.error();
+  if (changes.contains("Layers")) {
+    auto layers = ReadLayers(changes["Layers"], base.layers);
+    if (!layers) return layers.error();
+    c.layers = std::move(layers.value());
+  }
   if (changes.contains("Environment")) {
     auto vars = ReadVariables(changes["Environment"]);
     if (!vars) return vars.error();
@@ -529,6 +550,11 @@ json ToLambdaJson(const FunctionConfig& c) {
   };
   if (!c.handler.empty()) j["Handler"] = c.handler;
   if (!c.environment.empty()) j["Environment"] = {{"Variables", c.environment}};
+  if (!c.layers.empty()) {
+    json layers = json::array();
+    for (const LayerRef& l : c.layers) layers.push_back({{"Arn", l.arn}, {"CodeSize", l.code_size}});
+    j["Layers"] = std::move(layers);
+  }
   return j;
 }
 
@@ -550,6 +576,12 @@ json ToStateJson(const FunctionConfig& c) {
   };
   if (c.reserved_concurrency) j["reserved_concurrency"] = *c.reserved_concurrency;
   if (c.version != kLatest) j["version"] = c.version;
+  if (!c.layers.empty()) {
+    json layers = json::array();
+    for (const LayerRef& l : c.layers) layers.push_back({{"arn", l.arn}, {"code_size", l.code_size}});
+    j["layers"] = std::move(layers);
+    j["opt_revision"] = c.opt_revision;
+  }
   return j;
 }
 
@@ -574,6 +606,9 @@ Result<FunctionConfig> FromStateJson(const json& j) {
     if (j.contains("reserved_concurrency"))
       c.reserved_concurrency = j.at("reserved_concurrency").get<uint32_t>();
     c.version = j.value("version", std::string(kLatest));
+    for (const json& l : j.value("layers", json::array()))
+      c.layers.push_back(LayerRef{l.at("arn").get<std::string>(), l.at("code_size").get<uint64_t>()});
+    c.opt_revision = j.value("opt_revision", uint64_t{0});
   } catch (const json::exception& e) {
     return MakeError("function state", e.what());
   }

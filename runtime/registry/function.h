@@ -5,12 +5,21 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "sandbox/error.h"
 
 namespace forklet::registry {
+
+// A layer version a function uses (Lambda's Layers: [{Arn, CodeSize}]).
+struct LayerRef {
+  std::string arn;         // arn:aws:lambda:REGION:ACCOUNT:layer:NAME:VERSION
+  uint64_t code_size = 0;  // of the layer version's zip, set by the registry
+  bool operator==(const LayerRef& o) const { return arn == o.arn; }
+};
+inline constexpr size_t kMaxLayers = 5;
 
 struct FunctionConfig {
   std::string name;          // the key: [A-Za-z0-9_-]{1,64}, "ACCOUNT." before it outside the
@@ -22,12 +31,14 @@ struct FunctionConfig {
   std::map<std::string, std::string> environment;
   std::string description;
   std::string role;          // accepted and ignored
+  std::vector<LayerRef> layers;  // in order, later over earlier at /opt (layer_store.h)
   // Set by the registry:
   std::string function_id;   // random per Create: a re-created name is another function
   std::optional<uint32_t> reserved_concurrency;  // PutFunctionConcurrency, 0..1000
   // Code, set by the registry:
   std::string code_sha256;   // base64 of the SHA-256 of the zip, as Lambda reports it
   uint64_t code_size = 0;    // bytes of the zip
+  uint64_t opt_revision = 0; // which merged /opt tree holds its layers; 0: none
   uint64_t revision = 0;     // increases on every code or configuration change
   std::string last_modified; // ISO-8601, e.g. 2026-11-23T12:00:00.000+0000
   // Which version this is: "$LATEST" (the function itself, changeable) or a published,
@@ -61,12 +72,13 @@ Status ValidateName(const std::string& name);
 Status ValidateConfig(const FunctionConfig& config);
 
 // Applies the fields present in an UpdateFunctionConfiguration body (Handler, Runtime, MemorySize,
-// Timeout, Environment.Variables, Description, Role; others are ignored) to a copy of base.
+// Timeout, Environment.Variables, Description, Role, Layers; others are ignored) to a copy of base.
+// Layers are taken as ARNs (at most 5); the registry checks that they exist.
 // Checks JSON types and integer ranges only; call ValidateConfig on the result.
 Result<FunctionConfig> ApplyLambdaChanges(const FunctionConfig& base, const nlohmann::json& changes);
 
 // Fields of CreateFunction / UpdateFunctionConfiguration / UpdateFunctionCode that Lambda has and
-// forklet cannot apply (Architectures other than x86_64, Layers, VpcConfig with subnets, Publish,
+// forklet cannot apply (Architectures other than x86_64, VpcConfig with subnets, Publish,
 // KMSKeyArn, ...): refused with InvalidParameterValueException naming the field, never ignored.
 Status CheckUnsupportedFields(const nlohmann::json& body);
 Status CheckUnsupportedCodeFields(const nlohmann::json& body);

@@ -133,13 +133,6 @@ Status StageCode(std::string_view zip, const std::string& code_dir, const std::s
 
 }  // namespace
 
-CodeTree::~CodeTree() {
-  if (!retired_.load()) return;
-  RemoveTree(dir);
-  RemoveTree(zip);
-  RemoveTree(dir + ".erofs");  // its image (runtime/core/code_mounts.h), if one was made
-}
-
 struct Registry::Impl {
   // A published version: an immutable copy of $LATEST's configuration, sharing its code tree.
   struct VersionEntry {
@@ -158,6 +151,7 @@ struct Registry::Impl {
   };
 
   std::string state_dir;
+  std::unique_ptr<LayerStore> layers;
   std::string functions_dir;
   std::string code_root;  // <state>/code
   UniqueFd lock_fd;  // flock on <state>/registry.lock: one daemon per state dir
@@ -172,6 +166,15 @@ struct Registry::Impl {
     if (legacy) return FunctionDir(c.name) + "/code/" + std::to_string(rev);
     return code_root + "/" + c.function_id + "-" + std::to_string(rev);
   }
+
+  // The merged layers of a function's revision (FunctionConfig::opt_revision).
+  std::string OptDir(const FunctionConfig& c) const {
+    return code_root + "/" + c.function_id + "-" + std::to_string(c.opt_revision) + "-opt";
+  }
+  // Checks next->layers against the layer store (live versions of the function's account), sets
+  // their sizes, and merges them into a new, durable /opt tree named for next->revision; null
+  // when there are none. The tree is retired unless the caller publishes it.
+  Result<std::shared_ptr<const CodeTree>> MakeOptTree(FunctionConfig* next) const;
 
   // An entry with a new code tree (never for a tree another entry holds: two owners would
   // each remove it).
@@ -200,11 +203,18 @@ struct Registry::Impl {
   // Replaces (or with nullopt erases) the entry; a code tree neither $LATEST nor a version names
   // any more is retired, and goes when its last holder lets go (never under mu).
   void Publish(const std::string& name, std::optional<Entry> e) {
-    std::set<const CodeTree*> next_trees;  // $LATEST's and its versions'
+    std::set<const CodeTree*> next_trees;  // $LATEST's and its versions', code and /opt
     if (e) {
       next_trees.insert(e->deployed.code.get());
-      for (const auto& [n, v] : e->versions) next_trees.insert(v.deployed.code.get());
+      next_trees.insert(e->deployed.opt.get());
+      for (const auto& [n, v] : e->versions) {
+        next_trees.insert(v.deployed.code.get());
+        next_trees.insert(v.deployed.opt.get());
+      }
     }
+    auto retire = [&](const std::shared_ptr<const CodeTree>& t) {
+      if (t && !next_trees.count(t.get())) t->Retire();
+    };
     std::optional<Entry> old;
     {
       std::lock_guard<std::mutex> lock(mu);
@@ -214,9 +224,12 @@ struct Registry::Impl {
       else if (it != entries.end()) entries.erase(it);
     }
     if (!old) return;
-    if (!next_trees.count(old->deployed.code.get())) old->deployed.code->Retire();
-    for (const auto& [n, v] : old->versions)
-      if (!next_trees.count(v.deployed.code.get())) v.deployed.code->Retire();
+    retire(old->deployed.code);
+    retire(old->deployed.opt);
+    for (const auto& [n, v] : old->versions) {
+      retire(v.deployed.code);
+      retire(v.deployed.opt);
+    }
   }
 
   Result<Entry> Load(const std::string& name);
@@ -250,6 +263,10 @@ Result<Registry::Impl::Entry> Registry::Impl::Load(const std::string& name) {
   Entry e = MakeEntry(config.value(), j["code_revision"].get<uint64_t>(), legacy);
   if (!IsDir(e.deployed.code_dir)) return MakeError("load " + dir, "missing " + e.deployed.code_dir);
   if (!IsFile(e.deployed.zip_path)) return MakeError("load " + dir, "missing " + e.deployed.zip_path);
+  if (config->opt_revision != 0) {
+    e.deployed.opt = std::make_shared<CodeTree>(OptDir(*config), "");
+    if (!IsDir(e.deployed.opt->dir)) return MakeError("load " + dir, "missing " + e.deployed.opt->dir);
+  }
   ::unlink((dir + "/" + kStateFile + ".tmp").c_str());
   if (auto s = LoadVersions(j, &e, *this); !s) return MakeError("load " + dir, s.error().ToString());
   // No instance survives a daemon restart, so only the current code (and the versions') is
@@ -292,6 +309,7 @@ Status Registry::Impl::LoadVersions(const json& j, Entry* e, const Impl& impl) {
   try {
     e->last_version = j.value("last_version", uint64_t{0});
     std::map<std::string, std::shared_ptr<const CodeTree>> trees{{e->deployed.code_dir, e->deployed.code}};
+    if (e->deployed.opt) trees[e->deployed.opt->dir] = e->deployed.opt;
     for (const json& r : j.value("versions", json::array())) {
       auto config = FromStateJson(r.at("config"));
       if (!config) return config.error();
@@ -310,6 +328,15 @@ Status Registry::Impl::LoadVersions(const json& j, Entry* e, const Impl& impl) {
       v.deployed.code = tree;
       v.deployed.code_dir = tree->dir;
       v.deployed.zip_path = tree->zip;
+      if (config->opt_revision != 0) {  // shared with $LATEST's or another version's
+        const std::string opt = impl.OptDir(*config);
+        auto& t = trees[opt];
+        if (!t) {
+          if (!IsDir(opt)) return MakeError("versions", "missing " + opt);
+          t = std::make_shared<CodeTree>(opt, "");
+        }
+        v.deployed.opt = t;
+      }
       v.deployed.config = std::move(config.value());
       const uint64_t n = std::stoull(v.deployed.config.version);
       e->last_version = std::max(e->last_version, n);
@@ -350,13 +377,64 @@ void Registry::Impl::RemoveUnnamedCode() {
     named.insert(base + ".zip");
     named.insert(base + ".erofs");  // its image, complete (built under another name, then renamed)
   };
+  auto name_opt = [&](const Deployed& d) {
+    if (!d.opt) return;
+    std::string base = d.opt->dir.substr(code_root.size() + 1);
+    named.insert(base);
+    named.insert(base + ".erofs");
+  };
   for (const auto& [n, e] : entries) {
     name_tree(e.deployed, e.legacy_layout);
-    for (const auto& [v, ve] : e.versions) name_tree(ve.deployed, ve.legacy_layout);
+    name_opt(e.deployed);
+    for (const auto& [v, ve] : e.versions) {
+      name_tree(ve.deployed, ve.legacy_layout);
+      name_opt(ve.deployed);
+    }
   }
   for (const std::string& n : ListDir(code_root))
     if (!named.count(n)) RemoveTree(code_root + "/" + n);
 }
+
+Result<std::shared_ptr<const CodeTree>> Registry::Impl::MakeOptTree(FunctionConfig* next) const {
+  next->opt_revision = 0;
+  if (next->layers.empty()) return std::shared_ptr<const CodeTree>();
+  if (next->layers.size() > kMaxLayers)
+    return Error{"InvalidParameterValueException", 0,
+                 "Cannot reference more than " + std::to_string(kMaxLayers) + " layers."};
+  std::vector<std::shared_ptr<const CodeTree>> contents;  // held: a delete cannot remove them now
+  std::set<std::string> seen;
+  for (LayerRef& ref : next->layers) {
+    auto parsed = ParseLayerVersionArn(ref.arn);
+    std::optional<LayerVersion> v;
+    // Only the function's own account's layers (forklet has no AddLayerVersionPermission).
+    if (parsed && AccountOf(parsed->key) == AccountOf(next->name))
+      v = layers->Get(parsed->key, parsed->version);
+    if (!v)
+      return Error{"InvalidParameterValueException", 0,
+                   "Layer version " + ref.arn.substr(0, 200) + " does not exist."};
+    if (!seen.insert(parsed->key).second)
+      return Error{"InvalidParameterValueException", 0,
+                   "Two different versions of the same layer are not allowed: " + LayerArn(parsed->key)};
+    ref.code_size = v->code_size;
+    contents.push_back(v->content);
+  }
+  auto staging = Staging::Make(code_root);
+  if (!staging) return staging.error();
+  const std::string merged = staging->path() + "/opt";
+  if (auto s = MergeLayers(contents, merged); !s) return s.error();
+  if (auto s = SyncFilesystem(staging->path()); !s) return s.error();
+  next->opt_revision = next->revision;
+  auto tree = std::make_shared<const CodeTree>(OptDir(*next), "");
+  RemoveTree(tree->dir);  // debris of a failed try
+  if (::rename(merged.c_str(), tree->dir.c_str()) != 0) return StorageError("rename " + merged, errno);
+  if (auto s = FsyncPath(code_root); !s) {
+    tree->Retire();
+    return s.error();
+  }
+  return tree;
+}
+
+LayerStore& Registry::Layers() { return *impl_->layers; }
 
 Registry::Registry(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Registry::~Registry() = default;
@@ -381,6 +459,9 @@ Result<std::unique_ptr<Registry>> Registry::Open(const std::string& state_dir,
       return MakeError("open registry", "state dir " + impl->state_dir + " is in use by another forkletd");
     return SysError("flock " + lock_path);
   }
+  auto layers = LayerStore::Open(impl->state_dir, limits);
+  if (!layers) return layers.error();
+  impl->layers = std::move(layers.value());
   impl->functions_dir = impl->state_dir + "/functions";
   impl->code_root = impl->state_dir + "/code";
   impl->limits = limits;
@@ -476,6 +557,14 @@ Result<Deployed> Registry::Create(FunctionConfig config, std::string_view zip) {
 
   auto code = StageCodeTree(impl_->code_root, zip, impl_->limits);
   if (!code) return code.error();
+  auto opt = impl_->MakeOptTree(&config);
+  if (!opt) return opt.error();
+  struct RetireUnlessPublished {  // the /opt tree, until a record names it
+    std::shared_ptr<const CodeTree> tree;
+    ~RetireUnlessPublished() {
+      if (tree) tree->Retire();
+    }
+  } opt_guard{*opt};
   // The record is built aside and appears with one rename, after the code tree it names.
   auto staging = Staging::Make(impl_->functions_dir);
   if (!staging) return staging.error();
@@ -485,6 +574,7 @@ Result<Deployed> Registry::Create(FunctionConfig config, std::string_view zip) {
   std::lock_guard<std::mutex> wlock(impl_->write_mu);
   if (impl_->Find(name)) return conflict();
   Impl::Entry e = impl_->MakeEntry(config, code_rev, false);
+  e.deployed.opt = *opt;
   if (auto s = PublishCodeTree(code.value(), *e.deployed.code); !s) return s.error();
   auto undo = [&](Error err) -> Error {  // no record names the tree: it goes with e
     e.deployed.code->Retire();
@@ -502,6 +592,7 @@ Result<Deployed> Registry::Create(FunctionConfig config, std::string_view zip) {
     if (::rename(st.c_str(), dir.c_str()) != 0) return undo(StorageError("rename " + st, errno));
   }
   staging->Published();
+  opt_guard.tree = nullptr;
   if (auto s = FsyncPath(impl_->functions_dir); !s)
     log::Warning("registry: " + s.error().ToString());
   impl_->Publish(name, e);
@@ -531,6 +622,7 @@ Result<Deployed> Registry::UpdateCode(const std::string& name, std::string_view 
   next.last_modified = NowLastModified();
   const uint64_t code_rev = next.revision;
   Impl::Entry e = impl_->MakeEntry(next, code_rev, false);
+  e.deployed.opt = cur->deployed.opt;  // the layers stay
   e.versions = cur->versions;
   e.last_version = cur->last_version;
   e.aliases = cur->aliases;
@@ -559,11 +651,21 @@ Result<Deployed> Registry::UpdateConfiguration(const std::string& name, const js
   if (options.dry_run) return Impl::WithConfig(*cur, next.value()).deployed;
   next->revision += 1;
   next->last_modified = NowLastModified();
+  std::shared_ptr<const CodeTree> opt = cur->deployed.opt;
+  const bool new_layers = next->layers != cur->deployed.config.layers;
+  if (new_layers) {  // merged anew; the old tree stays while versions or instances hold it
+    auto made = impl_->MakeOptTree(&next.value());
+    if (!made) return made.error();
+    opt = *made;
+  }
   if (auto s = WriteFileAtomic(impl_->FunctionDir(name), kStateFile,
                                Impl::Record(next.value(), cur->code_revision, cur->legacy_layout, *cur));
-      !s)
+      !s) {
+    if (new_layers && opt) opt->Retire();
     return s.error();
+  }
   Impl::Entry e = Impl::WithConfig(*cur, next.value());  // the same code tree
+  e.deployed.opt = opt;
   impl_->Publish(name, e);
   return e.deployed;
 }

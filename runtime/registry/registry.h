@@ -9,28 +9,11 @@
 #include <vector>
 
 #include "runtime/registry/code_archive.h"
+#include "runtime/registry/code_tree.h"
 #include "runtime/registry/function.h"
+#include "runtime/registry/layer_store.h"
 
 namespace forklet::registry {
-
-// One unpacked code revision on disk (read-only once published). Shared by the registry while it
-// is current and by every invocation starting from it and instance running it (their /var/task is
-// a bind mount of the directory: removing its files would empty it). Retired when it stops being
-// current; the directory and zip go when the last holder lets go (reference counts, not timing).
-class CodeTree {
- public:
-  CodeTree(std::string dir, std::string zip) : dir(std::move(dir)), zip(std::move(zip)) {}
-  ~CodeTree();  // removes dir and zip when retired
-  CodeTree(const CodeTree&) = delete;
-  CodeTree& operator=(const CodeTree&) = delete;
-  void Retire() const { retired_.store(true); }
-
-  const std::string dir;  // absolute host path
-  const std::string zip;
-
- private:
-  mutable std::atomic<bool> retired_{false};
-};
 
 // A function as deployed: its configuration and its code. A copy holds the code tree alive.
 struct Deployed {
@@ -38,6 +21,8 @@ struct Deployed {
   std::string code_dir;  // absolute host path (code->dir)
   std::string zip_path;  // the zip as uploaded, for GetFunction's Code.Location
   std::shared_ptr<const CodeTree> code;
+  // Its layers merged into one tree, mounted read-only at /opt; null when it has none.
+  std::shared_ptr<const CodeTree> opt;
 };
 
 // An alias: a name for one version of a function (Lambda's CreateAlias).
@@ -108,6 +93,12 @@ class Registry {
   Result<Alias> GetAlias(const std::string& name, const std::string& alias) const;
   Result<std::vector<Alias>> ListAliases(const std::string& name) const;  // sorted by name
   Status DeleteAlias(const std::string& name, const std::string& alias);
+
+  // The layers of this state dir (<state>/layers). A function's Layers (Create,
+  // UpdateConfiguration) must name live versions of its own account's layers
+  // (InvalidParameterValueException otherwise); they are merged into its /opt tree
+  // (Deployed::opt, <state>/code/<function_id>-<rev>-opt), which its published versions share.
+  LayerStore& Layers();
 
  private:
   struct Impl;

@@ -5,9 +5,11 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 
 #include <nlohmann/json.hpp>
 
+#include "runtime/api/http_server.h"
 #include "tests/integration/daemon.h"
 
 namespace forklet::testing {
@@ -216,6 +218,33 @@ print(json.dumps({'versions': vs, 'aliases': al, 'executed': out['ExecutedVersio
   EXPECT_EQ(j["versions"], json({"$LATEST", "1", "2"}));
   EXPECT_EQ(j["aliases"], json({"a1", "a2"}));
   EXPECT_EQ(j["executed"], "1");
+}
+
+TEST_F(VersionsTest, GetFunctionOfAVersionLocatesItsOwnZip) {
+  const std::string zip1 = ZipFunction("lambda-env"), zip2 = ZipFunction("echo");
+  auto read = [](const std::string& path) {
+    std::ifstream f(path, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(f), {});
+  };
+  auto fetch = [&](const std::string& q) {
+    std::vector<std::string> args{"get-function", "--function-name", "fn"};
+    if (!q.empty()) args.insert(args.end(), {"--qualifier", q});
+    json g = Parse(daemon_->Aws(args));
+    auto r = api::HttpCall(daemon_->endpoint(), "GET", g["Code"]["Location"].get<std::string>());
+    EXPECT_TRUE(r && r->status == 200) << g.dump();
+    EXPECT_EQ(r ? r->body.size() : 0, g["Configuration"]["CodeSize"].get<size_t>());
+    return r ? r->body : std::string();
+  };
+  ASSERT_EQ(daemon_->Aws({"update-function-code", "--function-name", "fn", "--zip-file", "fileb://" + zip1}).exit_code, 0);
+  ASSERT_EQ(Publish()["Version"], "1");
+  ASSERT_EQ(daemon_->Aws({"update-function-code", "--function-name", "fn", "--zip-file", "fileb://" + zip2}).exit_code, 0);
+  ASSERT_EQ(daemon_->Aws({"create-alias", "--function-name", "fn", "--name", "live", "--function-version", "1"}).exit_code, 0);
+  EXPECT_EQ(fetch("1"), read(zip1));
+  EXPECT_EQ(fetch("live"), read(zip1));
+  EXPECT_EQ(fetch(""), read(zip2));
+  EXPECT_EQ(fetch("$LATEST"), read(zip2));
+  unlink(zip1.c_str());
+  unlink(zip2.c_str());
 }
 
 TEST(VersionsRestartTest, VersionsAndAliasesSurviveARestartAndKill9) {

@@ -19,7 +19,7 @@ enum class SetupStep : uint8_t {
   kAttachCgroup,    // write "0" to the instance cgroup's procs files
   kCgroupNs,        // unshare(CLONE_NEWCGROUP) now that the child sits in its cgroup
   kMountCode,       // function code read-only at /var/task (from an fd: the zygote cannot see it)
-  kMountTmp,        // private size-limited /tmp
+  kMountTmp,        // private size-limited /tmp: the function's disk area, or a tmpfs
   kMountProc,       // fresh /proc for the new pid namespace, sensitive paths masked
   kNetwork,         // join the pooled net namespace (lo already up), or make one and bring lo up
   kHostname,
@@ -63,6 +63,8 @@ struct ChildResources {
   int code_fd = -1;  // the function's code as a detached read-only mount (DetachedReadOnlyTree);
                      // -1: none yet (a stem cell), /var/task stays empty
   int net_fd = -1;   // a fresh net namespace from the daemon's pool; -1: clone made one
+  int tmp_fd = -1;   // the instance's disk-backed /tmp as a detached mount (sandbox/tmp_area.h);
+                     // -1: a tmpfs of ChildSpec::tmp_size_bytes
   int cgroup_fds[kMaxCgroupFds];
   int n_cgroup_fds = 0;
   const sock_fprog* seccomp = nullptr;  // nullptr: no filter (tests only)

@@ -159,7 +159,7 @@ bool ZygoteProcess::alive() {
 
 Status ZygoteProcess::ExchangeLocked(const void* request, size_t request_len, const int* fds,
                                      size_t n_fds, void* reply, size_t reply_len, const char* what) {
-  constexpr size_t kMaxFds = 4 + sandbox::kMaxCgroupFds;
+  constexpr size_t kMaxFds = 5 + sandbox::kMaxCgroupFds;
   if (n_fds > kMaxFds) return MakeError(what, "too many fds");
   alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFds)]{};
   iovec iov{const_cast<void*>(request), request_len};
@@ -195,7 +195,8 @@ Status ZygoteProcess::ExchangeLocked(const void* request, size_t request_len, co
 
 Result<ForkedChild> ZygoteProcess::Fork(const sandbox::ChildSpec& spec, int channel_fd,
                                         int log_fd, int code_fd, int net_fd,
-                                        const std::vector<int>& cgroup_fds, bool exec_runner) {
+                                        const std::vector<int>& cgroup_fds, bool exec_runner,
+                                        int tmp_fd) {
   if (cgroup_fds.size() > static_cast<size_t>(sandbox::kMaxCgroupFds))
     return MakeError("zygote: fork", "too many cgroup fds");
   std::lock_guard lock(mu_);
@@ -205,13 +206,14 @@ Result<ForkedChild> ZygoteProcess::Fork(const sandbox::ChildSpec& spec, int chan
   req.spec = spec;
   req.n_cgroup_fds = static_cast<uint32_t>(cgroup_fds.size());
   req.flags = (net_fd >= 0 ? kForkWithNetNs : 0) | (exec_runner ? kForkExecRunner : 0) |
-              (code_fd < 0 ? kForkWithoutCode : 0);
+              (code_fd < 0 ? kForkWithoutCode : 0) | (tmp_fd >= 0 ? kForkWithTmp : 0);
 
-  int fds[4 + sandbox::kMaxCgroupFds];
+  int fds[5 + sandbox::kMaxCgroupFds];
   size_t n_fds = 0;
   for (int fd : {channel_fd, log_fd}) fds[n_fds++] = fd;
   if (code_fd >= 0) fds[n_fds++] = code_fd;
   if (net_fd >= 0) fds[n_fds++] = net_fd;
+  if (tmp_fd >= 0) fds[n_fds++] = tmp_fd;
   for (int fd : cgroup_fds) fds[n_fds++] = fd;
   uint64_t t0 = NowMicros();
   ForkReply reply;
@@ -221,17 +223,22 @@ Result<ForkedChild> ZygoteProcess::Fork(const sandbox::ChildSpec& spec, int chan
   return ForkedChild{reply.pid, reply.fork_us, NowMicros() - t0};
 }
 
-Result<uint64_t> ZygoteProcess::MountCode(pid_t pid, uint32_t uid, uint32_t gid, int code_fd) {
+Result<uint64_t> ZygoteProcess::MountCode(pid_t pid, uint32_t uid, uint32_t gid, int code_fd,
+                                          int tmp_fd) {
   std::lock_guard lock(mu_);
   if (dead_) return MakeError("zygote: mount code", "the zygote has exited");
   MountCodeRequest req{Header(MsgType::kMountCode, ++seq_), static_cast<int32_t>(pid), uid, gid, 0};
   uint64_t t0 = NowMicros();
   MountCodeReply reply;
-  if (auto s = ExchangeLocked(&req, sizeof(req), &code_fd, 1, &reply, sizeof(reply), "zygote: mount code"); !s)
+  int fds[2] = {code_fd, tmp_fd};
+  if (auto s = ExchangeLocked(&req, sizeof(req), fds, tmp_fd >= 0 ? 2 : 1, &reply, sizeof(reply),
+                              "zygote: mount code");
+      !s)
     return s.error();
   if (reply.err != 0) {
     static constexpr const char* kSteps[] = {"request", "open mount namespace",
-                                             "enter mount namespace", "move code onto /var/task"};
+                                             "enter mount namespace", "move code onto /var/task",
+                                             "move the function's /tmp onto /tmp"};
     const char* step = reply.step < std::size(kSteps) ? kSteps[reply.step] : "unknown step";
     return SysError(std::string("zygote: mount code: ") + step, reply.err);
   }

@@ -77,7 +77,7 @@ struct Server {
           continue;
         }
       }
-      int fds[4 + sandbox::kMaxCgroupFds];
+      int fds[5 + sandbox::kMaxCgroupFds];
       int n_fds = 0;
       ssize_t n = Receive(buf.data(), buf.size(), fds, &n_fds);
       if (n == 0 || (n < 0 && errno != EINTR)) return -1;
@@ -89,7 +89,7 @@ struct Server {
 
   ssize_t Receive(char* buf, size_t cap, int* fds, int* n_fds) {
     iovec iov{buf, cap};
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * (4 + sandbox::kMaxCgroupFds))];
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * (5 + sandbox::kMaxCgroupFds))];
     msghdr msg{};
     msg.msg_iov = &iov;
     msg.msg_iovlen = 1;
@@ -164,7 +164,8 @@ struct Server {
     ForkReply reply{Header(MsgType::kForkReply, req.h.seq), -1, 0, 0, 0};
     const bool with_code = !(req.flags & kForkWithoutCode);
     const bool with_net = req.flags & kForkWithNetNs;
-    const int fixed = 2 + with_code + with_net;
+    const bool with_tmp = req.flags & kForkWithTmp;
+    const int fixed = 2 + with_code + with_net + with_tmp;
     if (!configured || n_fds != fixed + static_cast<int>(req.n_cgroup_fds) ||
         req.n_cgroup_fds > sandbox::kMaxCgroupFds) {
       reply.err = EBADMSG;
@@ -176,6 +177,7 @@ struct Server {
     res.log_fd = fds[1];
     res.code_fd = with_code ? fds[2] : -1;
     res.net_fd = with_net ? fds[2 + with_code] : -1;
+    res.tmp_fd = with_tmp ? fds[2 + with_code + with_net] : -1;
     res.n_cgroup_fds = static_cast<int>(req.n_cgroup_fds);
     for (int i = 0; i < res.n_cgroup_fds; ++i) res.cgroup_fds[i] = fds[fixed + i];
     const int ns_flags = res.net_fd >= 0 ? sandbox::kSandboxCloneFlags & ~sandbox::kCloneNewNet
@@ -209,7 +211,7 @@ struct Server {
   void MountCode(const MountCodeRequest& req, const int* fds, int n_fds) {
     MountCodeReply reply{Header(MsgType::kMountCodeReply, req.h.seq), 0, 0, 0, 0};
     uint64_t t0 = NowMicros();
-    if (!configured || n_fds != 1 || req.pid <= 0 || own_mnt_ns < 0) {
+    if (!configured || n_fds < 1 || n_fds > 2 || req.pid <= 0 || own_mnt_ns < 0) {
       reply.err = EBADMSG;
     } else {
       char path[48];
@@ -229,8 +231,14 @@ struct Server {
       } else {
         int rc = move_mount(fds[0], "", AT_FDCWD, "/var/task", MOVE_MOUNT_F_EMPTY_PATH);
         int err = errno;
+        auto step = MountCodeStep::kMoveMount;
+        if (rc == 0 && n_fds == 2) {  // the function's /tmp over the stem cell's boot tmpfs
+          rc = move_mount(fds[1], "", AT_FDCWD, "/tmp", MOVE_MOUNT_F_EMPTY_PATH);
+          err = errno;
+          step = MountCodeStep::kMoveTmp;
+        }
         if (setns(own_mnt_ns, CLONE_NEWNS) != 0) _exit(70);
-        if (rc != 0) reply.step = static_cast<uint32_t>(MountCodeStep::kMoveMount), reply.err = err;
+        if (rc != 0) reply.step = static_cast<uint32_t>(step), reply.err = err;
       }
       if (ns >= 0) close(ns);
     }

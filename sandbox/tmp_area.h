@@ -21,15 +21,17 @@ struct TmpArea {
   std::string loop;  // /dev/loopN, for logs
 };
 
-// Makes one of size_mb in dir (which must exist; the image lives there only while it is built).
+// Makes one of size_mb in dir (which must exist; the image lives there only while it is built):
+// a copy of the size's template (template-<size>.img in dir, made by mkfs.ext4 on first use).
 Result<TmpArea> MakeTmpArea(const std::string& dir, uint64_t size_mb);
 
 // Whether this host can (mkfs.ext4, /dev/loop-control, ext4): probed once with a real area in dir;
 // why not, in *why.
 bool TmpAreasSupported(const std::string& dir, std::string* why = nullptr);
 
-// What a killed daemon left in dir: loop devices backed by files there are detached (if no mount
-// holds them any more) and the files removed. Returns how many things it removed.
+// What a daemon left in dir (templates; after a kill, half-made images): loop devices backed by
+// files there are detached (if no mount holds them any more) and the files removed. Returns how
+// many things it removed.
 int RemoveTmpAreaLeftovers(const std::string& dir);
 
 }  // namespace forklet::sandbox

@@ -49,7 +49,8 @@ class TmpAreaTest : public ::testing::Test {
 TEST_F(TmpAreaTest, IsEmptyWritableAndBoundedBySize) {
   auto area = MakeTmpArea(dir_, 64);
   ASSERT_TRUE(area.ok()) << area.error().ToString();
-  EXPECT_TRUE(fs::is_empty(dir_)) << "the image stays only while it is built";
+  for (const auto& e : fs::directory_iterator(dir_))  // the size's template only
+    EXPECT_EQ(e.path().filename().string().rfind("template-", 0), 0u) << e.path();
   struct stat st{};
   ASSERT_EQ(fstatat(area->mount_fd, "", &st, AT_EMPTY_PATH), 0);
   EXPECT_EQ(st.st_mode & 07777, 01777u);
@@ -83,6 +84,20 @@ TEST_F(TmpAreaTest, IsEmptyWritableAndBoundedBySize) {
   // The loop device clears itself once its filesystem is unmounted (the kernel may take a moment).
   for (int i = 0; i < 100 && LoopsBackedIn(dir_) > 0; ++i) usleep(20000);
   EXPECT_EQ(LoopsBackedIn(dir_), 0);
+  EXPECT_GE(RemoveTmpAreaLeftovers(dir_), 1) << "the template";
+  EXPECT_TRUE(fs::is_empty(dir_));
+}
+
+TEST_F(TmpAreaTest, AreasOfOneTemplateShareNothing) {
+  auto a = MakeTmpArea(dir_, 32), b = MakeTmpArea(dir_, 32);
+  ASSERT_TRUE(a.ok() && b.ok());
+  int fd = openat(a->mount_fd, "mine", O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(write(fd, "x", 1), 1);
+  close(fd);
+  EXPECT_EQ(faccessat(b->mount_fd, "mine", F_OK, 0), -1);
+  close(a->mount_fd);
+  close(b->mount_fd);
 }
 
 TEST_F(TmpAreaTest, LeftoversOfAKilledMakerAreRemoved) {

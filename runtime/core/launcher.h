@@ -50,7 +50,7 @@ struct LauncherOptions {
   uint64_t tmp_size_bytes = 512ull << 20;
   // Disk-backed /tmp areas kept ready per EphemeralStorage size in use; 0: instances' /tmp is a
   // tmpfs of the function's size, whose pages count against its memory.
-  size_t tmp_pool_size = 2;
+  size_t tmp_pool_size = 4;
   uint32_t pids_max = 1024;
   // All of forklet's cgroups together (instances and zygotes) hold at most this many tasks;
   // 0: sandbox::SubtreePidsMax of the host's pid_max and memory_budget_mb.

@@ -21,6 +21,7 @@ TmpAreaPool::~TmpAreaPool() {
   if (filler_.joinable()) filler_.join();
   for (auto& [size, s] : sizes_)
     for (auto& area : s.ready) close(area.mount_fd);
+  sandbox::RemoveTmpAreaLeftovers(dir_);  // the templates
 }
 
 void TmpAreaPool::WantLocked(uint64_t size_mb) {

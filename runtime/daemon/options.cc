@@ -42,7 +42,7 @@ const char* kUsage = R"(usage: forkletd [options]
                              fallback tmpfs (default 512); a function's /tmp is its
                              EphemeralStorage.Size (512-10240 MB, default 512)
   --tmp-pool N               disk-backed /tmp areas kept ready per EphemeralStorage size in use
-                             (default 2); 0: /tmp is a tmpfs counting against the function's memory
+                             (default 4); 0: /tmp is a tmpfs counting against the function's memory
   --subtree-pids N           tasks in all instances and zygotes together (default: from the
                              host's pid_max and the memory budget, leaving the host a quarter)
   --max-code-mb N            largest deployment zip accepted (default 50, as Lambda)

@@ -60,13 +60,6 @@ Result<sandbox::TmpArea> TmpAreaPool::Take(uint64_t size_mb, bool* made_now) {
   return sandbox::MakeTmpArea(dir_, size_mb);
 }
 
-std::map<uint64_t, size_t> TmpAreaPool::Ready() {
-  std::lock_guard lock(mu_);
-  std::map<uint64_t, size_t> out;
-  for (auto& [size, s] : sizes_) out[size] = s.ready.size();
-  return out;
-}
-
 void TmpAreaPool::Fill() {
   std::unique_lock lock(mu_);
   while (!stopping_) {

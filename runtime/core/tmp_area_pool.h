@@ -29,8 +29,6 @@ class TmpAreaPool {
   // the calling thread (*made_now set): a start waits ~0.1 s rather than get a /tmp that counts
   // against its memory.
   Result<sandbox::TmpArea> Take(uint64_t size_mb, bool* made_now);
-  // Ready areas per size (health).
-  std::map<uint64_t, size_t> Ready();
 
   static constexpr size_t kMaxSizes = 8;
 

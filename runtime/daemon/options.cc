@@ -78,7 +78,8 @@ const char* kUsage = R"(usage: forkletd [options]
   --http-idle-timeout SECONDS    a keep-alive connection with no request is closed (default 60)
   --http-max-connections N       open API connections; more get 503 and are closed (default 512)
   --max-concurrent-uploads N     request bodies of 1 MB or more (code uploads) read and handled
-                                 at once; more get 429 with Retry-After (default 4)
+                                 at once; more get 429 with Retry-After (default 4); code
+                                 uploads among them are spooled to STATE_DIR/uploads
   --event-workers N          Event invocations run at once, all functions together (default 16)
   --event-retry-base-ms N    wait before the first retry of a failed Event invocation; the second
                              waits twice as long (default 60000, as Lambda)

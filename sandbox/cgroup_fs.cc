@@ -70,12 +70,18 @@ Status KillAll(const std::vector<std::string>& dirs, Clock::time_point deadline)
   }
 }
 
-Status RemoveDirs(const std::vector<std::string>& dirs, Clock::time_point deadline) {
-  for (const auto& dir : dirs) {
+Status RemoveDirs(const std::vector<std::string>& dirs, Clock::time_point deadline,
+                  const Remover& remove) {
+  for (size_t i = 0; i < dirs.size(); ++i) {
+    const std::string& dir = dirs[i];
+    auto remove_once = [&]() -> int {
+      if (remove) return remove(dir, i);
+      return rmdir(dir.c_str()) == 0 ? 0 : errno;
+    };
     // EBUSY right after the last task exits is brief: the kernel settles the css asynchronously.
     Backoff backoff;
-    while (rmdir(dir.c_str()) != 0 && errno != ENOENT) {
-      if (errno != EBUSY || Clock::now() >= deadline) return SysError("rmdir " + dir);
+    for (int err; (err = remove_once()) != 0 && err != ENOENT;) {
+      if (err != EBUSY || Clock::now() >= deadline) return SysError("remove cgroup " + dir, err);
       backoff.Wait();
     }
   }
@@ -246,7 +252,8 @@ Status MakeDir(const std::string& dir) {
   return {};
 }
 
-Status KillAndRemove(const std::vector<std::string>& dirs, bool use_kill_file) {
+Status KillAndRemove(const std::vector<std::string>& dirs, bool use_kill_file,
+                     const Remover& remove) {
   if (dirs.empty()) return {};
   const auto deadline = Clock::now() + kTeardownBudget;
   if (use_kill_file) {
@@ -260,10 +267,11 @@ Status KillAndRemove(const std::vector<std::string>& dirs, bool use_kill_file) {
     (void)WriteControl(dir + "/cgroup.freeze", "0");
   }
   if (auto s = KillAll(dirs, deadline); !s) return s;
-  return RemoveDirs(dirs, deadline);
+  return RemoveDirs(dirs, deadline, remove);
 }
 
-Result<int> RemoveDescendants(const std::vector<std::string>& roots, bool use_kill_file) {
+Result<int> RemoveDescendants(const std::vector<std::string>& roots, bool use_kill_file,
+                              const Remover& remove) {
   std::vector<std::string> rels;
   for (const auto& root : roots)
     if (auto s = ListBelow(root, "", &rels); !s) return s.error();
@@ -278,7 +286,7 @@ Result<int> RemoveDescendants(const std::vector<std::string>& roots, bool use_ki
   for (const auto& rel : rels) {
     std::vector<std::string> dirs;
     for (const auto& root : roots) dirs.push_back(root + "/" + rel);
-    if (auto s = KillAndRemove(dirs, use_kill_file); s)
+    if (auto s = KillAndRemove(dirs, use_kill_file, remove); s)
       ++removed;
     else if (first_error.ok())
       first_error = s;

@@ -3,6 +3,7 @@
 
 #include <charconv>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -60,13 +61,20 @@ class ControlFile {
 
 Status MakeDir(const std::string& dir);  // mkdir 0755; EEXIST is an error here
 
+// Removes one empty cgroup directory, the `index`th of its set (one per hierarchy): 0, or the
+// errno (ENOENT: gone already, fine; EBUSY: retried, the kernel settles an emptied cgroup
+// asynchronously). Null: rmdir. The v1 backend passes libcgroup's removal (cgroup_lib.h).
+using Remover = std::function<int(const std::string& dir, size_t index)>;
+
 // SIGKILLs every process in the directories (first through cgroup.kill when `use_kill_file`),
 // waits until they are gone and removes the directories; gone already counts as done.
 // Bounded: gives up with an error after about two seconds.
-Status KillAndRemove(const std::vector<std::string>& dirs, bool use_kill_file);
+Status KillAndRemove(const std::vector<std::string>& dirs, bool use_kill_file,
+                     const Remover& remove = nullptr);
 
 // Every cgroup below the roots (one per hierarchy, same layout), deepest first, killed and
 // removed. Returns how many distinct relative paths it removed; tries all before failing.
-Result<int> RemoveDescendants(const std::vector<std::string>& roots, bool use_kill_file);
+Result<int> RemoveDescendants(const std::vector<std::string>& roots, bool use_kill_file,
+                              const Remover& remove = nullptr);
 
 }  // namespace forklet::sandbox::cgroupfs

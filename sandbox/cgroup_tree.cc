@@ -8,6 +8,7 @@
 #include "sandbox/cgroup_delegation.h"
 #include "sandbox/cgroup_fs.h"
 #include "sandbox/cgroup_internal.h"
+#include "sandbox/cgroup_lib.h"
 
 namespace forklet::sandbox {
 namespace {
@@ -158,7 +159,13 @@ Result<std::unique_ptr<CgroupTree>> OpenCgroupTree(const std::string& tag, Cgrou
     return MakeError("open cgroup tree", "bad tag \"" + tag + "\"");
   auto all = DiscoverCgroupHierarchies();
   if (!all) return all.error();
-  const bool v1_memory = FindV1Hierarchy(*all, "memory") != nullptr;
+  // Which version holds the memory controller: libcgroup's mount table says; /proc/self/cgroup
+  // and mountinfo then give the directory of our own cgroup in each hierarchy (below a subtree
+  // mount too, and in a controller-less cgroup2 mount, which libcgroup 2.0.2 does not list).
+  bool v1_memory = FindV1Hierarchy(*all, "memory") != nullptr;
+  if (auto mounts = cglib::Mounts(); mounts.ok())
+    if (const cglib::ControllerMount* m = mounts->Find("memory"))
+      v1_memory = v1_memory && !m->v2;
   if (version == CgroupVersion::kV1 || (version == CgroupVersion::kAuto && v1_memory)) {
     if (!v1_memory)
       return MakeError("open cgroup tree", "the memory controller is not mounted as cgroup v1");

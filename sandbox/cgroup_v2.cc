@@ -1,5 +1,7 @@
 // Instance cgroups on cgroup v2: one directory below "<own cgroup>/forklet.<tag>", whose
-// cgroup.subtree_control (ours) enables memory, pids and cpu for the instances.
+// cgroup.subtree_control (ours) enables memory, pids and cpu for the instances. libcgroup removes
+// them; creating stays by hand: libcgroup 2.0.2 would enable each controller in the
+// cgroup.subtree_control of every ancestor up to the mount root (cgroups forklet does not own).
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -14,6 +16,7 @@
 #include "sandbox/cgroup.h"
 #include "sandbox/cgroup_fs.h"
 #include "sandbox/cgroup_internal.h"
+#include "sandbox/cgroup_lib.h"
 
 namespace forklet::sandbox {
 namespace {
@@ -33,6 +36,12 @@ struct V2Facts {
   std::string own_dir;         // the delegating cgroup, named in the error
   bool has_kill_file = false;  // cgroup.kill (Linux 5.14+)
   bool has_freeze_file = false;  // cgroup.freeze (Linux 5.2+)
+  cglib::Reach reach;            // the root through libcgroup; off when its table lacks the mount
+
+  cgroupfs::Remover Remover() const {
+    if (!reach.on()) return nullptr;
+    return [this](const std::string& dir, size_t i) { return reach.RemoveBelow(dir, i); };
+  }
 
   Error Unavailable(const std::string& op) const {
     return Error{op, EOPNOTSUPP,
@@ -159,7 +168,8 @@ class CgroupV2 final : public Cgroup {
     // v2 delivers SIGKILL to frozen tasks; thawing first keeps v1's order and costs nothing.
     if (auto s = Thaw(); !s) return s;
     freeze_file_.Close();
-    if (auto s = cgroupfs::KillAndRemove(dirs_, facts_->has_kill_file); !s) return s;
+    if (auto s = cgroupfs::KillAndRemove(dirs_, facts_->has_kill_file, facts_->Remover()); !s)
+      return s;
     destroyed_ = true;
     return {};
   }
@@ -234,10 +244,15 @@ class CgroupTreeV2 final : public CgroupTree {
   }
 
   Result<int> RemoveStale() override {
-    return cgroupfs::RemoveDescendants({root_}, facts_->has_kill_file);
+    return cgroupfs::RemoveDescendants({root_}, facts_->has_kill_file, facts_->Remover());
   }
 
   Status RemoveRoot() override {
+    if (facts_->reach.on()) {
+      if (int err = facts_->reach.RemoveBelow(root_, 0); err != 0)
+        return SysError("remove cgroup " + root_, err);
+      return {};
+    }
     if (rmdir(root_.c_str()) != 0 && errno != ENOENT) return SysError("rmdir " + root_);
     return {};
   }
@@ -287,6 +302,12 @@ Result<std::unique_ptr<CgroupTree>> OpenCgroupTreeV2(const CgroupHierarchy& unif
   facts.own_dir = unified.own_dir;
   facts.has_kill_file = access((root + "/cgroup.kill").c_str(), F_OK) == 0;
   facts.has_freeze_file = access((root + "/cgroup.freeze").c_str(), F_OK) == 0;
+  // libcgroup names a v2 cgroup through any controller of the mount (one rmdir is enough).
+  facts.reach = cglib::ReachRoots({unified.own_dir}, leaf);
+  if (facts.reach.on() && facts.reach.where[0].v2)
+    facts.reach.where[0].controllers.resize(1);
+  else
+    facts.reach = cglib::Reach{};
 
   std::string description =
       "0::" + (unified.cgroup_path == "/" ? "" : unified.cgroup_path) + "/" + leaf;

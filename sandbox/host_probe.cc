@@ -8,6 +8,8 @@
 
 #include <fstream>
 
+#include "sandbox/cgroup_lib.h"
+
 #ifndef CGROUP2_SUPER_MAGIC
 #define CGROUP2_SUPER_MAGIC 0x63677270
 #endif
@@ -28,16 +30,19 @@ bool HasIa32SyscallEntry() {
   return WIFEXITED(status) && WEXITSTATUS(status) == 0;
 }
 
+// libcgroup's mount table decides; it does not list a cgroup2 mount without controllers
+// (systemd's hybrid layout binds every controller to v1 and mounts an empty unified hierarchy), so
+// a cgroup2 mount beside v1 hierarchies is looked for in /proc/self/mounts when it says "v1".
 std::string CgroupMode() {
   struct statfs fs {};
   if (statfs("/sys/fs/cgroup", &fs) == 0 && fs.f_type == CGROUP2_SUPER_MAGIC) return "v2";
+  auto table = cglib::Mounts();
+  if (!table) return "unknown (" + table.error().ToString() + ")";
+  if (table->mode != cglib::Mode::kV1) return cglib::ModeName(table->mode);
   std::ifstream mounts("/proc/self/mounts");
-  bool v1 = false, v2 = false;
-  for (std::string dev, point, type, rest; mounts >> dev >> point >> type && std::getline(mounts, rest);) {
-    v1 = v1 || type == "cgroup";
-    v2 = v2 || type == "cgroup2";
-  }
-  return v1 && v2 ? "hybrid" : v1 ? "v1" : v2 ? "v2" : "none";
+  for (std::string dev, point, type, rest; mounts >> dev >> point >> type && std::getline(mounts, rest);)
+    if (type == "cgroup2") return "hybrid";
+  return "v1";
 }
 
 }  // namespace forklet::sandbox

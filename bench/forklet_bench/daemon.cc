@@ -238,7 +238,22 @@ Result<Health> DaemonUnderTest::GetHealth() {
     out.target = s.value("target", 0u);
     for (const auto& p : s.value("pids", json::array())) out.pids.push_back(p.get<pid_t>());
   }
+  const json pre = j.value("preforked", json::object());
+  h.preforked_ready = pre.value("ready", 0u);
+  h.preforked_forking = pre.value("forking", 0u);
+  h.preforked_functions = pre.value("functions", 0u);
   return h;
+}
+
+Status DaemonUnderTest::WaitForPreforked() {
+  for (int i = 0; i < 200; ++i) {
+    auto h = GetHealth();
+    if (!h) return h.error();
+    if (h->preforked_ready > 0 && h->preforked_ready >= h->preforked_functions && h->preforked_forking == 0)
+      return {};
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return {};
 }
 
 Status DaemonUnderTest::WaitForStemCells(const std::string& family, bool full) {

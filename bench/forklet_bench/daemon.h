@@ -48,6 +48,8 @@ struct Health {
   std::vector<pid_t> idle_instance_pids;
   uint32_t idle = 0, busy = 0;
   std::map<std::string, StemCellHealth> stem_cells;  // by runtime family
+  uint32_t preforked_ready = 0, preforked_forking = 0;  // instances forked ahead, all functions
+  uint32_t preforked_functions = 0;                     // functions that want one
 };
 
 class DaemonUnderTest {
@@ -77,6 +79,9 @@ class DaemonUnderTest {
   // Until the family's stem cells are all booted (full: ready up to the target) or, after a
   // drop, until none is booting; at most 10 s. Immediately for a family without stem cells.
   Status WaitForStemCells(const std::string& family, bool full);
+  // Until every function that wants an instance forked ahead of demand has one (the function
+  // measured has its successor) and none is being forked; at most 1 s (none with --preforked 0).
+  Status WaitForPreforked();
 
  private:
   explicit DaemonUnderTest(std::string endpoint) : api_(endpoint), endpoint_(std::move(endpoint)) {}

@@ -162,7 +162,7 @@ int main(int argc, char** argv) {
       static const std::map<std::string, std::string> kHow = {
           {"cold", "its zygote dropped before each request: the zygote (interpreter) boots"},
           {"first", "a function's first start: a ready spare zygote is bound to it (a new revision before each request)"},
-          {"zygote", "a new sandbox forked from the function's own zygote (X-Forklet-Fresh-Instance)"},
+          {"zygote", "a new instance of the function's own zygote, forked ahead of demand (X-Forklet-Fresh-Instance; its successor forked first)"},
           {"warm", "the idle instance reused"}};
       std::string how = kHow.at(kind);
       if (fn.pre_booted && zygote)

@@ -59,6 +59,8 @@ Result<KindRun> MeasureStartKind(DaemonUnderTest& daemon, const std::string& fun
     }
     if (kind == "zygote" && pre_booted)
       if (auto s = daemon.WaitForStemCells(family, true); !s) return s.error();
+    if (kind == "zygote" && !pre_booted)  // its successor forked ahead, as between real arrivals
+      if (auto s = daemon.WaitForPreforked(); !s) return s.error();
     if (kind == "first") {  // a new revision of the function: its next start binds a spare
       if (auto s = daemon.Rebind(function, attempts); !s) return s.error();
       if (auto s = daemon.WaitForSpareZygote(family); !s) return s.error();

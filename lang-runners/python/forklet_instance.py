@@ -101,11 +101,11 @@ def _after_restore() -> None:
 def serve(after_fork_us: int = 0) -> int:
     # The runner's own start-up costs come back in READY, so the daemon can show where a start's
     # time goes (after_fork: Python's post-fork reset; env: reading init and setting it up).
-    t_env = time.perf_counter()
     try:
         ftype, init, _ = _read_frame()
     except EOFError:
         return 0
+    t_env = time.perf_counter()  # after INIT came: a preforked instance waits for it first
     if ftype != INIT:
         return 2
     os.environ.clear()

@@ -74,13 +74,17 @@ HttpResponse AdminApi::Handle(const HttpRequest& r) {
       stem_cells[family] = {{"ready", s.ready}, {"booting", s.booting}, {"target", s.target},
                             {"memory_mb", s.reserved_mb}, {"last_boot_ms", s.last_boot_ms},
                             {"pids", s.pids}};
+    auto pre = launcher_->Preforked();
+    json preforked = {{"ready", pre.ready}, {"forking", pre.forking}, {"functions", pre.functions},
+                      {"memory_mb", pre.reserved_mb}, {"last_fork_ms", pre.last_fork_ms}, {"pids", pre.pids}};
     return Json(200, json{{"status", scheduler_->draining() ? "draining" : "ready"},
                           {"cgroups", launcher_->cgroups().version()},
                           {"instances", {{"idle", c.idle}, {"busy", c.busy}, {"memory_mb", c.memory_mb},
                                          {"idle_pids", scheduler_->IdlePids()}}},
                           {"zygotes", zygotes},
                           {"snapshots", launcher_->SnapshotReport()},
-                          {"stem_cells", stem_cells}});
+                          {"stem_cells", stem_cells},
+                          {"preforked", preforked}});
   }
   if (p == "/forklet/v1/capacity" && r.method == "GET") return Json(200, Capacity());
   if (p == "/forklet/v1/admin/drain" && r.method == "POST") {

@@ -239,6 +239,12 @@ Status Instance::ReadSetup(Clock::time_point deadline, Stages* stages) {
   return {};
 }
 
+Status Instance::AwaitSetup(Clock::time_point deadline, Stages* stages) {
+  if (auto s = ReadSetup(deadline, stages); !s) return s;
+  forked_ahead_ = true;
+  return {};
+}
+
 Status Instance::AwaitBoot(Clock::time_point deadline, Stages* stages) {
   if (!setup_read_)
     if (auto s = ReadSetup(deadline, stages); !s) return s;
@@ -329,7 +335,7 @@ Status Instance::Start(const nlohmann::json& init, Clock::time_point deadline, S
         auto it = m.find(key);
         return it != m.end() && it->is_number() ? std::max(0.0, it->get<double>()) / 1000.0 : 0.0;
       };
-      after_fork = number("after_fork_us");
+      after_fork = forked_ahead_ ? 0 : number("after_fork_us");  // done before this start
       env = number("env_us");
     }
   }

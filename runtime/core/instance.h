@@ -52,6 +52,9 @@ class Instance {
   // A stem cell (stem_cells.h): forked without code, it reports its sandbox setup and then that
   // its runtime has booted (kBooted). Fails, and destroys it, when it does not.
   Status AwaitBoot(Clock::time_point deadline, Stages* stages);
+  // An instance forked ahead of demand (preforks.h): reads its sandbox setup report now, so that
+  // its Start only sends INIT and waits for ready. Fails, and destroys it, when setup failed.
+  Status AwaitSetup(Clock::time_point deadline, Stages* stages);
   // Gives a booted stem cell to a function: before Start, once its code is mounted.
   void AssignTo(std::string function, std::string generation, uint32_t memory_mb);
   // Holds what the instance's /var/task is a bind mount of (its code tree) until it is gone.
@@ -124,7 +127,8 @@ class Instance {
   std::shared_ptr<const void> origin_;  // released after ~Instance has killed and reaped it
   bool dead_ = false;
   bool destroyed_ = false;
-  bool setup_read_ = false;  // the SetupReport frame is in (AwaitBoot or Start)
+  bool setup_read_ = false;  // the SetupReport frame is in (AwaitBoot, AwaitSetup or Start)
+  bool forked_ahead_ = false;  // AwaitSetup: its runner's post-fork work is not its start's
   bool booted_ = false;      // the runtime's kBooted frame is in
   bool reaped_ = false;  // its pid is gone (and may be reused): never signal it again
   bool parked_ = false;  // its cgroup is frozen

@@ -132,6 +132,9 @@ Result<std::unique_ptr<Launcher>> Launcher::Create(const LauncherOptions& option
   if (auto s = l->PrepareSnapshots(); !s) return s.error();
   l->bank_ = std::make_unique<ZygoteBank>(options.zygotes,
                                           [raw = l.get()](const std::string& family) { return raw->SpawnZygote(family); });
+  l->preforks_ = std::make_unique<PreforkPool>(
+      options.preforked, options.prefork_mb, options.zygotes.linger,
+      [raw = l.get()](const registry::Deployed& fn) { return raw->MakePreforked(fn); });
   l->supervisor_ = std::make_unique<ZygoteSupervisor>([raw = l.get()] { return raw->RebootDeadZygotes(); },
                                                       std::chrono::milliseconds(200));
   return l;
@@ -139,6 +142,7 @@ Result<std::unique_ptr<Launcher>> Launcher::Create(const LauncherOptions& option
 
 Launcher::~Launcher() {
   supervisor_.reset();  // before the zygotes go: it must not reboot them
+  preforks_.reset();    // their filler forks from the zygotes; their cgroups are the tree's
   bank_.reset();        // its zygotes' deleters use warm_pids_
   {
     std::lock_guard lock(stem_mu_);  // their fillers use the zygotes; their cgroups are the tree's
@@ -388,6 +392,7 @@ void Launcher::Prepare(const std::string& family) {
 
 void Launcher::ForgetFunction(const std::string& function) {
   ForgetSnapshot(function);
+  preforks_->Forget(function);
   bank_->Unbind(function);
 }
 
@@ -401,11 +406,14 @@ bool Launcher::DropZygote(const std::string& family) {
     it->second->Drop();
     return true;
   }
+  preforks_->Drop(family);
   return bank_->Drop(family);
 }
 
 size_t Launcher::RebootDeadZygotes() {
-  size_t found = bank_->Sweep();  // spares are replaced by the bank's filler
+  // Spares are replaced by the bank's filler; what a dead zygote forked ahead goes with it, so
+  // that its function's next start binds a live one.
+  size_t found = bank_->Sweep([this](const std::string& function) { preforks_->Forget(function); });
   std::vector<std::string> dead;
   {
     std::lock_guard lock(zygotes_mu_);
@@ -461,22 +469,27 @@ std::map<std::string, StemCellCounts> Launcher::StemCells() {
 uint64_t Launcher::StandbyMemoryMb() {
   uint64_t mb = 0;
   for (auto& [family, counts] : StemCells()) mb += counts.reserved_mb;
-  return mb + bank_->ReservedMb();
+  return mb + bank_->ReservedMb() + preforks_->Counts().reserved_mb;
 }
+
+PreforkCounts Launcher::Preforked() { return preforks_->Counts(); }
 
 void Launcher::SetStandbyAllowance(uint64_t mb) {
   // Zygotes first: bound ones serve live functions; spares make their first starts fast.
   bank_->SetAllowance(mb);
   uint64_t zygotes = bank_->ReservedMb();
   mb = mb > zygotes ? mb - zygotes : 0;
-  std::lock_guard lock(stem_mu_);
-  standby_allowance_mb_ = mb;
-  // One pool today (nodejs); were there more, the first would get what it fits, the next the rest.
-  for (auto& [family, pool] : stem_cells_) {
-    pool->SetAllowance(mb);
-    uint64_t used = pool->Counts().reserved_mb;
-    mb = mb > used ? mb - used : 0;
+  {
+    std::lock_guard lock(stem_mu_);
+    standby_allowance_mb_ = mb;
+    // One pool today (nodejs); were there more, the first would get what it fits, the next the rest.
+    for (auto& [family, pool] : stem_cells_) {
+      pool->SetAllowance(mb);
+      uint64_t used = pool->Counts().reserved_mb;
+      mb = mb > used ? mb - used : 0;
+    }
   }
+  preforks_->SetAllowance(mb);  // last: what the pools above leave
 }
 
 sandbox::CgroupLimits Launcher::LimitsFor(uint64_t memory_mb) const {
@@ -735,9 +748,56 @@ Result<Launched> Launcher::Launch(const registry::Deployed& fn) {
   }
   if (snapshots && !(stems && policy == SnapshotPolicy::kOn))
     if (auto restored = TryRestore(fn, policy)) return std::move(*restored);
+  if (BindsZygotes(family))
+    if (auto preforked = StartPreforked(fn)) {
+      RecordStart(fn, policy, snapshots, *preforked);
+      return std::move(*preforked);
+    }
   auto out = ForkAndStart(fn, false);
   RecordStart(fn, policy, snapshots, out);
+  if (out && out->instance && BindsZygotes(family))  // its next new instance is forked ahead
+    preforks_->Want(registry::VersionKey(cfg), fn, Generation(cfg), family);
   return out;
+}
+
+Result<std::unique_ptr<Instance>> Launcher::MakePreforked(const registry::Deployed& fn) {
+  const auto& cfg = fn.config;
+  const std::string family = registry::RuntimeFamily(cfg.runtime);
+  auto code = code_mounts_->ForInstance(fn);
+  if (!code) return code.error();
+  bool booted = false;
+  Stages stages;
+  const int tmp = TakeTmpArea(cfg, &stages);  // its /tmp too, ahead of demand
+  auto forked = ForkInstance(family, &cfg, LimitsFor(cfg.memory_mb), *code, false, &booted, &stages, tmp);
+  close(*code);
+  if (tmp >= 0) close(tmp);
+  if (!forked) return forked.error();
+  auto& instance = forked->instance;
+  if (auto s = instance->AwaitSetup(Clock::now() + std::chrono::seconds(10), &stages); !s) return s.error();
+  instance->AssignTo(cfg.name, Generation(cfg), cfg.memory_mb);
+  return std::move(instance);
+}
+
+std::optional<Result<Launched>> Launcher::StartPreforked(const registry::Deployed& fn) {
+  const auto& cfg = fn.config;
+  auto t0 = Clock::now();
+  const std::string key = registry::VersionKey(cfg);
+  auto instance = preforks_->Take(key, Generation(cfg));
+  if (!instance) return std::nullopt;
+  Launched out;
+  out.start = StartKind::kZygote;  // a new instance of the function's zygote, forked ahead
+  out.stages.emplace_back("preforked", MsSince(t0));
+  if (auto s = StartInstance(cfg, instance.get(), &out); !s) {
+    log::Warning("preforked instance " + std::to_string(instance->pid()) + " of " + key +
+                 " could not start (" + s.error().ToString() + "): forking another");
+    return std::nullopt;
+  }
+  if (out.init_error.outcome == Outcome::kSuccess) {
+    out.instance = std::move(instance);
+    preforks_->Want(key, fn, Generation(cfg), registry::RuntimeFamily(cfg.runtime));  // its successor
+  }
+  out.stages.emplace_back("start_total", MsSince(t0));
+  return Result<Launched>(std::move(out));
 }
 
 Result<Launched> Launcher::ForkAndStart(const registry::Deployed& fn, bool exec_runner) {

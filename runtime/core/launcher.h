@@ -19,6 +19,7 @@
 #include "runtime/core/zygote_supervisor.h"
 #include "runtime/core/netns_pool.h"
 #include "runtime/core/runners.h"
+#include "runtime/core/preforks.h"
 #include "runtime/core/stem_cells.h"
 #include "runtime/core/tmp_area_pool.h"
 #include "runtime/registry/registry.h"
@@ -77,6 +78,11 @@ struct LauncherOptions {
   // A stem cell's memory limit (MB) until a function takes it; what it counts against the
   // memory budget. A stem cell using more than a function's MemorySize is not given to it.
   uint64_t stem_cell_mb = 128;
+  // Instances forked ahead of demand per recently started function whose runtime has a zygote per
+  // function (preforks.h): how many per function (0: off) and what each counts against the
+  // memory budget while it waits for its INIT.
+  size_t preforked = 1;
+  uint64_t prefork_mb = 8;
   // Zygotes serve one function each (zygote_bank.h): spares per runtime family kept ready, what
   // each zygote counts against the memory budget, how long one outlives its function's last instance.
   ZygoteBankOptions zygotes;
@@ -148,6 +154,8 @@ class Launcher {
   std::vector<ZygoteInfo> Zygotes();
   // Stem cells per runtime family (health, capacity).
   std::map<std::string, StemCellCounts> StemCells();
+  // Preforked instances (health, capacity).
+  PreforkCounts Preforked();
   // The memory (MB) stem cells hold against the budget, and how much they may hold: the
   // scheduler's budget minus what instances reserve. The scheduler sets it after every start,
   // which also has the pools boot successors of the stem cells taken (stem_cells.h).
@@ -212,6 +220,10 @@ class Launcher {
                               const sandbox::CgroupLimits& limits,
                               int code_fd, bool exec_runner, bool* booted, Stages* stages,
                               int tmp_fd = -1);
+  // One instance of fn forked ahead of demand, its sandbox set up (the prefork pool's maker).
+  Result<std::unique_ptr<Instance>> MakePreforked(const registry::Deployed& fn);
+  // A start from a preforked instance of fn, or nullopt when none is ready (or it failed to start).
+  std::optional<Result<Launched>> StartPreforked(const registry::Deployed& fn);
   // A stem cell of the family, booted (the stem-cell pool's maker).
   Result<StemCell> MakeStemCell(const std::string& family);
   // The family's stem-cell pool (made on first use), or null when the family has none.
@@ -283,6 +295,7 @@ class Launcher {
   std::map<std::string, std::unique_ptr<StemCellPool>> stem_cells_;  // stopped before the zygotes go
   uint64_t standby_allowance_mb_ = UINT64_MAX;
   std::unique_ptr<ZygoteBank> bank_;  // every other runtime: a zygote per function
+  std::unique_ptr<PreforkPool> preforks_;  // of the functions of bank_'s runtimes
   std::unique_ptr<ZygoteSupervisor> supervisor_;  // last: stopped first
 };
 

@@ -232,7 +232,7 @@ std::vector<BankedZygote> ZygoteBank::List() {
   return out;
 }
 
-size_t ZygoteBank::Sweep() {
+size_t ZygoteBank::Sweep(const std::function<void(const std::string&)>& on_dead_bound) {
   std::vector<std::pair<std::string, Zygote>> spares, bound;
   {
     std::lock_guard lock(mu_);
@@ -275,6 +275,7 @@ size_t ZygoteBank::Sweep() {
     if (is_dead(b.zygote)) {
       log::Notice("zygote " + b.family + " of " + it->first + " (pid " + std::to_string(b.zygote->pid()) +
                   ") died; its next start binds another");
+      if (on_dead_bound) on_dead_bound(it->first);
     } else if (b.zygote.use_count() > 1) {  // instances (or a start) hold it
       b.last_start = now;
       ++it;

@@ -83,7 +83,9 @@ class ZygoteBank {
   std::vector<BankedZygote> List();
   // The supervisor's poll: dead spares are replaced, dead bindings forgotten, bindings without
   // instances past the linger retired. Returns how many dead zygotes it found.
-  size_t Sweep();
+  // on_dead_bound runs (under the bank's lock: it must not call the bank) with the function of
+  // each bound zygote found dead, before the binding goes.
+  size_t Sweep(const std::function<void(const std::string&)>& on_dead_bound = {});
 
  private:
   struct Spare {

@@ -64,6 +64,9 @@ const char* kUsage = R"(usage: forkletd [options]
   --snapshot-mb N            disk for all snapshots together, least recently used go (default 2048)
   --node-stem-cells N        pre-booted Node.js instances kept ready once a Node function is
                              deployed (default 1; 0: every new Node instance starts cold)
+  --preforked N              instances forked ahead of demand per recently started function of
+                             python3, native and provided, from its own zygote: a new instance
+                             then only runs its init (default 1; 0: every new instance forks)
   --spare-zygotes N           freshly exec'd zygotes kept ready per runtime (python3, native,
                              provided) for functions' first starts; each function gets its own
                              zygote (default 1; 0: every function's first start is cold)
@@ -306,6 +309,9 @@ bool ParseOptions(int argc, char** argv, Options* o, std::string* message, bool*
     } else if (a == "--node-stem-cells") {
       if (!number(0, 64)) return false;
       o->launcher.node_stem_cells = n;
+    } else if (a == "--preforked") {
+      if (!number(0, 8)) return false;
+      o->launcher.preforked = n;
     } else if (a == "--spare-zygotes") {
       if (!number(0, 16)) return false;
       o->launcher.zygotes.spares = n;

@@ -44,6 +44,7 @@ bool Reload(int argc, char** argv, Options* running, core::Scheduler* scheduler)
   restart_only("zygote-exe", fresh_runners.zygote_executable != running_runners.zygote_executable);
   restart_only("warmup", fresh.warmup != running->warmup);
   restart_only("node-stem-cells", fresh.launcher.node_stem_cells != running->launcher.node_stem_cells);
+  restart_only("preforked", fresh.launcher.preforked != running->launcher.preforked);
   restart_only("spare-zygotes", fresh.launcher.zygotes.spares != running->launcher.zygotes.spares);
 
   const auto& s = fresh.scheduler;

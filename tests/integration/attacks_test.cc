@@ -71,11 +71,6 @@ Invocation Call(Daemon& d, const std::string& fn, const json& event, bool tail =
   return out;
 }
 
-json Health(Daemon& d) {
-  auto r = api::HttpCall(d.endpoint(), "GET", "/forklet/v1/health");
-  return r ? json::parse(r->body, nullptr, false) : json();
-}
-
 void DropInstances(Daemon& d, const std::string& fn) {
   ASSERT_TRUE(api::HttpCall(d.endpoint(), "POST", "/forklet/v1/admin/instances/drop?function=" + fn));
 }

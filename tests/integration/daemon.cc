@@ -20,6 +20,8 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "runtime/api/http_server.h"
+
 extern char** environ;
 
 namespace forklet::testing {
@@ -468,6 +470,11 @@ std::vector<std::string> Leftovers() {
       if (name.rfind(prefix + pid + "-", 0) == 0) found.push_back("file " + e.path().string());
   }
   return found;
+}
+
+nlohmann::json Health(Daemon& d) {
+  auto r = api::HttpCall(d.endpoint(), "GET", "/forklet/v1/health");
+  return r ? nlohmann::json::parse(r->body, nullptr, false) : nlohmann::json();
 }
 
 }  // namespace forklet::testing

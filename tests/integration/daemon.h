@@ -99,6 +99,8 @@ CmdResult Invoke(Daemon& d, const std::string& fn, const std::string& payload, s
 // body in *body and the decoded log tail in *log. A failing CLI fails the test.
 nlohmann::json InvokeWithLog(Daemon& d, const std::string& fn, const std::string& payload,
                              std::string* body, std::string* log = nullptr);
+// GET /forklet/v1/health (null when it fails).
+nlohmann::json Health(Daemon& d);
 // From a log tail: the start kind of its REPORT line, the request id of its START line.
 std::string StartKindIn(const std::string& log);
 std::string RequestIdIn(const std::string& log);

@@ -39,11 +39,6 @@ std::string Header(const api::HttpResponse& r, const std::string& lower) {
   return it == r.headers.end() ? "" : it->second;
 }
 
-json Health(Daemon& d) {
-  auto r = api::HttpCall(d.endpoint(), "GET", "/forklet/v1/health");
-  return r ? json::parse(r->body, nullptr, false) : json();
-}
-
 std::set<std::string> FunctionNames(Daemon& d) {
   std::set<std::string> names;
   auto r = api::HttpCall(d.endpoint(), "GET", "/2015-03-31/functions/");

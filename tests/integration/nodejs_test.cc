@@ -16,11 +16,6 @@ namespace forklet::testing {
 namespace {
 using nlohmann::json;
 
-json Health(Daemon& d) {
-  auto r = Run({"/usr/bin/curl", "-s", d.endpoint() + "/forklet/v1/health"});
-  return json::parse(r.out, nullptr, false);
-}
-
 // Until the nodejs stem-cell pool is full (it starts with the first Node function and refills in
 // the background after each start); at once when the daemon keeps none.
 bool WaitForStemCells(Daemon& d) {

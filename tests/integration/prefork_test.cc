@@ -1,0 +1,123 @@
+// Instances forked ahead of demand (runtime/core/preforks.h), as a user sees them: a function's
+// next new instance is ready before it is asked for, runs exactly the function's current code and
+// configuration, and a change, a delete or a killed one never shows in an answer.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <chrono>
+#include <thread>
+
+#include "runtime/api/http_server.h"
+#include "tests/integration/daemon.h"
+#include "tests/soak/daemon_footprint.h"
+
+namespace forklet::testing {
+namespace {
+
+using nlohmann::json;
+
+struct Answer {
+  int status = 0;
+  json body;
+  std::string start_kind, stages;
+};
+
+// One invocation that needs a new instance (X-Forklet-Fresh-Instance).
+Answer Fresh(Daemon& d, const std::string& fn) {
+  auto r = api::HttpCall(d.endpoint(), "POST", "/2015-03-31/functions/" + fn + "/invocations", "{}",
+                         {{"X-Forklet-Fresh-Instance", "1"}});
+  Answer a;
+  if (!r) return a;
+  a.status = r->status;
+  a.body = json::parse(r->body, nullptr, false);
+  if (auto it = r->headers.find("x-forklet-start-kind"); it != r->headers.end()) a.start_kind = it->second;
+  if (auto it = r->headers.find("x-forklet-stages"); it != r->headers.end()) a.stages = it->second;
+  return a;
+}
+
+// The pids of the ready preforked instances, once there are `n` and none is being forked (5 s).
+std::vector<pid_t> Preforked(Daemon& d, size_t n) {
+  std::vector<pid_t> pids;
+  for (int t = 0; t < 250; ++t) {
+    json pre = Health(d)["preforked"];
+    pids = pre.value("pids", std::vector<pid_t>{});
+    if (pids.size() == n && pre.value("forking", 0) == 0) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return pids;
+}
+
+bool GoneWithin(pid_t pid, int ms) {
+  for (int t = 0; t < ms / 20 && Running(pid); ++t) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  return !Running(pid);
+}
+
+TEST(PreforkTest, AFunctionsNextInstanceIsForkedAheadAndOnlyRunsItsInit) {
+  auto d = Daemon::Start();
+  ASSERT_EQ(Deploy(*d, "fn", "echo").exit_code, 0);
+  EXPECT_EQ(Preforked(*d, 0), std::vector<pid_t>{});  // nothing ahead of a function never started
+  auto first = Fresh(*d, "fn");
+  ASSERT_EQ(first.status, 200) << first.body.dump();
+  auto ahead = Preforked(*d, 1);
+  ASSERT_EQ(ahead.size(), 1u) << Health(*d).dump();
+  auto second = Fresh(*d, "fn");
+  ASSERT_EQ(second.status, 200) << second.body.dump();
+  EXPECT_EQ(second.start_kind, "zygote");
+  EXPECT_NE(second.stages.find("preforked="), std::string::npos) << second.stages;
+  EXPECT_EQ(second.body["function_name"], "fn");
+  // The one forked ahead served it, and has a successor.
+  auto next = Preforked(*d, 1);
+  ASSERT_EQ(next.size(), 1u);
+  EXPECT_NE(next[0], ahead[0]);
+  // It counts against the memory budget as standby memory.
+  EXPECT_GT(Health(*d)["preforked"].value("memory_mb", 0), 0);
+}
+
+TEST(PreforkTest, AChangeOrADeleteRetiresWhatWasForkedAheadForIt) {
+  auto d = Daemon::Start();
+  ASSERT_EQ(Deploy(*d, "fn", "echo", {"--environment", "Variables={GREETING=one}"}).exit_code, 0);
+  ASSERT_EQ(Fresh(*d, "fn").body["env_greeting"], "one");
+  auto ahead = Preforked(*d, 1);
+  ASSERT_EQ(ahead.size(), 1u);
+  auto changed = d->Aws({"update-function-configuration", "--function-name", "fn", "--environment",
+                         "Variables={GREETING=two}"});
+  ASSERT_EQ(changed.exit_code, 0) << changed.err;
+  EXPECT_TRUE(GoneWithin(ahead[0], 3000)) << "forked ahead for the old configuration, still there";
+  auto after = Fresh(*d, "fn");
+  ASSERT_EQ(after.status, 200);
+  EXPECT_EQ(after.body["env_greeting"], "two") << after.body.dump();
+  auto again = Preforked(*d, 1);
+  ASSERT_EQ(again.size(), 1u);
+  ASSERT_EQ(d->Aws({"delete-function", "--function-name", "fn"}).exit_code, 0);
+  EXPECT_TRUE(GoneWithin(again[0], 3000)) << "forked ahead for a deleted function, still there";
+  EXPECT_EQ(Preforked(*d, 0), std::vector<pid_t>{});
+}
+
+TEST(PreforkTest, OneKilledWhileItWaitsIsNeverUsed) {
+  auto d = Daemon::Start();
+  ASSERT_EQ(Deploy(*d, "fn", "echo").exit_code, 0);
+  ASSERT_EQ(Fresh(*d, "fn").status, 200);
+  auto ahead = Preforked(*d, 1);
+  ASSERT_EQ(ahead.size(), 1u);
+  ASSERT_EQ(kill(ahead[0], SIGKILL), 0);
+  ASSERT_TRUE(GoneWithin(ahead[0], 2000));
+  auto a = Fresh(*d, "fn");
+  EXPECT_EQ(a.status, 200) << a.body.dump();
+  EXPECT_EQ(a.body["function_name"], "fn") << a.body.dump();
+  EXPECT_EQ(a.stages.find("preforked="), std::string::npos) << a.stages;
+}
+
+TEST(PreforkTest, NoneWithPreforkedZero) {
+  auto d = Daemon::Start({"--preforked", "0"});
+  ASSERT_EQ(Deploy(*d, "fn", "echo").exit_code, 0);
+  for (int i = 0; i < 3; ++i) {
+    auto a = Fresh(*d, "fn");
+    ASSERT_EQ(a.status, 200);
+    EXPECT_EQ(a.stages.find("preforked="), std::string::npos) << a.stages;
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_EQ(Health(*d)["preforked"].value("ready", -1), 0);
+}
+
+}  // namespace
+}  // namespace forklet::testing

@@ -154,6 +154,7 @@ Result<SweepPoint> RunClients(const std::string& endpoint, int clients, double s
   for (auto& c : per) {
     all.insert(all.end(), c.ms.begin(), c.ms.end());
     p.errors += c.errors;
+    if (p.first_error.empty()) p.first_error = c.first_error;
     end = std::max(end, c.end);
     if (c.ms.empty() && c.errors > 0)  // a client that never succeeded: the run is broken
       return MakeError(label, c.first_error);

@@ -40,6 +40,7 @@ struct SweepPoint {
   int clients = 0;
   size_t requests = 0;  // successful, of the asked start kind
   size_t errors = 0;    // failed or of another start kind
+  std::string first_error;  // the first of them, as the client saw it
   double seconds = 0;
   double throughput = 0;  // requests per second
   Summary latency;

@@ -35,6 +35,7 @@
 
 #include "runtime/api/tls.h"
 #include "runtime/log/log.h"
+#include "runtime/timeline/request_timeline.h"
 
 namespace forklet::api {
 namespace {
@@ -677,6 +678,7 @@ void HttpServer::Impl::ServeRequests(Stream& stream, int fd, bool tcp) {
       break;
     }
     stream.set_deadline(Steady::time_point::max());  // the handler may take its time
+    timeline::Begin();
     unsigned version = 11;
     bool keep_alive = false;
     HttpRequest request;
@@ -693,11 +695,13 @@ void HttpServer::Impl::ServeRequests(Stream& stream, int fd, bool tcp) {
       request = ToHttpRequest(std::move(req));
     }
     request.local = !tcp;
+    timeline::Mark(timeline::Point::kParsed);
     HttpResponse out = CallHandler(request);
     keep_alive = keep_alive && !stopping.load();
     auto res = ToBeastResponse(std::move(out), version, keep_alive);
     stream.set_deadline(Steady::now() + options.body_timeout);  // a client that never reads
     http::write(stream, res, ec);
+    timeline::End();
     if (slot.held()) {
       slot = LargeBodySlot();
       res = {};

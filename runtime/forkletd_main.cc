@@ -206,6 +206,20 @@ int main(int argc, char** argv) {
   ho.idle_timeout = options.http_idle_timeout;
   ho.max_connections = options.http_max_connections;
   ho.max_large_bodies = options.max_concurrent_uploads;
+  // Code uploads (CreateFunction, UpdateFunctionCode) of 1 MB or more are spooled to disk as they
+  // arrive; a killed daemon's are removed here.
+  ho.spool_dir = options.state_dir + "/uploads";
+  fs::remove_all(ho.spool_dir, ec);
+  fs::create_directories(ho.spool_dir, ec);
+  chmod(ho.spool_dir.c_str(), 0700);
+  ho.spool = [](std::string_view method, std::string_view target) {
+    target = target.substr(0, target.find('?'));
+    while (target.size() > 1 && target.back() == '/') target.remove_suffix(1);
+    constexpr std::string_view kFunctions = "/2015-03-31/functions";
+    if (method == "POST") return target == kFunctions;
+    return method == "PUT" && target.rfind(kFunctions, 0) == 0 && target.size() > 5 &&
+           target.substr(target.size() - 5) == "/code";
+  };
   ho.tls_cert = options.tls_cert;
   ho.tls_key = options.tls_key;
   auto server = api::HttpServer::Start(ho, [&](api::HttpRequest& r) {

@@ -58,7 +58,8 @@ int MountCode(const ChildResources& res) {
   return Errno(chdir("/var/task"));
 }
 
-int MountTmp(const ChildSpec& spec) {
+int MountTmp(const ChildSpec& spec, const ChildResources& res) {
+  if (res.tmp_fd >= 0) return Errno(move_mount(res.tmp_fd, "", AT_FDCWD, "/tmp", MOVE_MOUNT_F_EMPTY_PATH));
   // size=<bytes> with a hand-rolled integer format (no snprintf after fork).
   char opts[64] = "mode=1777,size=";
   char digits[24];
@@ -172,7 +173,7 @@ void ApplyInChild(const ChildSpec& spec, const ChildResources& res, SetupReport*
   if (!run(S::kAttachCgroup, [&] { return AttachCgroup(res); })) return;
   if (!run(S::kCgroupNs, [&] { return Errno(unshare(CLONE_NEWCGROUP)); })) return;
   if (!run(S::kMountCode, [&] { return MountCode(res); })) return;
-  if (!run(S::kMountTmp, [&] { return MountTmp(spec); })) return;
+  if (!run(S::kMountTmp, [&] { return MountTmp(spec, res); })) return;
   if (!run(S::kMountProc, [&] { return MountProc(); })) return;
   if (!run(S::kNetwork, [&] {
         if (res.net_fd < 0) return NetLoopback();  // clone made the namespace

@@ -20,7 +20,7 @@ enum class SetupStep : uint8_t {
   kCgroupNs,        // unshare(CLONE_NEWCGROUP) now that the child sits in its cgroup
   kMountCode,       // function code read-only at /var/task, its layers at /opt (from fds: the
                     // zygote cannot see them)
-  kMountTmp,        // private size-limited /tmp
+  kMountTmp,        // private size-limited /tmp: the function's disk area, or a tmpfs
   kMountProc,       // fresh /proc for the new pid namespace, sensitive paths masked
   kNetwork,         // join the pooled net namespace (lo already up), or make one and bring lo up
   kHostname,
@@ -65,6 +65,8 @@ struct ChildResources {
                      // -1: none yet (a stem cell), /var/task stays empty
   int opt_fd = -1;   // the function's layers merged, a detached read-only mount for /opt; -1: none
   int net_fd = -1;   // a fresh net namespace from the daemon's pool; -1: clone made one
+  int tmp_fd = -1;   // the instance's disk-backed /tmp as a detached mount (sandbox/tmp_area.h);
+                     // -1: a tmpfs of ChildSpec::tmp_size_bytes
   int cgroup_fds[kMaxCgroupFds];
   int n_cgroup_fds = 0;
   const sock_fprog* seccomp = nullptr;  // nullptr: no filter (tests only)

@@ -107,6 +107,20 @@ net_leftovers() {  # one line per thing: "link NAME", "netns NAME", "table FAMIL
   done
 }
 
+# Loop devices of instances' /tmp areas (<state>/tmp-areas/area-*.img, deleted once attached) whose
+# daemon is not a live foreign one: "DEVICE BACKING-FILE" per line.
+area_loops() {
+  local f b s dev
+  for f in /sys/block/loop*/loop/backing_file; do
+    [ -r "$f" ] || continue
+    b=$(cat "$f" 2>/dev/null) || continue
+    case "$b" in */tmp-areas/area-*) ;; *) continue ;; esac
+    for s in "${foreign_states[@]}"; do case "$b" in "$s"/tmp-areas/*) continue 2 ;; esac; done
+    dev=${f#/sys/block/}
+    echo "/dev/${dev%%/*} $b"
+  done
+}
+
 # forklet.<tag> roots, in every hierarchy (v1: one per controller; v2: one).
 roots=()
 while IFS= read -r d; do
@@ -137,6 +151,8 @@ if ((check)); then
   done
   net=$(net_leftovers)
   [ -n "$net" ] && { echo "$net" | sed 's/^link /interface /; s/^/left: /'; left=1; }
+  loops=$(area_loops)
+  [ -n "$loops" ] && { echo "$loops" | sed 's/^/left: loop device of a \/tmp area: /'; left=1; }
   ((left)) && exit 1
   echo "cleanup check: nothing of forklet is left"
   exit 0
@@ -174,6 +190,9 @@ for l in $(net_leftovers | awk '$1 == "link" {print $2}'); do ip link del "$l" 2
 if [ -e /run/forklet/ip_forward.restore ] && ! ls /sys/class/net 2>/dev/null | grep -qE '^fk[0-9a-f]{6}br$'; then
   echo 0 >/proc/sys/net/ipv4/ip_forward && rm -f /run/forklet/ip_forward.restore
 fi
+
+# /tmp areas' loop devices (they clear themselves once unmounted; these outlived their mounts).
+area_loops | while read -r dev _; do losetup -d "$dev" 2>/dev/null; done
 
 # Mounts left below the temp state dirs (a daemon killed before it unmounted).
 grep -oE ' /tmp/forklet-[^ ]+' /proc/mounts 2>/dev/null | sort -r | while read -r m; do

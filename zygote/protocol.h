@@ -17,10 +17,10 @@ constexpr uint16_t kVersion = 1;
 enum class MsgType : uint16_t {
   kHello = 1,       // zygote -> daemon once booted: {pid, boot_us}
   kConfigure = 2,   // daemon -> zygote: template root + the compiled seccomp program
-  kFork = 3,        // daemon -> zygote: ForkRequest; fds: channel, log, code dir, cgroup procs...
+  kFork = 3,        // daemon -> zygote: ForkRequest; fds: channel, log, code dir, net ns, /tmp, cgroup procs...
   kForkReply = 4,   // zygote -> daemon: ForkReply
   kConfigured = 5,  // zygote -> daemon: ConfiguredMsg (the template root is entered, or why not)
-  kMountCode = 6,   // daemon -> zygote: MountCodeRequest; fd: the code dir (a detached mount)
+  kMountCode = 6,   // daemon -> zygote: MountCodeRequest; fds: the code dir (a detached mount), /tmp
   kMountCodeReply = 7,  // zygote -> daemon: MountCodeReply
 };
 
@@ -56,8 +56,8 @@ struct ConfiguredMsg {
 struct ForkRequest {
   MsgHeader h;
   sandbox::ChildSpec spec;
-  uint32_t n_cgroup_fds;  // fds arrive as [channel, log, (code dir), (layers), (net ns), cgroup procs x n]
-  uint32_t flags;         // kForkWithNetNs, kForkWithoutCode, kForkWithLayers
+  uint32_t n_cgroup_fds;  // fds arrive as [channel, log, (code dir), (layers), (net ns), (/tmp), cgroup procs x n]
+  uint32_t flags;         // kForkWithNetNs, kForkWithoutCode, kForkWithLayers, kForkWithTmp
 };
 
 constexpr uint32_t kForkWithNetNs = 1;
@@ -67,8 +67,10 @@ constexpr uint32_t kForkWithNetNs = 1;
 constexpr uint32_t kForkExecRunner = 2;
 constexpr uint32_t kForkWithoutCode = 4;  // no code dir fd: a stem cell, /var/task stays empty
 constexpr uint32_t kForkWithLayers = 8;   // the function's merged layers (a detached mount) for /opt
-// The most fds a request carries: channel, log, code, layers, net ns, and the cgroup procs files.
-constexpr int kMaxFixedFds = 5;
+// A disk-backed /tmp (sandbox/tmp_area.h) as a detached mount; without it the child mounts a tmpfs.
+constexpr uint32_t kForkWithTmp = 16;
+// The most fds a request carries: channel, log, code, layers, net ns, /tmp, and the cgroup procs files.
+constexpr int kMaxFixedFds = 6;
 
 struct ForkReply {
   MsgHeader h;
@@ -83,16 +85,19 @@ struct ForkReply {
 // returns to its own namespace; a second fd, when sent, is the function's layers, moved onto /opt (about 0.1 ms; a helper process forked for it cost 2.5 ms under
 // load). To open the namespace it takes the instance's fs uid and gid: the kernel lets the same
 // user open a dumpable process's namespaces, so no CAP_SYS_PTRACE is needed. setns needs
-// CAP_SYS_ADMIN and CAP_SYS_CHROOT.
+// CAP_SYS_ADMIN and CAP_SYS_CHROOT. A second fd, when sent, is the function's /tmp (a detached
+// mount), moved over the stem cell's boot tmpfs.
 struct MountCodeRequest {
   MsgHeader h;
   int32_t pid;   // the instance, in the daemon's (and the zygote's) pid namespace
   uint32_t uid;  // its uid and gid (ChildSpec)
   uint32_t gid;
-  uint32_t reserved;
+  uint32_t reserved;  // kMountWithLayers | kMountWithTmp: which fds follow the code's, in that order
 };
+constexpr uint32_t kMountWithLayers = 1;  // the function's merged layers, for /opt
+constexpr uint32_t kMountWithTmp = 2;     // the function's /tmp, over the stem cell's boot tmpfs
 
-enum class MountCodeStep : uint32_t { kNone = 0, kOpenNamespace, kEnterNamespace, kMoveMount };
+enum class MountCodeStep : uint32_t { kNone = 0, kOpenNamespace, kEnterNamespace, kMoveMount, kMoveTmp };
 
 struct MountCodeReply {
   MsgHeader h;

@@ -196,7 +196,7 @@ Status ZygoteProcess::ExchangeLocked(const void* request, size_t request_len, co
 Result<ForkedChild> ZygoteProcess::Fork(const sandbox::ChildSpec& spec, int channel_fd,
                                         int log_fd, int code_fd, int net_fd,
                                         const std::vector<int>& cgroup_fds, bool exec_runner,
-                                        int opt_fd) {
+                                        int opt_fd, int tmp_fd) {
   if (cgroup_fds.size() > static_cast<size_t>(sandbox::kMaxCgroupFds))
     return MakeError("zygote: fork", "too many cgroup fds");
   std::lock_guard lock(mu_);
@@ -206,7 +206,8 @@ Result<ForkedChild> ZygoteProcess::Fork(const sandbox::ChildSpec& spec, int chan
   req.spec = spec;
   req.n_cgroup_fds = static_cast<uint32_t>(cgroup_fds.size());
   req.flags = (net_fd >= 0 ? kForkWithNetNs : 0) | (exec_runner ? kForkExecRunner : 0) |
-              (code_fd < 0 ? kForkWithoutCode : 0) | (code_fd >= 0 && opt_fd >= 0 ? kForkWithLayers : 0);
+              (code_fd < 0 ? kForkWithoutCode : 0) | (code_fd >= 0 && opt_fd >= 0 ? kForkWithLayers : 0) |
+              (tmp_fd >= 0 ? kForkWithTmp : 0);
 
   int fds[kMaxFixedFds + sandbox::kMaxCgroupFds];
   size_t n_fds = 0;
@@ -214,6 +215,7 @@ Result<ForkedChild> ZygoteProcess::Fork(const sandbox::ChildSpec& spec, int chan
   if (code_fd >= 0) fds[n_fds++] = code_fd;
   if (code_fd >= 0 && opt_fd >= 0) fds[n_fds++] = opt_fd;
   if (net_fd >= 0) fds[n_fds++] = net_fd;
+  if (tmp_fd >= 0) fds[n_fds++] = tmp_fd;
   for (int fd : cgroup_fds) fds[n_fds++] = fd;
   uint64_t t0 = NowMicros();
   ForkReply reply;
@@ -224,20 +226,25 @@ Result<ForkedChild> ZygoteProcess::Fork(const sandbox::ChildSpec& spec, int chan
 }
 
 Result<uint64_t> ZygoteProcess::MountCode(pid_t pid, uint32_t uid, uint32_t gid, int code_fd,
-                                          int opt_fd) {
+                                          int opt_fd, int tmp_fd) {
   std::lock_guard lock(mu_);
   if (dead_) return MakeError("zygote: mount code", "the zygote has exited");
   MountCodeRequest req{Header(MsgType::kMountCode, ++seq_), static_cast<int32_t>(pid), uid, gid, 0};
   uint64_t t0 = NowMicros();
   MountCodeReply reply;
-  const int fds[2] = {code_fd, opt_fd};
-  if (auto s = ExchangeLocked(&req, sizeof(req), fds, opt_fd >= 0 ? 2 : 1, &reply, sizeof(reply),
+  req.reserved = (opt_fd >= 0 ? kMountWithLayers : 0) | (tmp_fd >= 0 ? kMountWithTmp : 0);
+  int fds[3] = {code_fd, -1, -1};
+  size_t n_fds = 1;
+  if (opt_fd >= 0) fds[n_fds++] = opt_fd;
+  if (tmp_fd >= 0) fds[n_fds++] = tmp_fd;
+  if (auto s = ExchangeLocked(&req, sizeof(req), fds, n_fds, &reply, sizeof(reply),
                               "zygote: mount code");
       !s)
     return s.error();
   if (reply.err != 0) {
     static constexpr const char* kSteps[] = {"request", "open mount namespace",
-                                             "enter mount namespace", "move code onto /var/task and layers onto /opt"};
+                                             "enter mount namespace", "move code onto /var/task and layers onto /opt",
+                                             "move the function's /tmp onto /tmp"};
     const char* step = reply.step < std::size(kSteps) ? kSteps[reply.step] : "unknown step";
     return SysError(std::string("zygote: mount code: ") + step, reply.err);
   }

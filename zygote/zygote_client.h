@@ -47,15 +47,18 @@ class ZygoteProcess {
   // net_fd: a pooled net namespace, or -1 to have clone make one.
   // exec_runner: the child execs a fresh runner in its sandbox (kForkExecRunner), for instances
   // that will be checkpointed. opt_fd: the function's merged layers for /opt (a detached mount,
-  // with code only), or -1.
+  // with code only), or -1. tmp_fd: its /tmp as a detached mount (sandbox/tmp_area.h), or -1 for
+  // a tmpfs of spec.tmp_size_bytes.
   Result<ForkedChild> Fork(const sandbox::ChildSpec& spec, int channel_fd, int log_fd, int code_fd,
                            int net_fd, const std::vector<int>& cgroup_fds, bool exec_runner = false,
-                           int opt_fd = -1);
+                           int opt_fd = -1, int tmp_fd = -1);
 
   // Mounts code (a detached mount; stays the caller's) at /var/task of a child forked without
-  // code, and its layers (opt_fd, or -1) at /opt. uid and gid are the child's (its ChildSpec).
-  // Returns the round trip in microseconds.
-  Result<uint64_t> MountCode(pid_t pid, uint32_t uid, uint32_t gid, int code_fd, int opt_fd = -1);
+  // code, its layers (opt_fd, or -1) at /opt, and (tmp_fd >= 0) the function's /tmp over the stem
+  // cell's boot tmpfs. uid and gid are the child's (its ChildSpec). Returns the round trip in
+  // microseconds.
+  Result<uint64_t> MountCode(pid_t pid, uint32_t uid, uint32_t gid, int code_fd, int opt_fd = -1,
+                             int tmp_fd = -1);
 
   pid_t pid() const { return pid_; }
   uint32_t boot_us() const { return boot_us_; }      // as the zygote measured its own boot

@@ -165,7 +165,8 @@ struct Server {
     const bool with_code = !(req.flags & kForkWithoutCode);
     const bool with_net = req.flags & kForkWithNetNs;
     const bool with_layers = with_code && (req.flags & kForkWithLayers);
-    const int fixed = 2 + with_code + with_layers + with_net;
+    const bool with_tmp = req.flags & kForkWithTmp;
+    const int fixed = 2 + with_code + with_layers + with_net + with_tmp;
     if (!configured || n_fds != fixed + static_cast<int>(req.n_cgroup_fds) ||
         req.n_cgroup_fds > sandbox::kMaxCgroupFds) {
       reply.err = EBADMSG;
@@ -178,6 +179,7 @@ struct Server {
     res.code_fd = with_code ? fds[2] : -1;
     res.opt_fd = with_layers ? fds[3] : -1;
     res.net_fd = with_net ? fds[2 + with_code + with_layers] : -1;
+    res.tmp_fd = with_tmp ? fds[2 + with_code + with_layers + with_net] : -1;
     res.n_cgroup_fds = static_cast<int>(req.n_cgroup_fds);
     for (int i = 0; i < res.n_cgroup_fds; ++i) res.cgroup_fds[i] = fds[fixed + i];
     const int ns_flags = res.net_fd >= 0 ? sandbox::kSandboxCloneFlags & ~sandbox::kCloneNewNet
@@ -211,7 +213,9 @@ struct Server {
   void MountCode(const MountCodeRequest& req, const int* fds, int n_fds) {
     MountCodeReply reply{Header(MsgType::kMountCodeReply, req.h.seq), 0, 0, 0, 0};
     uint64_t t0 = NowMicros();
-    if (!configured || n_fds < 1 || n_fds > 2 || req.pid <= 0 || own_mnt_ns < 0) {
+    const bool with_layers = req.reserved & kMountWithLayers;
+    const bool with_tmp = req.reserved & kMountWithTmp;
+    if (!configured || n_fds != 1 + with_layers + with_tmp || req.pid <= 0 || own_mnt_ns < 0) {
       reply.err = EBADMSG;
     } else {
       char path[48];
@@ -230,10 +234,16 @@ struct Server {
         reply.step = static_cast<uint32_t>(MountCodeStep::kEnterNamespace), reply.err = errno;
       } else {
         int rc = move_mount(fds[0], "", AT_FDCWD, "/var/task", MOVE_MOUNT_F_EMPTY_PATH);
-        if (rc == 0 && n_fds == 2) rc = move_mount(fds[1], "", AT_FDCWD, "/opt", MOVE_MOUNT_F_EMPTY_PATH);
+        if (rc == 0 && with_layers) rc = move_mount(fds[1], "", AT_FDCWD, "/opt", MOVE_MOUNT_F_EMPTY_PATH);
         int err = errno;
+        auto step = MountCodeStep::kMoveMount;
+        if (rc == 0 && with_tmp) {  // the function's /tmp over the stem cell's boot tmpfs
+          rc = move_mount(fds[1 + with_layers], "", AT_FDCWD, "/tmp", MOVE_MOUNT_F_EMPTY_PATH);
+          err = errno;
+          step = MountCodeStep::kMoveTmp;
+        }
         if (setns(own_mnt_ns, CLONE_NEWNS) != 0) _exit(70);
-        if (rc != 0) reply.step = static_cast<uint32_t>(MountCodeStep::kMoveMount), reply.err = err;
+        if (rc != 0) reply.step = static_cast<uint32_t>(step), reply.err = err;
       }
       if (ns >= 0) close(ns);
     }

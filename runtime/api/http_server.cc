@@ -301,7 +301,8 @@ std::string Lower(beast::string_view s) {
   return out;
 }
 
-HttpRequest ToHttpRequest(http::request<http::string_body>&& req) {
+template <class Body>
+HttpRequest ToHttpRequest(http::request<Body>&& req) {
   HttpRequest r;
   r.method = std::string(req.method_string());
   r.target = std::string(req.target());
@@ -313,9 +314,25 @@ HttpRequest ToHttpRequest(http::request<http::string_body>&& req) {
     auto [it, inserted] = r.headers.emplace(Lower(field.name_string()), std::string(field.value()));
     if (!inserted) (it->second += ", ").append(field.value().data(), field.value().size());  // repeated headers fold as a list
   }
-  r.body = std::move(req.body());
+  if constexpr (std::is_same_v<Body, http::string_body>) r.body = std::move(req.body());
   return r;
 }
+
+// A spooled request body's file (HttpRequest::body_file): made empty and private, removed with it.
+struct SpoolFile {
+  std::string path;
+  bool Make(const std::string& dir) {
+    std::string t = dir + "/body-XXXXXX";
+    int fd = mkstemp(t.data());
+    if (fd < 0) return false;
+    ::close(fd);
+    path = std::move(t);
+    return true;
+  }
+  ~SpoolFile() {
+    if (!path.empty()) unlink(path.c_str());
+  }
+};
 
 HttpResponse ErrorResponse(int status, const std::string& error_type, const std::string& message) {
   HttpResponse r;
@@ -629,7 +646,25 @@ void HttpServer::Impl::ServeRequests(Stream& stream, int fd, bool tcp) {
       http::response<http::empty_body> proceed{http::status::continue_, parser.get().version()};
       http::write(stream, proceed, ec);
     }
-    if (!ec) {
+    // A large code upload goes to disk as it arrives: the daemon holds none of its bytes.
+    SpoolFile spooled;
+    std::optional<http::request<http::file_body>> spooled_req;
+    if (!ec && slot.held() && !options.spool_dir.empty() && options.spool &&
+        options.spool(std::string_view(parser.get().method_string().data(), parser.get().method_string().size()),
+                      std::string_view(parser.get().target().data(), parser.get().target().size()))) {
+      if (!spooled.Make(options.spool_dir)) {
+        log::Warning("http: cannot spool a large body in " + options.spool_dir + " (" +
+                     strerror(errno) + "): reading it into memory");
+      } else {
+        phase = "body";
+        http::request_parser<http::file_body> to_disk{std::move(parser)};
+        to_disk.body_limit(options.max_body_bytes);
+        to_disk.get().body().open(spooled.path.c_str(), beast::file_mode::write, ec);
+        if (!ec) http::read(stream, buffer, to_disk, ec);
+        if (!ec) spooled_req.emplace(to_disk.release());
+      }
+    }
+    if (!ec && !spooled_req) {
       phase = "body";
       http::read(stream, buffer, parser, ec);
     }
@@ -644,10 +679,21 @@ void HttpServer::Impl::ServeRequests(Stream& stream, int fd, bool tcp) {
     }
     stream.set_deadline(Steady::time_point::max());  // the handler may take its time
     timeline::Begin();
-    auto req = parser.release();
-    unsigned version = req.version();
-    bool keep_alive = req.keep_alive();
-    HttpRequest request = ToHttpRequest(std::move(req));
+    unsigned version = 11;
+    bool keep_alive = false;
+    HttpRequest request;
+    if (spooled_req) {
+      version = spooled_req->version();
+      keep_alive = spooled_req->keep_alive();
+      request = ToHttpRequest(std::move(*spooled_req));
+      spooled_req.reset();  // closes the file
+      request.body_file = spooled.path;
+    } else {
+      auto req = parser.release();
+      version = req.version();
+      keep_alive = req.keep_alive();
+      request = ToHttpRequest(std::move(req));
+    }
     request.local = !tcp;
     timeline::Mark(timeline::Point::kParsed);
     HttpResponse out = CallHandler(request);

@@ -20,6 +20,9 @@ struct HttpRequest {
   std::map<std::string, std::string> query;    // decoded query parameters
   std::map<std::string, std::string> headers;  // names lower-cased
   std::string body;
+  // A large code upload spooled to disk as it arrived (HttpServerOptions::spool_dir): body is
+  // empty and this file holds it until the response is sent.
+  std::string body_file;
   bool local = false;  // came over the Unix socket, whose file mode is its access control
   // The tenant who asks (set by the authentication in front of the APIs): the account id of the
   // access key that signed the request. Empty: the operator (the Unix socket, a TCP API without
@@ -56,6 +59,10 @@ struct HttpServerOptions {
   // once; one more gets 429 TooManyRequestsException with Retry-After before its body is read.
   size_t large_body_bytes = 1 << 20;  // a body this size or larger (or chunked) is large
   size_t max_large_bodies = 4;
+  // Where large bodies of the requests spool() picks are written as they arrive instead of held in
+  // memory (HttpRequest::body_file); empty: in memory.
+  std::string spool_dir;
+  std::function<bool(std::string_view method, std::string_view target)> spool;
   // TLS on the TCP listener (PEM files; both or neither). The Unix socket stays plain.
   std::string tls_cert;
   std::string tls_key;

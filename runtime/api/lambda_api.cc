@@ -177,17 +177,37 @@ HttpResponse LambdaApi::Handle(const HttpRequest& r) {
 
 // The zip of an upload: decoded straight from the request's bytes when the body was split
 // (upload_body.h), else from the parsed document.
-static Result<std::string> ZipOf(const std::optional<SplitUpload>& split, const json& code) {
+static Result<std::string> ZipOf(const std::optional<SplitUpload>& split, const json& code,
+                                 std::optional<SpooledBody>& spooled) {
   if (!split) return ZipFromCode(code);
-  auto zip = registry::Base64Decode(split->zip);
+  auto zip = spooled ? spooled->DecodeZip(split->zip) : registry::Base64Decode(split->zip);
   if (!zip) return Error{"InvalidParameterValueException", 0, "Code.ZipFile is not valid base64"};
   return zip;
 }
 
+// A code upload's body: in memory, or spooled to disk by the HTTP server and mapped here.
+static Result<std::string_view> UploadText(const HttpRequest& r, std::optional<SpooledBody>* spooled) {
+  if (r.body_file.empty()) return std::string_view(r.body);
+  auto mapped = SpooledBody::Open(r.body_file);
+  if (!mapped) return mapped.error();
+  spooled->emplace(std::move(mapped.value()));
+  return (*spooled)->text();
+}
+
+static Result<json> ParseUpload(std::string_view raw) {
+  auto j = json::parse(raw.empty() ? std::string_view("{}") : raw, nullptr, false);
+  if (j.is_discarded() || !j.is_object())
+    return Error{"InvalidRequestContentException", 0, "Could not parse request body into json"};
+  return j;
+}
+
 HttpResponse LambdaApi::CreateFunction(const HttpRequest& r) {
   // A large body's Code.ZipFile is not copied into a parsed document (peak memory of uploads).
-  auto split = SplitLargeUpload(r.body, {"Code", "ZipFile"});
-  Result<json> body = split ? Result<json>(std::move(split->body)) : ParseBody(r);
+  std::optional<SpooledBody> spooled;
+  auto raw = UploadText(r, &spooled);
+  if (!raw) return FromError(raw.error());
+  auto split = SplitLargeUpload(*raw, {"Code", "ZipFile"});
+  Result<json> body = split ? Result<json>(std::move(split->body)) : ParseUpload(*raw);
   if (!body) return FromError(body.error());
   const json& b = *body;
   if (!b.contains("FunctionName") || !b["FunctionName"].is_string())
@@ -205,7 +225,8 @@ HttpResponse LambdaApi::CreateFunction(const HttpRequest& r) {
   if (!cfg) return FromError(cfg.error());
   if (b.contains("PackageType") && b["PackageType"] != "Zip")
     return ApiError(400, "InvalidParameterValueException", "only PackageType Zip is supported");
-  auto zip = ZipOf(split, b.value("Code", json::object()));
+  auto zip = ZipOf(split, b.value("Code", json::object()), spooled);
+  spooled.reset();
   if (!zip) return FromError(zip.error());
   auto created = registry_->Create(std::move(cfg.value()), *zip);
   if (!created) return FromError(created.error());
@@ -273,14 +294,18 @@ HttpResponse LambdaApi::DeleteFunction(const FunctionRef& ref) {
 }
 
 HttpResponse LambdaApi::UpdateCode(const FunctionRef& ref, const HttpRequest& r) {
-  auto split = SplitLargeUpload(r.body, {"ZipFile"});
-  Result<json> body = split ? Result<json>(std::move(split->body)) : ParseBody(r);
+  std::optional<SpooledBody> spooled;
+  auto raw = UploadText(r, &spooled);
+  if (!raw) return FromError(raw.error());
+  auto split = SplitLargeUpload(*raw, {"ZipFile"});
+  Result<json> body = split ? Result<json>(std::move(split->body)) : ParseUpload(*raw);
   if (!body) return FromError(body.error());
   if (auto d = ResolveLatest(ref, "UpdateFunctionCode"); !d) return FromError(d.error());
   auto options = ReadChangeOptions(*body, true);
   if (!options) return FromError(options.error());
   if (auto s = registry::CheckUnsupportedCodeFields(*body); !s) return FromError(s.error());
-  auto zip = ZipOf(split, *body);
+  auto zip = ZipOf(split, *body, spooled);
+  spooled.reset();
   if (!zip) return FromError(zip.error());
   auto updated = registry_->UpdateCode(ref.key, *zip, *options);
   if (!updated) return FromError(updated.error());

@@ -1,6 +1,9 @@
 // Signature Version 4 verification and the credentials file; see sigv4.h.
 #include "runtime/api/sigv4.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -11,6 +14,7 @@
 #include <ctime>
 #include <fstream>
 #include <sstream>
+#include <vector>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -136,6 +140,22 @@ std::string Sha256Hex(const std::string& data) {
   return Hex(out, len);
 }
 
+std::string Sha256HexOfFile(const std::string& path) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return "";  // matches no claimed hash
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
+  std::vector<char> buf(1 << 20);
+  ssize_t n;
+  while ((n = read(fd, buf.data(), buf.size())) > 0) EVP_DigestUpdate(ctx, buf.data(), static_cast<size_t>(n));
+  close(fd);
+  unsigned char out[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_DigestFinal_ex(ctx, out, &len);
+  EVP_MD_CTX_free(ctx);
+  return n < 0 ? std::string() : Hex(out, len);
+}
+
 std::string SigV4Encode(const std::string& s, bool keep_slash) {
   static const char* digits = "0123456789ABCDEF";
   std::string out;
@@ -244,7 +264,7 @@ std::optional<AuthFailure> SigV4Verifier::Verify(const HttpRequest& r, std::chro
 
   // The payload is always signed (botocore signs its hash in both forms; a presigned URL's body is
   // empty): a hash the client claims must be its real hash, and UNSIGNED-PAYLOAD is not taken.
-  const std::string body_hash = Sha256Hex(r.body);
+  const std::string body_hash = r.body_file.empty() ? Sha256Hex(r.body) : Sha256HexOfFile(r.body_file);
   std::string payload_hash = r.Header("x-amz-content-sha256");
   if (payload_hash.empty()) {
     payload_hash = body_hash;

@@ -80,5 +80,7 @@ std::string SigV4Encode(const std::string& s, bool keep_slash);
 std::string SigV4Signature(const std::string& secret, const std::string& date, const std::string& region,
                            const std::string& service, const std::string& string_to_sign);
 std::string Sha256Hex(const std::string& data);
+// Of a file's bytes, read in 1 MB pieces (a spooled request body); empty if it cannot be read.
+std::string Sha256HexOfFile(const std::string& path);
 
 }  // namespace forklet::api

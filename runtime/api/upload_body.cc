@@ -1,6 +1,16 @@
 // A code upload's JSON body split without copying its zip.
 #include "runtime/api/upload_body.h"
 
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <utility>
+
+#include "runtime/registry/code_archive.h"
+
 namespace forklet::api {
 namespace {
 
@@ -123,7 +133,7 @@ std::optional<std::pair<size_t, size_t>> FindStringMember(std::string_view json,
   return Scanner(json).Find(path.begin(), path.size());
 }
 
-std::optional<SplitUpload> SplitLargeUpload(const std::string& raw,
+std::optional<SplitUpload> SplitLargeUpload(std::string_view raw,
                                             std::initializer_list<std::string_view> path,
                                             size_t min_bytes) {
   if (raw.size() < min_bytes) return std::nullopt;
@@ -145,7 +155,49 @@ std::optional<SplitUpload> SplitLargeUpload(const std::string& raw,
     at = &*it;
   }
   if (!at->is_string() || !at->get_ref<const std::string&>().empty()) return std::nullopt;
-  out.zip = std::string_view(raw).substr(span->first, span->second - span->first);
+  out.zip = raw.substr(span->first, span->second - span->first);
+  return out;
+}
+
+Result<SpooledBody> SpooledBody::Open(const std::string& path) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return SysError("open the spooled request body");
+  struct stat st{};
+  if (fstat(fd, &st) != 0) {
+    int e = errno;
+    close(fd);
+    return SysError("stat the spooled request body", e);
+  }
+  const size_t size = static_cast<size_t>(st.st_size);
+  void* data = size ? mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0) : nullptr;
+  int e = errno;
+  close(fd);
+  if (data == MAP_FAILED) return SysError("map the spooled request body", e);
+  return SpooledBody(data, size);
+}
+
+SpooledBody::SpooledBody(SpooledBody&& o) noexcept
+    : data_(std::exchange(o.data_, nullptr)), size_(std::exchange(o.size_, 0)) {}
+
+SpooledBody::~SpooledBody() {
+  if (data_) munmap(data_, size_);
+}
+
+Result<std::string> SpooledBody::DecodeZip(std::string_view zip) {
+  constexpr size_t kChunk = 4 << 20;  // base64 characters: a multiple of 4
+  const long page = sysconf(_SC_PAGESIZE);
+  std::string out;
+  out.reserve(zip.size() / 4 * 3);
+  const char* base = static_cast<const char*>(data_);
+  for (size_t at = 0; at < zip.size(); at += kChunk) {
+    auto part = registry::Base64Decode(zip.substr(at, kChunk));
+    if (!part) return part.error();
+    out += *part;
+    // The pages read so far go back to the page cache only.
+    const char* done = zip.data() + std::min(zip.size(), at + kChunk);
+    size_t whole = static_cast<size_t>(done - base) / static_cast<size_t>(page) * static_cast<size_t>(page);
+    if (whole > 0) madvise(data_, whole, MADV_DONTNEED);
+  }
   return out;
 }
 

@@ -13,6 +13,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "sandbox/error.h"
+
 namespace forklet::api {
 
 // Where the string value at a member path ({"Code", "ZipFile"}) of a JSON object is: [first,
@@ -29,8 +31,27 @@ struct SplitUpload {
 // For a body of at least min_bytes with a plain string at path: the rest parsed and the zip's
 // text located. nullopt: parse the whole body as usual (small, no such member, or the rest is
 // not a JSON object, or names the member twice).
-std::optional<SplitUpload> SplitLargeUpload(const std::string& raw,
+std::optional<SplitUpload> SplitLargeUpload(std::string_view raw,
                                             std::initializer_list<std::string_view> path,
                                             size_t min_bytes = 1 << 20);
+
+// A request body spooled to disk (HttpRequest::body_file), mapped read-only while it is handled:
+// its pages are the file's page cache, not the daemon's own memory, and DecodeZip drops from the
+// mapping what it has decoded.
+class SpooledBody {
+ public:
+  static Result<SpooledBody> Open(const std::string& path);
+  SpooledBody(SpooledBody&& o) noexcept;
+  SpooledBody& operator=(SpooledBody&&) = delete;
+  ~SpooledBody();
+  std::string_view text() const { return {static_cast<const char*>(data_), size_}; }
+  // The base64 text zip (a view into text()) decoded in chunks; what is decoded leaves the mapping.
+  Result<std::string> DecodeZip(std::string_view zip);
+
+ private:
+  SpooledBody(void* data, size_t size) : data_(data), size_(size) {}
+  void* data_ = nullptr;
+  size_t size_ = 0;
+};
 
 }  // namespace forklet::api

@@ -109,6 +109,19 @@ Result<std::unique_ptr<Launcher>> Launcher::Create(const LauncherOptions& option
                  "; an instance's /var/task is a bind mount of the unpacked code, so its "
                  "/proc/self/mountinfo shows the state dir's path");
   l->code_mounts_ = std::make_unique<CodeMounts>(images);
+  // Instances' /tmp: disk-backed areas below the state dir (a killed predecessor's go first).
+  const std::string areas = options.state_dir + "/tmp-areas";
+  mkdir(areas.c_str(), 0700);
+  if (int removed = sandbox::RemoveTmpAreaLeftovers(areas); removed > 0)
+    log::Notice("removed " + std::to_string(removed) + " stale /tmp areas");
+  std::string no_areas = "--tmp-pool 0";
+  if (options.tmp_pool_size > 0 && sandbox::TmpAreasSupported(areas, &no_areas)) {
+    l->tmp_areas_ = std::make_unique<TmpAreaPool>(areas, options.tmp_pool_size);
+    l->tmp_areas_->Want(512);  // Lambda's default size: most functions'
+  } else {
+    log::Warning("instances' /tmp is a tmpfs whose pages count against the function's memory (" +
+                 no_areas + ")");
+  }
   auto zcg = l->tree_->Create("zygotes");
   if (!zcg) return zcg.error();
   l->zygote_cgroup_ = std::move(zcg.value());
@@ -208,7 +221,31 @@ void Launcher::LimitSubtree() {
                    : std::string()));
 }
 
-void Launcher::PrepareCode(const registry::Deployed& fn) { code_mounts_->Prepare(fn); }
+void Launcher::PrepareCode(const registry::Deployed& fn) {
+  code_mounts_->Prepare(fn);
+  if (tmp_areas_) tmp_areas_->Want(fn.config.ephemeral_storage_mb);
+}
+
+int Launcher::TakeTmpArea(const registry::FunctionConfig& fn, Stages* stages) {
+  if (!tmp_areas_) return -1;
+  auto t0 = Clock::now();
+  bool made_now = false;
+  auto area = tmp_areas_->Take(fn.ephemeral_storage_mb, &made_now);
+  if (!area) {
+    // Rare (the disk is full, no loop device is free): the start goes on with a tmpfs, said once
+    // in a while rather than per start.
+    if (tmp_fallbacks_++ % 100 == 0)
+      log::Warning("a /tmp area for " + fn.name + " could not be made (" + area.error().ToString() +
+                   "): its /tmp is a tmpfs counting against its memory (" +
+                   std::to_string(tmp_fallbacks_.load()) + " such starts so far)");
+    return -1;
+  }
+  if (made_now)
+    stages->emplace_back("tmp_area_made", MsSince(t0));  // none was ready: made on this start
+  else
+    stages->emplace_back("tmp_area", MsSince(t0));
+  return area->mount_fd;
+}
 
 void Launcher::WarmerLoop() {
   while (!stopping_) {
@@ -479,7 +516,7 @@ Result<Launcher::Forked> Launcher::ForkInstance(const std::string& family,
                                                 const registry::FunctionConfig* fn,
                                                 const sandbox::CgroupLimits& limits, int code_fd,
                                                 bool exec_runner, bool* booted, Stages* stages,
-                                                int opt_fd) {
+                                                int opt_fd, int tmp_fd) {
   auto z = ForkSource(family, fn, false, booted, stages);
   if (!z) return z.error();
 
@@ -490,7 +527,8 @@ Result<Launcher::Forked> Launcher::ForkInstance(const std::string& family,
 
   sandbox::ChildSpec spec{};
   CopyString(spec.hostname, sizeof(spec.hostname), "forklet");
-  spec.tmp_size_bytes = options_.tmp_size_bytes;
+  // The tmpfs when there is no area: the function's size (a stem cell: the daemon's).
+  spec.tmp_size_bytes = fn ? uint64_t{fn->ephemeral_storage_mb} << 20 : options_.tmp_size_bytes;
   spec.uid = kFirstSandboxUid + static_cast<uint32_t>(next_uid_++ % kSandboxUids);
   spec.gid = kSandboxGid;
   spec.nofile_limit = 1024;
@@ -521,11 +559,11 @@ Result<Launcher::Forked> Launcher::ForkInstance(const std::string& family,
   fcntl(channel[0], F_SETFL, O_NONBLOCK);
   fcntl(log[0], F_SETFL, O_NONBLOCK);
   fcntl(log[0], F_SETPIPE_SZ, 1 << 20);  // room for a burst of output between drains
-  auto forked = (*z)->Fork(spec, channel[1], log[1], code_fd, net_fd, *procs, exec_runner, opt_fd);
+  auto forked = (*z)->Fork(spec, channel[1], log[1], code_fd, net_fd, *procs, exec_runner, opt_fd, tmp_fd);
   if (!forked && !(*z)->alive()) {
     // The zygote died under this request (killed, crashed): its successor forks it, cold.
     z = ForkSource(family, fn, true, booted, stages);
-    if (z) forked = (*z)->Fork(spec, channel[1], log[1], code_fd, net_fd, *procs, exec_runner, opt_fd);
+    if (z) forked = (*z)->Fork(spec, channel[1], log[1], code_fd, net_fd, *procs, exec_runner, opt_fd, tmp_fd);
   }
   if (net_fd >= 0) close(net_fd);
   for (int fd : *procs) close(fd);
@@ -652,13 +690,15 @@ Status Launcher::StartStemCell(const registry::Deployed& fn, const StemCell& cel
     return opt.error();
   }
   out->stages.emplace_back("code_tree", MsSince(t_tree));
+  const int tmp = TakeTmpArea(cfg, &out->stages);  // over the stem cell's boot tmpfs
   auto t_mount = Clock::now();
   bool booted = false;
   auto z = ZygoteFor(registry::RuntimeFamily(cfg.runtime), &booted, &out->stages);
-  Result<uint64_t> mounted = z ? (*z)->MountCode(instance.pid(), cell.uid, cell.gid, *code, *opt)
+  Result<uint64_t> mounted = z ? (*z)->MountCode(instance.pid(), cell.uid, cell.gid, *code, *opt, tmp)
                                : Result<uint64_t>(z.error());
   close(*code);
   if (*opt >= 0) close(*opt);
+  if (tmp >= 0) close(tmp);
   if (!mounted) return mounted.error();
   out->stages.emplace_back("mount_code", MsSince(t_mount));
   instance.AssignTo(cfg.name, Generation(cfg), cfg.memory_mb);
@@ -739,9 +779,11 @@ Result<std::unique_ptr<Instance>> Launcher::MakePreforked(const registry::Deploy
   }
   bool booted = false;
   Stages stages;
-  auto forked = ForkInstance(family, &cfg, LimitsFor(cfg.memory_mb), *code, false, &booted, &stages, *opt);
+  const int tmp = TakeTmpArea(cfg, &stages);  // its /tmp too, ahead of demand
+  auto forked = ForkInstance(family, &cfg, LimitsFor(cfg.memory_mb), *code, false, &booted, &stages, *opt, tmp);
   close(*code);
   if (*opt >= 0) close(*opt);
+  if (tmp >= 0) close(tmp);
   if (!forked) return forked.error();
   auto& instance = forked->instance;
   if (auto s = instance->AwaitSetup(Clock::now() + std::chrono::seconds(10), &stages); !s) return s.error();
@@ -784,10 +826,14 @@ Result<Launched> Launcher::ForkAndStart(const registry::Deployed& fn, bool exec_
     return opt.error();
   }
   bool booted = false;
+  // A checkpointed instance keeps a tmpfs /tmp: CRIU saves and restores a tmpfs's files, not a
+  // disk-backed mount's.
+  const int tmp = exec_runner ? -1 : TakeTmpArea(cfg, &out.stages);
   auto forked = ForkInstance(family, &cfg, LimitsFor(cfg.memory_mb), *code, exec_runner, &booted,
-                             &out.stages, *opt);
+                             &out.stages, *opt, tmp);
   close(*code);
   if (*opt >= 0) close(*opt);
+  if (tmp >= 0) close(tmp);
   if (!forked) return forked.error();
   out.start = booted || UsesStemCells(family) ? StartKind::kCold : StartKind::kZygote;
   auto& instance = forked->instance;

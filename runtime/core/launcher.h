@@ -21,6 +21,7 @@
 #include "runtime/core/runners.h"
 #include "runtime/core/preforks.h"
 #include "runtime/core/stem_cells.h"
+#include "runtime/core/tmp_area_pool.h"
 #include "runtime/registry/registry.h"
 #include "runtime/snapshot/criu.h"
 #include "runtime/snapshot/snapshot_store.h"
@@ -45,7 +46,12 @@ struct LauncherOptions {
   RunnerPaths runners;         // each runtime family's zygote (runners.h)
   std::string cgroup_tag;      // forklet.<tag> below the daemon's cgroup
   size_t cgroup_pool_size = 8;
+  // A stem cell's /tmp (a tmpfs) until a function takes it, and every instance's /tmp when the host
+  // cannot make disk-backed areas (tmp_area_pool.h).
   uint64_t tmp_size_bytes = 512ull << 20;
+  // Disk-backed /tmp areas kept ready per EphemeralStorage size in use; 0: instances' /tmp is a
+  // tmpfs of the function's size, whose pages count against its memory.
+  size_t tmp_pool_size = 4;
   uint32_t pids_max = 1024;
   // All of forklet's cgroups together (instances and zygotes) hold at most this many tasks;
   // 0: sandbox::SubtreePidsMax of the host's pid_max and memory_budget_mb.
@@ -209,10 +215,11 @@ class Launcher {
     uint32_t uid = 0, gid = 0;
     std::string veth;  // the host end of its eth0; empty: loopback only
   };
+  // tmp_fd: fn's /tmp (TakeTmpArea), or -1 for a tmpfs.
   Result<Forked> ForkInstance(const std::string& family, const registry::FunctionConfig* fn,
                               const sandbox::CgroupLimits& limits,
                               int code_fd, bool exec_runner, bool* booted, Stages* stages,
-                              int opt_fd = -1);
+                              int opt_fd = -1, int tmp_fd = -1);
   // One instance of fn forked ahead of demand, its sandbox set up (the prefork pool's maker).
   Result<std::unique_ptr<Instance>> MakePreforked(const registry::Deployed& fn);
   // A start from a preforked instance of fn, or nullopt when none is ready (or it failed to start).
@@ -233,6 +240,11 @@ class Launcher {
   std::unique_ptr<sandbox::CgroupTree> tree_;
   std::unique_ptr<sandbox::CgroupPool> pool_;
   std::unique_ptr<NetnsPool> netns_;  // loopback-only namespaces
+  std::unique_ptr<TmpAreaPool> tmp_areas_;  // null: /tmp is a tmpfs (tmp_pool_size 0, or the host cannot)
+  // fn's /tmp as a detached mount (-1: the child mounts a tmpfs of its size), timed as the stage
+  // "tmp_area" ("tmp_area_made" when none was ready). A failure is logged and falls back to tmpfs.
+  int TakeTmpArea(const registry::FunctionConfig& fn, Stages* stages);
+  std::atomic<uint64_t> tmp_fallbacks_{0};
   // A namespace for an instance with this network: a pooled one, or for egress one made now when
   // the pool ran dry (never a loopback-only one instead); fd -1 (none only): the clone makes one.
   // wait: off the request path, worth waiting for the pool's filler.

@@ -38,7 +38,11 @@ const char* kUsage = R"(usage: forkletd [options]
   --max-concurrency N        instances per function unless reserved (default 10)
   --memory-budget-mb N       memory for instances; idle ones are evicted past it (default: 75% of RAM)
   --cgroup-pool N            cgroups kept ready (default 8)
-  --tmp-size-mb N            size of each instance's /tmp (default 512)
+  --tmp-size-mb N            size of a stem cell's /tmp until a function takes it, and of the
+                             fallback tmpfs (default 512); a function's /tmp is its
+                             EphemeralStorage.Size (512-10240 MB, default 512)
+  --tmp-pool N               disk-backed /tmp areas kept ready per EphemeralStorage size in use
+                             (default 4); 0: /tmp is a tmpfs counting against the function's memory
   --subtree-pids N           tasks in all instances and zygotes together (default: from the
                              host's pid_max and the memory budget, leaving the host a quarter)
   --max-code-mb N            largest deployment zip accepted (default 50, as Lambda)
@@ -77,7 +81,8 @@ const char* kUsage = R"(usage: forkletd [options]
   --http-idle-timeout SECONDS    a keep-alive connection with no request is closed (default 60)
   --http-max-connections N       open API connections; more get 503 and are closed (default 512)
   --max-concurrent-uploads N     request bodies of 1 MB or more (code uploads) read and handled
-                                 at once; more get 429 with Retry-After (default 4)
+                                 at once; more get 429 with Retry-After (default 4); code
+                                 uploads among them are spooled to STATE_DIR/uploads
   --event-workers N          Event invocations run at once, all functions together (default 16)
   --event-retry-base-ms N    wait before the first retry of a failed Event invocation; the second
                              waits twice as long (default 60000, as Lambda)
@@ -261,6 +266,9 @@ bool ParseOptions(int argc, char** argv, Options* o, std::string* message, bool*
     } else if (a == "--tmp-size-mb") {
       if (!number(1, 10240)) return false;
       o->launcher.tmp_size_bytes = n << 20;
+    } else if (a == "--tmp-pool") {
+      if (!number(0, 64)) return false;
+      o->launcher.tmp_pool_size = n;
     } else if (a == "--max-code-mb") {
       if (!number(1, 1024)) return false;
       o->archive.max_zip_bytes = n << 20;

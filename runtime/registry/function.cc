@@ -311,6 +311,7 @@ Status ValidateConfig(const FunctionConfig& c) {
   CheckName(name, v);
   CheckRange(c.memory_mb, 128, 10240, "memorySize", v);
   CheckRange(c.timeout_s, 1, 900, "timeout", v);
+  CheckRange(c.ephemeral_storage_mb, 512, 10240, "ephemeralStorage.size", v);
   if (c.handler.size() > kMaxHandler) {
     v.Add(c.handler, "handler", "Member must have length less than or equal to 128");
   } else if (!c.handler.empty()) {
@@ -484,9 +485,6 @@ Status CheckUnsupportedFields(const json& body) {
       v.Add(std::to_string(size), "ephemeralStorage.size",
             "Member must have value less than or equal to 10240");
     if (!v.empty()) return v.ToError();
-    if (size != 512)
-      return Unsupported("EphemeralStorage.Size " + std::to_string(size),
-                         "/tmp is 512 MB (see README)");
   }
   return {};
 }
@@ -519,6 +517,8 @@ Result<FunctionConfig> ApplyLambdaChanges(const FunctionConfig& base, const json
     if (!layers) return layers.error();
     c.layers = std::move(layers.value());
   }
+  if (changes.contains("EphemeralStorage") && changes["EphemeralStorage"].is_object())
+    c.ephemeral_storage_mb = changes["EphemeralStorage"]["Size"].get<uint32_t>();  // range-checked above
   if (changes.contains("Environment")) {
     auto vars = ReadVariables(changes["Environment"]);
     if (!vars) return vars.error();
@@ -546,7 +546,7 @@ json ToLambdaJson(const FunctionConfig& c) {
       {"LastUpdateStatus", "Successful"},
       {"PackageType", "Zip"},
       {"Architectures", json::array({"x86_64"})},
-      {"EphemeralStorage", {{"Size", 512}}},
+      {"EphemeralStorage", {{"Size", c.ephemeral_storage_mb}}},
   };
   if (!c.handler.empty()) j["Handler"] = c.handler;
   if (!c.environment.empty()) j["Environment"] = {{"Variables", c.environment}};
@@ -565,6 +565,7 @@ json ToStateJson(const FunctionConfig& c) {
       {"handler", c.handler},
       {"memory_mb", c.memory_mb},
       {"timeout_s", c.timeout_s},
+      {"ephemeral_storage_mb", c.ephemeral_storage_mb},
       {"environment", c.environment},
       {"description", c.description},
       {"role", c.role},
@@ -594,6 +595,7 @@ Result<FunctionConfig> FromStateJson(const json& j) {
     c.handler = j.at("handler").get<std::string>();
     c.memory_mb = j.at("memory_mb").get<uint32_t>();
     c.timeout_s = j.at("timeout_s").get<uint32_t>();
+    c.ephemeral_storage_mb = j.value("ephemeral_storage_mb", 512u);  // absent before it was applied
     c.environment = j.at("environment").get<std::map<std::string, std::string>>();
     c.description = j.at("description").get<std::string>();
     c.role = j.at("role").get<std::string>();

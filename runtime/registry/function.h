@@ -28,6 +28,7 @@ struct FunctionConfig {
   std::string handler;       // "module.function", module may be a dotted/slashed path
   uint32_t memory_mb = 128;  // 128..10240
   uint32_t timeout_s = 3;    // 1..900
+  uint32_t ephemeral_storage_mb = 512;  // EphemeralStorage.Size, 512..10240: the size of /tmp
   std::map<std::string, std::string> environment;
   std::string description;
   std::string role;          // accepted and ignored
@@ -72,8 +73,9 @@ Status ValidateName(const std::string& name);
 Status ValidateConfig(const FunctionConfig& config);
 
 // Applies the fields present in an UpdateFunctionConfiguration body (Handler, Runtime, MemorySize,
-// Timeout, Environment.Variables, Description, Role, Layers; others are ignored) to a copy of base.
-// Layers are taken as ARNs (at most 5); the registry checks that they exist.
+// Timeout, EphemeralStorage.Size, Environment.Variables, Description, Role, Layers; others are
+// ignored) to a copy of base. Layers are taken as ARNs (at most 5); the registry checks that they
+// exist.
 // Checks JSON types and integer ranges only; call ValidateConfig on the result.
 Result<FunctionConfig> ApplyLambdaChanges(const FunctionConfig& base, const nlohmann::json& changes);
 

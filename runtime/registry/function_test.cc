@@ -323,6 +323,24 @@ TEST(ApplyLambdaChangesTest, RejectsWrongTypesAndOutOfRangeIntegers) {
   EXPECT_FALSE(ApplyLambdaChanges(base, json::array()));
 }
 
+TEST(ApplyLambdaChangesTest, EphemeralStorageIsTheSizeOfTmpAndPersisted) {
+  auto c = ApplyLambdaChanges(Valid(), json{{"EphemeralStorage", {{"Size", 1024}}}});
+  ASSERT_TRUE(c) << c.error().ToString();
+  EXPECT_EQ(c->ephemeral_storage_mb, 1024u);
+  EXPECT_EQ(ToLambdaJson(*c)["EphemeralStorage"]["Size"], 1024);
+  EXPECT_EQ(FromStateJson(ToStateJson(*c))->ephemeral_storage_mb, 1024u);
+  EXPECT_EQ(ApplyLambdaChanges(*c, json{{"Timeout", 9}})->ephemeral_storage_mb, 1024u) << "kept";
+  for (int64_t bad : {0, 511, 10241, 100000}) {
+    auto r = ApplyLambdaChanges(Valid(), json{{"EphemeralStorage", {{"Size", bad}}}});
+    ASSERT_FALSE(r) << bad;
+    EXPECT_NE(r.error().message.find("at 'ephemeralStorage.size'"), std::string::npos) << r.error().message;
+  }
+  EXPECT_FALSE(ApplyLambdaChanges(Valid(), json{{"EphemeralStorage", {{"Size", "1024"}}}}));
+  json old = ToStateJson(Valid());
+  old.erase("ephemeral_storage_mb");
+  EXPECT_EQ(FromStateJson(old)->ephemeral_storage_mb, 512u) << "state written before the field";
+}
+
 TEST(FunctionChangesTest, DeadLetterTargetsAreRefusedNeverStored) {
   // An SQS queue or SNS topic: refused, naming where dead letters do go.
   for (const char* arn : {"arn:aws:sqs:us-east-1:000000000000:dlq", "arn:aws:sns:us-east-1:000000000000:t"}) {

@@ -74,6 +74,29 @@ class CredentialsTest : public ::testing::Test {
   std::unique_ptr<Daemon> daemon_;
 };
 
+// A large code upload is spooled to disk before it is handled: its signature still covers its
+// bytes (the payload hash is computed from the spooled file), and a wrong key is still refused.
+TEST_F(CredentialsTest, ASignedLargeUploadIsVerifiedFromItsSpooledBody) {
+  const std::string zip = "/tmp/forklet-fn-signed-" + std::to_string(getpid()) + ".zip";
+  auto made = forklet::testing::Run(
+      {"/usr/bin/python3", "-c",
+       "import os, sys, zipfile\n"
+       "with zipfile.ZipFile(sys.argv[1], 'w', zipfile.ZIP_STORED) as z:\n"
+       "    z.writestr('app.py', 'def handler(e, c):\\n    return 7\\n')\n"
+       "    z.writestr('noise.bin', os.urandom(3 << 20))\n",
+       zip});
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  const std::vector<std::string> create = {"create-function", "--function-name", "signed", "--runtime",
+                                           "python3.11", "--handler", "app.handler", "--role",
+                                           "arn:aws:iam::000000000000:role/x", "--zip-file", "fileb://" + zip};
+  auto wrong = Aws(kKeyOne, "not-the-secret", create);
+  EXPECT_NE(wrong.exit_code, 0);
+  EXPECT_NE(wrong.err.find("InvalidSignatureException"), std::string::npos) << wrong.err;
+  auto ok = Aws(kKeyOne, kSecretOne, create);
+  EXPECT_EQ(ok.exit_code, 0) << ok.err;
+  unlink(zip.c_str());
+}
+
 TEST_F(CredentialsTest, SignedCallsWorkAndEveryOtherIsRefused) {
   auto zip = ZipFunction("echo");
   auto created = Aws(kKeyOne, kSecretOne,

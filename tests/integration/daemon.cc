@@ -445,6 +445,15 @@ std::vector<std::string> Leftovers() {
     if (tables.find(std::string("forklet_") + id + "\n") != std::string::npos)
       found.push_back(std::string("nftables table forklet_") + id);
   }
+  // Loop devices of their instances' /tmp areas (<state>/tmp-areas/area-*, deleted once attached).
+  for (const auto& e : fs::directory_iterator("/sys/block", ec)) {
+    std::ifstream f(e.path() / "loop/backing_file");
+    std::string backing;
+    if (!std::getline(f, backing)) continue;
+    for (const auto& dir : state_dirs)
+      if (backing.rfind(dir + "/tmp-areas/", 0) == 0)
+        found.push_back("loop device /dev/" + e.path().filename().string() + ": " + backing);
+  }
   std::ifstream mounts("/proc/self/mountinfo");
   std::string line;
   // Our own mounts: their paths end in this process's pid ("...-diskfull-PID", "...-PID-N"), not

@@ -138,7 +138,6 @@ TEST_F(OddInputTest, LambdaFieldsForkletCannotApplyAreRefused) {
            {"vpc", {"--vpc-config", "SubnetIds=subnet-1,SecurityGroupIds=sg-1"}},
            {"publish", {"--publish"}},
            {"ephemeral 100000", {"--ephemeral-storage", "Size=100000"}},
-           {"ephemeral 2048", {"--ephemeral-storage", "Size=2048"}},
        }) {
     ExpectError(Deploy(*daemon_, "f", "echo", extra), "InvalidParameterValueException", what);
   }

@@ -204,10 +204,23 @@ void BM_PayloadMemcpy(benchmark::State& state) {
 }
 
 // The event goes out in the invoke frame's payload, the response comes back in the result's.
+// Arg 1: SO_SNDBUF/SO_RCVBUF of both ends in bytes (0: the default), fewer wakeups per payload.
 void BM_PayloadSocket(benchmark::State& state) {
   const size_t n = static_cast<size_t>(state.range(0));
+  const int buf = static_cast<int>(state.range(1));
   Channel ch;
-  if (!Start(&ch, SocketEcho)) return state.SkipWithError("socketpair/fork");
+  if (!Start(&ch, [buf](int fd) {
+        if (buf) {
+          setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buf, sizeof(buf));
+          setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf));
+        }
+        SocketEcho(fd);
+      }))
+    return state.SkipWithError("socketpair/fork");
+  if (buf &&
+      (setsockopt(ch.fd, SOL_SOCKET, SO_SNDBUF, &buf, sizeof(buf)) != 0 ||
+       setsockopt(ch.fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf)) != 0))
+    return state.SkipWithError("SO_SNDBUF/SO_RCVBUF");
   const std::string payload(n, 'x');
   std::string rmeta, response;
   for (auto _ : state) {
@@ -291,13 +304,17 @@ void BM_PayloadRegionSetup(benchmark::State& state) {
 void Sizes(benchmark::internal::Benchmark* b) {
   for (int64_t n : {1 << 10, 64 << 10, 1 << 20, 6 << 20}) b->Arg(n);
 }
+void SizesBuffers(benchmark::internal::Benchmark* b) {
+  for (int64_t buf : {0, 4 << 20})
+    for (int64_t n : {1 << 10, 64 << 10, 1 << 20, 6 << 20}) b->Args({n, buf});
+}
 void SizesPopulate(benchmark::internal::Benchmark* b) {
   for (int64_t populate : {0, 1})
     for (int64_t n : {1 << 10, 64 << 10, 1 << 20, 6 << 20}) b->Args({n, populate});
 }
 
 BENCHMARK(BM_PayloadMemcpy)->Apply(Sizes)->Unit(benchmark::kMicrosecond);
-BENCHMARK(BM_PayloadSocket)->Apply(Sizes)->UseRealTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_PayloadSocket)->Apply(SizesBuffers)->UseRealTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_PayloadShm)->Apply(SizesPopulate)->UseRealTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_PayloadShmReused)->Apply(Sizes)->UseRealTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_PayloadRegionSetup)->Apply(Sizes)->Unit(benchmark::kMicrosecond);

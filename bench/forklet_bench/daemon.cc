@@ -245,6 +245,14 @@ Result<Health> DaemonUnderTest::GetHealth() {
   return h;
 }
 
+Result<std::string> DaemonUnderTest::WarmPathJson() {
+  auto r = Admin("GET", "/forklet/v1/stats");
+  if (!r) return r.error();
+  auto j = json::parse(r->body, nullptr, false);
+  if (!j.is_object()) return MakeError("stats", "not JSON: " + r->body.substr(0, 200));
+  return j.value("warm_path", json::object()).dump();
+}
+
 Status DaemonUnderTest::WaitForPreforked() {
   for (int i = 0; i < 200; ++i) {
     auto h = GetHealth();

@@ -82,6 +82,8 @@ class DaemonUnderTest {
   // Until every function that wants an instance forked ahead of demand has one (the function
   // measured has its successor) and none is being forked; at most 1 s (none with --preforked 0).
   Status WaitForPreforked();
+  // GET /forklet/v1/stats's warm_path: per runtime, each stage's n, p50_us, p90_us, p99_us, mean_us.
+  Result<std::string> WarmPathJson();
 
  private:
   explicit DaemonUnderTest(std::string endpoint) : api_(endpoint), endpoint_(std::move(endpoint)) {}

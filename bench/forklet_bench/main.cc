@@ -173,6 +173,12 @@ int main(int argc, char** argv) {
       results.runs.push_back(std::move(run.value()));
     }
   }
+  // The daemon's side of the warm rows just measured, stage by stage (before the sweep adds more).
+  if (auto w = daemon->WarmPathJson(); w)
+    results.warm_path = nlohmann::json::parse(*w, nullptr, false);
+  else
+    fprintf(stderr, "forklet-bench: no warm path stages: %s\n", w.error().ToString().c_str());
+  if (!results.warm_path.is_object()) results.warm_path = nlohmann::json::object();
 
   // The HTTP floor: one nginx answer on loopback, as many samples as the warm rows, and the same
   // sweep levels, so that the warm path's median and tail have their floor in the same run.

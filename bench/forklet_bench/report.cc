@@ -266,6 +266,26 @@ std::string FormatTable(const BenchResults& r) {
     out += Format("%s stem cell (pre-booted, no function yet): RSS %6.2f MB  PSS %6.2f MB  anonymous %6.2f MB\n"
                   "  (Node's text is file-backed: shared by every Node process of the host; the anonymous part is its own)\n",
                   s.family.c_str(), s.cell.rss_mb, s.cell.pss_mb, s.cell.anonymous_mb);
+  if (!r.warm_path.empty()) {  // the daemon's side of the warm rows, stage by stage
+    out += Format("\n%-26s", "warm path in the daemon");
+    for (const auto& [runtime, stages] : r.warm_path.items()) out += Format(" %20s", runtime.c_str());
+    out += Format("\n%-26s", "  (us, p50 / p99)");
+    for (const auto& [runtime, stages] : r.warm_path.items())
+      out += Format(" %20s", ("n " + std::to_string(stages.empty() ? 0 : stages[0].value("n", 0))).c_str());
+    out += "\n";
+    const json& first = r.warm_path.begin().value();
+    for (size_t i = 0; i < first.size(); ++i) {
+      out += Format("  %-24s", first[i].value("stage", "").c_str());
+      for (const auto& [runtime, stages] : r.warm_path.items())
+        out += i < stages.size() ? Format(" %9.1f / %8.1f", stages[i].value("p50_us", 0.0), stages[i].value("p99_us", 0.0))
+                                 : Format(" %20s", "-");
+      out += "\n";
+    }
+    out += "  (parse: the request to the API's form; route: the Lambda API to the scheduler; admit: an idle\n"
+           "   instance taken and thawed; channel_out: the invocation frame written; runner: the handler and\n"
+           "   the runner until its result is read; bill: release, ledger, metrics, REPORT; respond: the\n"
+           "   answer built and written)\n";
+  }
   if (!r.bars.empty()) {
     out += Format("\n%-60s %-34s %-11s %s\n", "bars (issue 4: the python3 function)", "measured", "target", "verdict");
     for (const auto& b : r.bars)
@@ -300,6 +320,7 @@ Status WriteJson(const BenchResults& r, const std::string& path) {
     j["stages_ms"][run.family + " " + run.kind] = st;  // as the rows are named
     j["off_kind_responses"][run.family + " " + run.kind] = run.off_kind;
   }
+  j["warm_path"] = r.warm_path;
   j["sweep"] = json::array();
   for (const auto& p : r.sweep)
     j["sweep"].push_back({{"family", p.family}, {"kind", p.kind}, {"clients", p.clients}, {"requests", p.requests},

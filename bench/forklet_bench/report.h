@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "bench/forklet_bench/measure.h"
 #include "bench/forklet_bench/memory.h"
 #include "bench/forklet_bench/stats.h"
@@ -43,6 +45,8 @@ struct BenchResults {
   std::optional<InstanceMemory> memory;
   std::string memory_error;
   std::vector<StemCellMemory> stem_cells;
+  // The daemon's own warm path per runtime, stage by stage (GET /forklet/v1/stats warm_path).
+  nlohmann::json warm_path = nlohmann::json::object();
   std::vector<Bar> bars;
 };
 

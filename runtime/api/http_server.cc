@@ -35,6 +35,7 @@
 
 #include "runtime/api/tls.h"
 #include "runtime/log/log.h"
+#include "runtime/timeline/request_timeline.h"
 
 namespace forklet::api {
 namespace {
@@ -642,16 +643,19 @@ void HttpServer::Impl::ServeRequests(Stream& stream, int fd, bool tcp) {
       break;
     }
     stream.set_deadline(Steady::time_point::max());  // the handler may take its time
+    timeline::Begin();
     auto req = parser.release();
     unsigned version = req.version();
     bool keep_alive = req.keep_alive();
     HttpRequest request = ToHttpRequest(std::move(req));
     request.local = !tcp;
+    timeline::Mark(timeline::Point::kParsed);
     HttpResponse out = CallHandler(request);
     keep_alive = keep_alive && !stopping.load();
     auto res = ToBeastResponse(std::move(out), version, keep_alive);
     stream.set_deadline(Steady::now() + options.body_timeout);  // a client that never reads
     http::write(stream, res, ec);
+    timeline::End();
     if (slot.held()) {
       slot = LargeBodySlot();
       res = {};

@@ -17,6 +17,7 @@
 #include "runtime/log/log.h"
 #include "runtime/registry/code_archive.h"
 #include "runtime/registry/function_key.h"
+#include "runtime/timeline/request_timeline.h"
 
 namespace forklet::api {
 namespace {
@@ -381,6 +382,7 @@ HttpResponse LambdaApi::Invoke(const FunctionRef& ref, const HttpRequest& r) {
       scheduler_->Invoke(*fn, request_id, r.body, r.Header("x-forklet-fresh-instance") == "1",
                          via_alias ? registry::QualifiedArn(ref.key, ref.qualifier) : "");
   Observe(fn->config, request_id, result);  // recorded before the client hears of it
+  timeline::Mark(timeline::Point::kBilled);
   if (result.outcome == core::Outcome::kThrottled) {
     HttpResponse out = ApiError(429, "TooManyRequestsException", result.error_message);
     out.body = json{{"Type", "User"}, {"message", result.error_message},

@@ -8,6 +8,7 @@
 #include "runtime/api/lambda_api.h"
 #include "runtime/billing/bill.h"
 #include "runtime/registry/function_key.h"
+#include "runtime/timeline/request_timeline.h"
 
 namespace forklet::api {
 namespace {
@@ -97,6 +98,14 @@ HttpResponse ReportingApi::Stats(const HttpRequest& r) {
   json out{{"since", billing::FormatTime(stats_->since_epoch_ms())},
             {"since_ms", stats_->since_epoch_ms()},
             {"series", series}};
+  if (r.account.empty()) {  // the node's own warm path, stage by stage (not a tenant's to see)
+    json warm = json::object();
+    for (const auto& [runtime, stages] : timeline::Summary())
+      for (const auto& st : stages)
+        warm[runtime].push_back({{"stage", st.name}, {"n", st.n}, {"p50_us", st.p50_us}, {"p90_us", st.p90_us},
+                                 {"p99_us", st.p99_us}, {"mean_us", st.mean_us}});
+    out["warm_path"] = std::move(warm);
+  }
   if (events_) out["events"] = OnlyVisible(r, only, events_());
   if (snapshots_) {
     json snap = snapshots_();

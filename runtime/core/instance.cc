@@ -17,6 +17,7 @@
 #include "zygote/channel.h"
 #include "zygote/exit_status.h"
 #include "zygote/frame_parts.h"
+#include "runtime/timeline/request_timeline.h"
 
 namespace forklet::core {
 namespace {
@@ -380,9 +381,11 @@ ChannelResult Instance::Invoke(const std::string& request_id, int64_t deadline_e
   std::string rmeta;
   Read r = Read::kEof;
   if (WriteFrame(static_cast<uint32_t>(zygote::FrameType::kInvoke), meta.dump(), payload,
-                 deadline))
+                 deadline)) {
+    timeline::Mark(timeline::Point::kSent);
     r = ReadFrame(deadline, &type, &rmeta, &result.body, &result);
-  else if (Clock::now() >= deadline)
+    timeline::Mark(timeline::Point::kReceived);
+  } else if (Clock::now() >= deadline)
     r = Read::kTimeout;
   if (r == Read::kFrame && type == static_cast<uint32_t>(zygote::FrameType::kResult)) {
     DrainLog(&result);

@@ -9,6 +9,7 @@
 
 #include "runtime/core/report.h"
 #include "runtime/log/log.h"
+#include "runtime/timeline/request_timeline.h"
 
 namespace forklet::core {
 namespace {
@@ -158,6 +159,7 @@ bool Scheduler::EvictOneIdleLocked() {
 InvokeResult Scheduler::Invoke(const registry::Deployed& fn, const std::string& request_id,
                                const std::string& payload, bool fresh_instance,
                                const std::string& invoked_arn) {
+  timeline::Mark(timeline::Point::kRouted);
   const auto& cfg = fn.config;
   const std::string generation = Generation(cfg);
   auto t0 = Clock::now();
@@ -225,6 +227,7 @@ InvokeResult Scheduler::Invoke(const registry::Deployed& fn, const std::string& 
   if (instance) {
     result.start = StartKind::kWarm;
     result.stages.emplace_back("thaw", thaw_ms);
+    timeline::MarkWarm(registry::RuntimeFamily(cfg.runtime));
   }
 
   auto release = [&](std::unique_ptr<Instance> inst, bool new_instance_failed) {
@@ -300,6 +303,7 @@ InvokeResult Scheduler::Invoke(const registry::Deployed& fn, const std::string& 
     running_.insert(instance->pid());  // until release: KillRunning's target
   }
   auto t_invoke = Clock::now();
+  timeline::Mark(timeline::Point::kAdmitted);
   auto deadline = t_invoke + std::chrono::seconds(cfg.timeout_s);
   int64_t deadline_epoch = EpochMs() + static_cast<int64_t>(cfg.timeout_s) * 1000;
   ChannelResult ch = instance->Invoke(request_id, deadline_epoch, payload, deadline, invoked_arn);

@@ -102,7 +102,9 @@ TEST_F(TmpAreaTest, AreasOfOneTemplateShareNothing) {
 
 TEST_F(TmpAreaTest, LeftoversOfAKilledMakerAreRemoved) {
   std::ofstream(dir_ + "/area-1-2.img") << "half made";
-  EXPECT_EQ(RemoveTmpAreaLeftovers(dir_), 1);
+  // At least that one; SetUp's probe area (made in dir_) may still hold its loop device for a
+  // moment after its mount was closed, and is removed with it.
+  EXPECT_GE(RemoveTmpAreaLeftovers(dir_), 1);
   EXPECT_TRUE(fs::is_empty(dir_));
 }
 

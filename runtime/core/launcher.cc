@@ -767,9 +767,9 @@ Result<Launched> Launcher::Launch(const registry::Deployed& fn) {
   return out;
 }
 
-Result<std::unique_ptr<Instance>> Launcher::MakePreforked(const registry::Deployed& fn) {
+Result<Launcher::Forked> Launcher::ForkDeployed(const registry::Deployed& fn, bool exec_runner,
+                                                bool* booted, Stages* stages) {
   const auto& cfg = fn.config;
-  const std::string family = registry::RuntimeFamily(cfg.runtime);
   auto code = code_mounts_->ForInstance(fn);
   if (!code) return code.error();
   auto opt = code_mounts_->LayersForInstance(fn);
@@ -777,13 +777,22 @@ Result<std::unique_ptr<Instance>> Launcher::MakePreforked(const registry::Deploy
     close(*code);
     return opt.error();
   }
-  bool booted = false;
-  Stages stages;
-  const int tmp = TakeTmpArea(cfg, &stages);  // its /tmp too, ahead of demand
-  auto forked = ForkInstance(family, &cfg, LimitsFor(cfg.memory_mb), *code, false, &booted, &stages, *opt, tmp);
+  // A checkpointed instance keeps a tmpfs /tmp: CRIU saves and restores a tmpfs's files, not a
+  // disk-backed mount's.
+  const int tmp = exec_runner ? -1 : TakeTmpArea(cfg, stages);
+  auto forked = ForkInstance(registry::RuntimeFamily(cfg.runtime), &cfg, LimitsFor(cfg.memory_mb), *code,
+                             exec_runner, booted, stages, *opt, tmp);
   close(*code);
   if (*opt >= 0) close(*opt);
   if (tmp >= 0) close(tmp);
+  return forked;
+}
+
+Result<std::unique_ptr<Instance>> Launcher::MakePreforked(const registry::Deployed& fn) {
+  const auto& cfg = fn.config;
+  bool booted = false;
+  Stages stages;
+  auto forked = ForkDeployed(fn, false, &booted, &stages);  // its /tmp too, ahead of demand
   if (!forked) return forked.error();
   auto& instance = forked->instance;
   if (auto s = instance->AwaitSetup(Clock::now() + std::chrono::seconds(10), &stages); !s) return s.error();
@@ -818,22 +827,8 @@ Result<Launched> Launcher::ForkAndStart(const registry::Deployed& fn, bool exec_
   const std::string family = registry::RuntimeFamily(cfg.runtime);
   auto t0 = Clock::now();
   Launched out;
-  auto code = code_mounts_->ForInstance(fn);
-  if (!code) return code.error();
-  auto opt = code_mounts_->LayersForInstance(fn);
-  if (!opt) {
-    close(*code);
-    return opt.error();
-  }
   bool booted = false;
-  // A checkpointed instance keeps a tmpfs /tmp: CRIU saves and restores a tmpfs's files, not a
-  // disk-backed mount's.
-  const int tmp = exec_runner ? -1 : TakeTmpArea(cfg, &out.stages);
-  auto forked = ForkInstance(family, &cfg, LimitsFor(cfg.memory_mb), *code, exec_runner, &booted,
-                             &out.stages, *opt, tmp);
-  close(*code);
-  if (*opt >= 0) close(*opt);
-  if (tmp >= 0) close(tmp);
+  auto forked = ForkDeployed(fn, exec_runner, &booted, &out.stages);
   if (!forked) return forked.error();
   out.start = booted || UsesStemCells(family) ? StartKind::kCold : StartKind::kZygote;
   auto& instance = forked->instance;

@@ -220,6 +220,10 @@ class Launcher {
                               const sandbox::CgroupLimits& limits,
                               int code_fd, bool exec_runner, bool* booted, Stages* stages,
                               int opt_fd = -1, int tmp_fd = -1);
+  // ForkInstance of fn with what its sandbox mounts: its code, its layers and (unless exec_runner:
+  // a checkpointed instance keeps a tmpfs) its /tmp area. The one way a function's instance is
+  // forked, on demand (ForkAndStart) or ahead of it (MakePreforked).
+  Result<Forked> ForkDeployed(const registry::Deployed& fn, bool exec_runner, bool* booted, Stages* stages);
   // One instance of fn forked ahead of demand, its sandbox set up (the prefork pool's maker).
   Result<std::unique_ptr<Instance>> MakePreforked(const registry::Deployed& fn);
   // A start from a preforked instance of fn, or nullopt when none is ready (or it failed to start).

@@ -2,8 +2,6 @@
 // ahead of demand, within the memory allowance (runtime/core/preforks.h).
 #include "runtime/core/preforks.h"
 
-#include <poll.h>
-
 #include <algorithm>
 #include <chrono>
 
@@ -16,13 +14,6 @@ constexpr std::chrono::milliseconds kFirstRetry{100}, kLastRetry{30000};
 // A successor is forked this long after the last start: not beside the start that took one and
 // its first invocation, whose CPU it would share.
 constexpr std::chrono::milliseconds kRefillDelay{20};
-
-// A preforked instance says nothing after its setup report until it gets INIT: anything readable
-// on its channel (a frame, or the hang-up of a dead one) means it cannot be used.
-bool Quiet(const Instance& instance) {
-  pollfd p{instance.channel_fd(), POLLIN, 0};
-  return !instance.dead() && poll(&p, 1, 0) == 0;
-}
 
 }  // namespace
 
@@ -69,7 +60,7 @@ std::unique_ptr<Instance> PreforkPool::Take(const std::string& key, const std::s
   while (!e.ready.empty()) {
     auto instance = std::move(e.ready.front());
     e.ready.pop_front();
-    if (Quiet(*instance)) return instance;
+    if (instance->QuietWhileIdle()) return instance;  // silent until INIT: else dead or misbehaving
     RetireLocked(std::move(instance));
   }
   return nullptr;

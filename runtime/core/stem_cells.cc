@@ -1,8 +1,6 @@
 // The stem-cell pool: a filler thread keeps `target` booted stem cells, within the memory allowance.
 #include "runtime/core/stem_cells.h"
 
-#include <poll.h>
-
 #include <algorithm>
 #include <chrono>
 
@@ -15,13 +13,6 @@ constexpr std::chrono::milliseconds kFirstRetry{100}, kLastRetry{30000};
 // A successor boots this long after a stem cell was taken: not while the start that took it and
 // its first invocation run (on a small host, a Node boot beside them adds ~1.5 ms to both).
 constexpr std::chrono::milliseconds kRefillDelay{10};
-
-// A stem cell says nothing after its boot report until it gets INIT: anything readable on its
-// channel (a frame, or the hang-up of a dead one) means it cannot be used.
-bool Quiet(const Instance& cell) {
-  pollfd p{cell.channel_fd(), POLLIN, 0};
-  return !cell.dead() && poll(&p, 1, 0) == 0;
-}
 
 }  // namespace
 
@@ -54,7 +45,7 @@ std::optional<StemCell> StemCellPool::Take() {
   while (!ready_.empty() && !out) {
     StemCell cell = std::move(ready_.front());
     ready_.pop_front();
-    if (Quiet(*cell.instance)) {
+    if (cell.instance->QuietWhileIdle()) {  // silent until INIT: else dead or misbehaving
       out = std::move(cell);
       taken_at_ = Clock::now();
     }

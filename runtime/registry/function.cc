@@ -4,6 +4,8 @@
 #include <openssl/evp.h>
 
 #include <array>
+#include <chrono>
+#include <ctime>
 #include <cstdio>
 #include <limits>
 #include <regex>
@@ -268,6 +270,18 @@ static Status ValidateKey(const std::string& key) {
   if (!ValidAccountId(account))
     return Error{kInvalid, 0, "Function key '" + key + "' does not start with a 12-digit account id"};
   return ValidateName(name);
+}
+
+std::string NowLastModified() {
+  auto now = std::chrono::system_clock::now();
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
+  std::time_t t = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[64];
+  size_t n = strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
+  snprintf(buf + n, sizeof(buf) - n, ".%03d+0000", static_cast<int>(ms % 1000));
+  return buf;
 }
 
 std::string RuntimeFamily(const std::string& runtime) {

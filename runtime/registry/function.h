@@ -56,6 +56,9 @@ std::string VersionKey(const FunctionConfig& config);
 // unqualified): FunctionArn(key) and ":QUALIFIER".
 std::string QualifiedArn(const std::string& key, const std::string& qualifier);
 
+// Now in Lambda's LastModified / CreatedDate form: 2026-11-23T12:00:00.000+0000 (UTC).
+std::string NowLastModified();
+
 // The runner family of a runtime name ("python3.11" -> "python3"); empty when unknown.
 std::string RuntimeFamily(const std::string& runtime);
 

@@ -25,18 +25,6 @@ using nlohmann::json;
 constexpr const char* kRecord = "layer.json";
 constexpr size_t kMaxRecord = 4 << 20;
 
-std::string NowIso() {
-  auto now = std::chrono::system_clock::now();
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
-  std::time_t t = static_cast<std::time_t>(ms / 1000);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[64];
-  size_t n = strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
-  snprintf(buf + n, sizeof(buf) - n, ".%03d+0000", static_cast<int>(ms % 1000));
-  return buf;
-}
-
 bool AllDigits(const std::string& s) {
   return !s.empty() && s.size() <= 10 && s.find_first_not_of("0123456789") == std::string::npos;
 }
@@ -205,7 +193,7 @@ Result<LayerVersion> LayerStore::Publish(LayerVersion v, std::string_view zip) {
   if (auto s = SyncFilesystem(staging); !s) return s.error();
   v.code_sha256 = Sha256Base64(zip);
   v.code_size = zip.size();
-  v.created_date = NowIso();
+  v.created_date = NowLastModified();
 
   std::lock_guard wlock(write_mu_);
   Layer next;

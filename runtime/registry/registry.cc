@@ -34,18 +34,6 @@ constexpr const char* kStateFile = "function.json";
 constexpr const char* kTmpPrefix = ".tmp";
 constexpr size_t kMaxStateFile = 1 << 20;
 
-std::string NowLastModified() {
-  auto now = std::chrono::system_clock::now();
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
-  std::time_t t = static_cast<std::time_t>(ms / 1000);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[64];
-  size_t n = strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
-  snprintf(buf + n, sizeof(buf) - n, ".%03d+0000", static_cast<int>(ms % 1000));
-  return buf;
-}
-
 Error NotFound(const std::string& name) {
   return Error{"ResourceNotFoundException", 0, "Function not found: " + FunctionArn(name)};
 }

@@ -207,7 +207,10 @@ Status EgressNetwork::Setup() {
     return MakeError("function network", "every /22 of " + options_.pool +
                                              " is in use on this host: choose another range with --function-network-pool");
   prefix_len_ = kSubnetLen;
-  if (auto s = host_->CreateBridge(bridge_); !s) return s;
+  // The gateway's MAC is set, not left to the kernel: a bridge without one takes the lowest of its
+  // ports' and changes it as instances come and go, and instances that cached the old one lose
+  // their way out until their ARP entry expires.
+  if (auto s = host_->CreateBridge(bridge_, MacOf(ntohl(gateway_.s_addr))); !s) return s;
   auto index = host_->IndexOf(bridge_);
   if (!index) return index.error();
   bridge_index_ = *index;

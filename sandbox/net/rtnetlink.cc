@@ -114,10 +114,11 @@ Status Rtnetlink::Talk(void* msg, const std::string& what, std::vector<Link>* li
   }
 }
 
-Status Rtnetlink::CreateBridge(const std::string& name) {
+Status Rtnetlink::CreateBridge(const std::string& name, const Mac& mac) {
   Message m(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL);
   m.Fixed<ifinfomsg>()->ifi_family = AF_UNSPEC;
   m.PutString(IFLA_IFNAME, name);
+  m.Put(IFLA_ADDRESS, mac.data(), mac.size());
   auto* info = m.Begin(IFLA_LINKINFO);
   m.PutString(IFLA_INFO_KIND, "bridge");
   m.End(info);

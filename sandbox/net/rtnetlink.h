@@ -23,7 +23,8 @@ class Rtnetlink {
   Rtnetlink& operator=(Rtnetlink&& o) noexcept;
   ~Rtnetlink();
 
-  Status CreateBridge(const std::string& name);
+  // A bridge with a fixed MAC (it never follows its ports').
+  Status CreateBridge(const std::string& name, const Mac& mac);
   // A veth pair: `inside` (with `mac`) in the net namespace ns_fd, `outside` here.
   Status CreateVethInto(const std::string& inside, const Mac& mac, int ns_fd, const std::string& outside);
   // Up, and (master_index > 0) a port of that bridge.

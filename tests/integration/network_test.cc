@@ -206,7 +206,14 @@ class NetworkTest : public ::testing::Test {
 
 TEST_F(NetworkTest, EgressReachesTheInternetAndNothingElse) {
   auto d = Daemon::Start();
-  ASSERT_NE(BridgeOf(*d), "") << d->log();
+  const std::string bridge = BridgeOf(*d);
+  ASSERT_NE(bridge, "") << d->log();
+  auto bridge_mac = [&] {
+    std::string mac;
+    std::ifstream("/sys/class/net/" + bridge + "/address") >> mac;
+    return mac;
+  };
+  const std::string gateway_mac = bridge_mac();
   for (const char* fn : {"probe", "peer"})
     ASSERT_EQ(Deploy(*d, fn, "netprobe", {"--timeout", "30"}).exit_code, 0) << fn;
   auto peer = InvokeJson(*d, "peer", json::object());
@@ -287,6 +294,12 @@ TEST_F(NetworkTest, EgressReachesTheInternetAndNothingElse) {
   EXPECT_EQ(listened["self"], "OK") << listened.dump();
   EXPECT_EQ(listened["address"], peer_addr) << "the listener ran in another instance";
   EXPECT_EQ(listened["accepted"], 1) << "only its own connection: " << listened.dump();
+  // The gateway keeps its MAC while instances come and go (a bridge left to itself takes its lowest
+  // port's, and instances that cached the old one could not get out until their ARP entry expired).
+  EXPECT_EQ(bridge_mac(), gateway_mac);
+  int assigned = 0;
+  std::ifstream("/sys/class/net/" + bridge + "/addr_assign_type") >> assigned;
+  EXPECT_EQ(assigned, 3) << "NET_ADDR_SET: the bridge's MAC was set, it does not follow its ports";
 }
 
 TEST_F(NetworkTest, NoneReachesNothing) {

@@ -8,6 +8,7 @@
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -189,6 +190,23 @@ Result<TmpArea> MakeTmpArea(const std::string& dir, uint64_t size_mb) {
   unlink(image.c_str());  // the loop device holds it; its blocks go when the device does
   LimitDirtyPages(number);
 
+  auto mnt = MountTmpAreaDevice(dev);
+  if (!mnt) return mnt.error();
+  // Lambda's /tmp: empty and writable by the function's user.
+  int root = openat(*mnt, ".", O_DIRECTORY | O_CLOEXEC);
+  struct statfs free {};
+  if (root < 0 || fchmod(root, 01777) != 0 || (unlinkat(root, "lost+found", AT_REMOVEDIR) != 0 && errno != ENOENT) ||
+      fstatfs(root, &free) != 0) {
+    int e = errno;
+    if (root >= 0) close(root);
+    close(*mnt);
+    return SysError("tmp area: prepare its root", e);
+  }
+  close(root);
+  return TmpArea{*mnt, size_mb, dev, free.f_bfree, free.f_ffree};
+}
+
+Result<int> MountTmpAreaDevice(const std::string& dev) {
   int fs = fsopen("ext4", FSOPEN_CLOEXEC);
   if (fs < 0) return SysError("tmp area: fsopen ext4");
   int mnt = -1, e = 0;
@@ -202,17 +220,7 @@ Result<TmpArea> MakeTmpArea(const std::string& dir, uint64_t size_mb) {
   }
   close(fs);
   if (mnt < 0) return SysError("tmp area: mount ext4 on " + dev, e);
-  // Lambda's /tmp: empty and writable by the function's user.
-  int root = openat(mnt, ".", O_DIRECTORY | O_CLOEXEC);
-  if (root < 0 || fchmod(root, 01777) != 0) {
-    e = errno;
-    if (root >= 0) close(root);
-    close(mnt);
-    return SysError("tmp area: chmod its root", e);
-  }
-  unlinkat(root, "lost+found", AT_REMOVEDIR);
-  close(root);
-  return TmpArea{mnt, size_mb, dev};
+  return mnt;
 }
 
 bool TmpAreasSupported(const std::string& dir, std::string* why) {

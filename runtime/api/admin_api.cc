@@ -75,6 +75,7 @@ HttpResponse AdminApi::Handle(const HttpRequest& r) {
                             {"memory_mb", s.reserved_mb}, {"last_boot_ms", s.last_boot_ms},
                             {"pids", s.pids}};
     auto pre = launcher_->Preforked();
+    auto areas = launcher_->TmpAreas();
     json preforked = {{"ready", pre.ready}, {"forking", pre.forking}, {"functions", pre.functions},
                       {"memory_mb", pre.reserved_mb}, {"last_fork_ms", pre.last_fork_ms}, {"pids", pre.pids}};
     return Json(200, json{{"status", scheduler_->draining() ? "draining" : "ready"},
@@ -84,7 +85,9 @@ HttpResponse AdminApi::Handle(const HttpRequest& r) {
                           {"zygotes", zygotes},
                           {"snapshots", launcher_->SnapshotReport()},
                           {"stem_cells", stem_cells},
-                          {"preforked", preforked}});
+                          {"preforked", preforked},
+                          {"tmp_areas", {{"made", areas.made}, {"recycled", areas.recycled},
+                                         {"discarded", areas.discarded}}}});
   }
   if (p == "/forklet/v1/capacity" && r.method == "GET") return Json(200, Capacity());
   if (p == "/forklet/v1/admin/drain" && r.method == "POST") {

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "runtime/core/invocation.h"
+#include "runtime/core/tmp_area_pool.h"
 #include "sandbox/cgroup.h"
 #include "sandbox/error.h"
 #include "zygote/channel.h"
@@ -62,6 +63,8 @@ class Instance {
   // What it was forked from (its function's zygote) lives at least as long as it does: the
   // zygote bank counts a function's live instances by these references.
   void HoldOrigin(std::shared_ptr<const void> origin) { origin_ = std::move(origin); }
+  // Its /tmp area, given back to the pool once every process of the instance is gone.
+  void KeepTmp(TmpLease tmp) { tmp_ = std::move(tmp); }
   // The cgroup's limits, for a stem cell given to a function.
   sandbox::Cgroup* cgroup() { return cgroup_.get(); }
   int channel_fd() const { return channel_fd_; }
@@ -124,6 +127,7 @@ class Instance {
   int channel_fd_;
   int log_fd_;
   std::unique_ptr<sandbox::Cgroup> cgroup_;
+  TmpLease tmp_;
   std::shared_ptr<const void> origin_;  // released after ~Instance has killed and reaped it
   bool dead_ = false;
   bool destroyed_ = false;

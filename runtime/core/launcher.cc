@@ -116,7 +116,7 @@ Result<std::unique_ptr<Launcher>> Launcher::Create(const LauncherOptions& option
     log::Notice("removed " + std::to_string(removed) + " stale /tmp areas");
   std::string no_areas = "--tmp-pool 0";
   if (options.tmp_pool_size > 0 && sandbox::TmpAreasSupported(areas, &no_areas)) {
-    l->tmp_areas_ = std::make_unique<TmpAreaPool>(areas, options.tmp_pool_size);
+    l->tmp_areas_ = std::make_shared<TmpAreaPool>(areas, options.tmp_pool_size);
     l->tmp_areas_->Want(512);  // Lambda's default size: most functions'
   } else {
     log::Warning("instances' /tmp is a tmpfs whose pages count against the function's memory (" +
@@ -226,8 +226,8 @@ void Launcher::PrepareCode(const registry::Deployed& fn) {
   if (tmp_areas_) tmp_areas_->Want(fn.config.ephemeral_storage_mb);
 }
 
-int Launcher::TakeTmpArea(const registry::FunctionConfig& fn, Stages* stages) {
-  if (!tmp_areas_) return -1;
+TmpLease Launcher::TakeTmpArea(const registry::FunctionConfig& fn, Stages* stages) {
+  if (!tmp_areas_) return {};
   auto t0 = Clock::now();
   bool made_now = false;
   auto area = tmp_areas_->Take(fn.ephemeral_storage_mb, &made_now);
@@ -238,13 +238,13 @@ int Launcher::TakeTmpArea(const registry::FunctionConfig& fn, Stages* stages) {
       log::Warning("a /tmp area for " + fn.name + " could not be made (" + area.error().ToString() +
                    "): its /tmp is a tmpfs counting against its memory (" +
                    std::to_string(tmp_fallbacks_.load()) + " such starts so far)");
-    return -1;
+    return {};
   }
   if (made_now)
     stages->emplace_back("tmp_area_made", MsSince(t0));  // none was ready: made on this start
   else
     stages->emplace_back("tmp_area", MsSince(t0));
-  return area->mount_fd;
+  return TmpLease(*area, tmp_areas_);
 }
 
 void Launcher::WarmerLoop() {
@@ -690,15 +690,15 @@ Status Launcher::StartStemCell(const registry::Deployed& fn, const StemCell& cel
     return opt.error();
   }
   out->stages.emplace_back("code_tree", MsSince(t_tree));
-  const int tmp = TakeTmpArea(cfg, &out->stages);  // over the stem cell's boot tmpfs
+  TmpLease tmp = TakeTmpArea(cfg, &out->stages);  // over the stem cell's boot tmpfs
   auto t_mount = Clock::now();
   bool booted = false;
   auto z = ZygoteFor(registry::RuntimeFamily(cfg.runtime), &booted, &out->stages);
-  Result<uint64_t> mounted = z ? (*z)->MountCode(instance.pid(), cell.uid, cell.gid, *code, *opt, tmp)
+  Result<uint64_t> mounted = z ? (*z)->MountCode(instance.pid(), cell.uid, cell.gid, *code, *opt, tmp.fd())
                                : Result<uint64_t>(z.error());
   close(*code);
   if (*opt >= 0) close(*opt);
-  if (tmp >= 0) close(tmp);
+  instance.KeepTmp(std::move(tmp));  // back to the pool when the instance ends, mounted or not
   if (!mounted) return mounted.error();
   out->stages.emplace_back("mount_code", MsSince(t_mount));
   instance.AssignTo(cfg.name, Generation(cfg), cfg.memory_mb);
@@ -779,12 +779,15 @@ Result<Launcher::Forked> Launcher::ForkDeployed(const registry::Deployed& fn, bo
   }
   // A checkpointed instance keeps a tmpfs /tmp: CRIU saves and restores a tmpfs's files, not a
   // disk-backed mount's.
-  const int tmp = exec_runner ? -1 : TakeTmpArea(cfg, stages);
+  TmpLease tmp = exec_runner ? TmpLease() : TakeTmpArea(cfg, stages);
   auto forked = ForkInstance(registry::RuntimeFamily(cfg.runtime), &cfg, LimitsFor(cfg.memory_mb), *code,
-                             exec_runner, booted, stages, *opt, tmp);
+                             exec_runner, booted, stages, *opt, tmp.fd());
   close(*code);
   if (*opt >= 0) close(*opt);
-  if (tmp >= 0) close(tmp);
+  if (forked)
+    forked->instance->KeepTmp(std::move(tmp));
+  else
+    tmp.Discard();  // a child that failed may not be reaped yet: not reused
   return forked;
 }
 

@@ -156,6 +156,8 @@ class Launcher {
   std::map<std::string, StemCellCounts> StemCells();
   // Preforked instances (health, capacity).
   PreforkCounts Preforked();
+  // Instances' /tmp areas made, emptied for reuse and discarded so far (health); all 0 with a tmpfs /tmp.
+  TmpAreaPool::Counts TmpAreas() { return tmp_areas_ ? tmp_areas_->counts() : TmpAreaPool::Counts{}; }
   // The memory (MB) stem cells hold against the budget, and how much they may hold: the
   // scheduler's budget minus what instances reserve. The scheduler sets it after every start,
   // which also has the pools boot successors of the stem cells taken (stem_cells.h).
@@ -244,10 +246,11 @@ class Launcher {
   std::unique_ptr<sandbox::CgroupTree> tree_;
   std::unique_ptr<sandbox::CgroupPool> pool_;
   std::unique_ptr<NetnsPool> netns_;  // loopback-only namespaces
-  std::unique_ptr<TmpAreaPool> tmp_areas_;  // null: /tmp is a tmpfs (tmp_pool_size 0, or the host cannot)
-  // fn's /tmp as a detached mount (-1: the child mounts a tmpfs of its size), timed as the stage
+  std::shared_ptr<TmpAreaPool> tmp_areas_;  // null: /tmp is a tmpfs (tmp_pool_size 0, or the host cannot)
+  // fn's /tmp as a detached mount (fd -1: the child mounts a tmpfs of its size), timed as the stage
   // "tmp_area" ("tmp_area_made" when none was ready). A failure is logged and falls back to tmpfs.
-  int TakeTmpArea(const registry::FunctionConfig& fn, Stages* stages);
+  // The instance keeps the lease (Instance::KeepTmp) so that its area is reused after it.
+  TmpLease TakeTmpArea(const registry::FunctionConfig& fn, Stages* stages);
   std::atomic<uint64_t> tmp_fallbacks_{0};
   // A namespace for an instance with this network: a pooled one, or for egress one made now when
   // the pool ran dry (never a loopback-only one instead); fd -1 (none only): the clone makes one.

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <map>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -141,6 +142,36 @@ TEST_F(EphemeralStorageTest, SizesOutsideLambdasRangeAreRefusedAndTheSettingPers
   EXPECT_GT(after["size_mb"].get<int>(), 1900) << after;
   EXPECT_LE(after["size_mb"].get<int>(), 2048) << after;
   EXPECT_EQ(after["files"], json::array({"data"})) << "a fresh /tmp after the restart";
+}
+
+// A churn of new instances reuses the areas of those that ended, emptied: each new instance sees
+// only what it wrote itself.
+TEST_F(EphemeralStorageTest, AreasOfEndedInstancesAreReusedEmpty) {
+  for (const char* fn : {"writer", "reader"}) ASSERT_EQ(Deploy(*daemon_, fn, "tmpfill").exit_code, 0) << fn;
+  const std::map<std::string, std::string> fresh = {{"X-Forklet-Fresh-Instance", "1"}};
+  for (int i = 0; i < 12; ++i) {
+    const std::string fn = i % 3 == 2 ? "reader" : "writer";
+    json event = fn == "writer" ? json{{"write_mb", 2}, {"name", "secret-" + std::to_string(i)}} : json::object();
+    auto r = api::HttpCall(daemon_->endpoint(), "POST", "/2015-03-31/functions/" + fn + "/invocations",
+                           event.dump(), fresh);
+    ASSERT_TRUE(r.ok()) << r.error().ToString();
+    ASSERT_EQ(r->status, 200) << r->body;
+    auto out = json::parse(r->body);
+    EXPECT_EQ(out["error"], nullptr) << out;
+    EXPECT_EQ(out["fs"], "ext4") << out;
+    const json own = fn == "writer" ? json::array({"secret-" + std::to_string(i)}) : json::array();
+    EXPECT_EQ(out["files"], own) << "instance " << i << " (" << fn << ") saw another instance's files";
+  }
+  // The emptying happens off the start path, just after an instance ends.
+  json areas;
+  for (int i = 0; i < 100; ++i) {
+    areas = Health(*daemon_)["tmp_areas"];
+    if (areas["recycled"].get<int>() >= 8) break;
+    usleep(50000);
+  }
+  EXPECT_GE(areas["recycled"].get<int>(), 8) << areas;
+  EXPECT_EQ(areas["discarded"], 0) << areas;
+  EXPECT_LE(areas["made"].get<int>(), 8) << "areas were made rather than reused: " << areas;
 }
 
 }  // namespace

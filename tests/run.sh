@@ -28,6 +28,7 @@ build/bin/forklet-host-facts
 echo "criu: $(cat /opt/forklet/criu/selftest 2>/dev/null || echo 'not installed (tools/setup-criu.sh)')"
 echo "== tests =="
 rc=0
+echo "ctest began at $(date +%T)"
 (cd build && ctest --output-on-failure --timeout 600 "$@") || rc=$?
 # The VM suite (systemd as PID 1, cgroup v2 only: tests/vm/run.sh) runs with the whole suite, not
 # with a subset picked by ctest arguments; FORKLET_VM=0 skips it, FORKLET_VM=1 runs it anyway.

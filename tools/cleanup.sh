@@ -133,7 +133,9 @@ if ((check)); then
   for pid in "${ours[@]}"; do echo "left: daemon $pid: $(cmdline "$pid")"; left=1; done
   for root in "${roots[@]}"; do
     is_protected "$root" && continue
-    echo "left: cgroup $root"
+    # When it last changed and what it holds: which test left it (tests/run.sh prints when ctest began).
+    echo "left: cgroup $root (last changed $(stat -c %y "$root" 2>/dev/null | cut -c12-19); holds:" \
+      "$(find "$root" -mindepth 1 -maxdepth 1 -type d -printf '%f ' 2>/dev/null))"
     left=1
     while IFS= read -r f; do
       for pid in $(cat "$f" 2>/dev/null); do echo "left: process $pid in $(dirname "$f"): $(cmdline "$pid")"; done

@@ -300,6 +300,9 @@ TEST_F(NetworkTest, EgressReachesTheInternetAndNothingElse) {
   int assigned = 0;
   std::ifstream("/sys/class/net/" + bridge + "/addr_assign_type") >> assigned;
   EXPECT_EQ(assigned, 3) << "NET_ADDR_SET: the bridge's MAC was set, it does not follow its ports";
+  // Instances' bridge ports add nothing to the host's IPv6 (no link-local address, routes, DAD).
+  const std::string v6 = Ip({"-6", "-o", "addr", "show"}).out;
+  EXPECT_EQ(v6.find("fk" + bridge.substr(2, 6) + "v"), std::string::npos) << v6;
 }
 
 TEST_F(NetworkTest, NoneReachesNothing) {

@@ -80,7 +80,7 @@ HttpResponse AdminApi::Handle(const HttpRequest& r) {
                       {"memory_mb", pre.reserved_mb}, {"last_fork_ms", pre.last_fork_ms}, {"pids", pre.pids}};
     return Json(200, json{{"status", scheduler_->draining() ? "draining" : "ready"},
                           {"cgroups", launcher_->cgroups().version()},
-                          {"instances", {{"idle", c.idle}, {"busy", c.busy}, {"memory_mb", c.memory_mb},
+                          {"instances", {{"idle", c.idle}, {"busy", c.busy}, {"memory_mb", c.memory_mb}, {"retiring", c.retiring},
                                          {"idle_pids", scheduler_->IdlePids()}}},
                           {"zygotes", zygotes},
                           {"snapshots", launcher_->SnapshotReport()},

@@ -59,7 +59,7 @@ void Instance::Destroy() {
   dead_ = true;
   // The instance is its pid namespace's init: killing it kills everything it started.
   if (!reaped_) {
-    kill(pid_, SIGKILL);
+    if (!killed_) kill(pid_, SIGKILL);
     // A frozen instance (v1) dies only once thawed; waitpid would wait for good.
     if (parked_ && cgroup_) (void)cgroup_->Thaw();
     while (waitpid(pid_, nullptr, 0) < 0 && errno == EINTR) {
@@ -72,6 +72,11 @@ void Instance::Destroy() {
       log::Warning("instance " + std::to_string(pid_) + ": " + s.error().ToString());
   }
   tmp_.Release();  // its pid namespace's init is reaped: nothing of it can touch the area any more
+}
+
+void Instance::Kill() {
+  if (!reaped_ && !killed_) kill(pid_, SIGKILL);
+  killed_ = true;
 }
 
 void Instance::Park() {

@@ -63,6 +63,9 @@ class Instance {
   // What it was forked from (its function's zygote) lives at least as long as it does: the
   // zygote bank counts a function's live instances by these references.
   void HoldOrigin(std::shared_ptr<const void> origin) { origin_ = std::move(origin); }
+  // SIGKILL to the instance (its pid namespace's init: everything in it dies); Destroy reaps it.
+  // A frozen one dies once Destroy thaws it.
+  void Kill();
   // Its /tmp area, given back to the pool once every process of the instance is gone.
   void KeepTmp(TmpLease tmp) { tmp_ = std::move(tmp); }
   // The cgroup's limits, for a stem cell given to a function.
@@ -131,6 +134,7 @@ class Instance {
   std::shared_ptr<const void> origin_;  // released after ~Instance has killed and reaped it
   bool dead_ = false;
   bool destroyed_ = false;
+  bool killed_ = false;
   bool setup_read_ = false;  // the SetupReport frame is in (AwaitBoot, AwaitSetup or Start)
   bool forked_ahead_ = false;  // AwaitSetup: its runner's post-fork work is not its start's
   bool booted_ = false;      // the runtime's kBooted frame is in

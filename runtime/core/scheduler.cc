@@ -40,7 +40,7 @@ int64_t EpochMs() {
 Scheduler::Scheduler(SchedulerOptions options, Launcher* launcher)
     : options_(options), launcher_(launcher) {
   FitStandbyLocked();
-  teardown_thread_ = std::thread([this] { TeardownLoop(); });
+  for (int i = 0; i < kTeardownThreads; ++i) teardown_threads_.emplace_back([this] { TeardownLoop(); });
   keep_alive_thread_ = std::thread([this] { KeepAliveLoop(); });
   park_thread_ = std::thread([this] { ParkLoop(); });
 }
@@ -55,7 +55,7 @@ Scheduler::~Scheduler() {
   }
   cv_.notify_all();
   park_cv_.notify_all();
-  teardown_thread_.join();
+  for (auto& t : teardown_threads_) t.join();
   keep_alive_thread_.join();
   park_thread_.join();
 }
@@ -68,6 +68,7 @@ void Scheduler::FitStandbyLocked() {
 }
 
 void Scheduler::Retire(std::unique_ptr<Instance> instance) {
+  instance->Kill();
   live_memory_mb_ -= instance->memory_mb();
   FitStandbyLocked();
   retiring_.push_back(std::move(instance));
@@ -81,9 +82,11 @@ void Scheduler::TeardownLoop() {
     while (!retiring_.empty()) {
       auto inst = std::move(retiring_.front());
       retiring_.pop_front();
+      ++tearing_down_;
       lock.unlock();
       inst.reset();  // kill, reap, remove the cgroup
       lock.lock();
+      --tearing_down_;
     }
     if (stopping_) return;
   }
@@ -419,6 +422,7 @@ InstanceCounts Scheduler::Counts(const std::string& function) {
   }
   c.memory_mb = live_memory_mb_;
   c.starting = std::min(starting_.load(), c.busy);
+  if (function.empty()) c.retiring = static_cast<uint32_t>(retiring_.size() + tearing_down_);
   return c;
 }
 

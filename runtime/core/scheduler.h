@@ -37,6 +37,7 @@ struct InstanceCounts {
   uint64_t memory_mb = 0;  // reserved by live instances
   uint32_t starting = 0;        // of busy: a new instance is being made for the invocation
   uint64_t idle_memory_mb = 0;  // of memory_mb: held by idle instances, which can be evicted
+  uint32_t retiring = 0;        // killed, not yet reaped and removed (not in memory_mb)
 };
 
 class Scheduler {
@@ -109,7 +110,8 @@ class Scheduler {
     uint32_t busy = 0;                            // running or starting
     bool forgotten = false;                       // deleted: goes when its last invocation ends
   };
-  void Retire(std::unique_ptr<Instance> instance);  // under mu_: to the teardown thread
+  // Under mu_: killed at once (its processes die meanwhile), reaped and removed by a teardown thread.
+  void Retire(std::unique_ptr<Instance> instance);
   // Under mu_, after live memory or the budget changed: the launcher's stem cells may hold what
   // instances leave of the budget (they yield to instances, never the other way round).
   void FitStandbyLocked();
@@ -134,8 +136,12 @@ class Scheduler {
   std::set<pid_t> running_;
   std::atomic<uint32_t> starting_{0};
   std::deque<std::unique_ptr<Instance>> retiring_;
+  uint32_t tearing_down_ = 0;  // taken off retiring_ by the teardown thread, not yet destroyed
   bool stopping_ = false;
-  std::thread teardown_thread_;
+  // Tearing an instance down mostly waits (its exit, the kernel's grace periods for its mounts and
+  // cgroups): several at once, so that a churn of new instances never outruns their removal.
+  static constexpr int kTeardownThreads = 4;
+  std::vector<std::thread> teardown_threads_;
   std::thread keep_alive_thread_;
   bool park_pending_ = false;  // an instance became idle and is not frozen yet
   // When the park thread wakes next by itself: an instance that becomes idle needs no wake-up

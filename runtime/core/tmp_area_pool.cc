@@ -112,9 +112,10 @@ void TmpAreaPool::RecycleOne(std::unique_lock<std::mutex>& lock) {
   sandbox::TmpArea used = returned_.front();
   returned_.pop_front();
   auto it = sizes_.find(used.size_mb);
-  // Kept beyond the pool's size too (up to twice it): a churn of instances gives back as many as
-  // it takes, and an emptied area is cheaper than a new one.
-  if (it == sizes_.end() || it->second.ready.size() >= 2 * per_size_) {
+  // Kept beyond the pool's size too (up to kRecycledFactor times it): a churn of instances gives
+  // back as many as it takes, but only after their instances end, while the filler tops the pool
+  // up meanwhile; discarding what comes back then would make and discard an area per instance.
+  if (it == sizes_.end() || it->second.ready.size() >= kRecycledFactor * per_size_) {
     ++counts_.discarded;
     lock.unlock();
     close(used.mount_fd);

@@ -64,6 +64,7 @@ class TmpAreaPool {
   Counts counts();
 
   static constexpr size_t kMaxSizes = 8;
+  static constexpr size_t kRecycledFactor = 4;  // emptied areas kept: up to this times per_size
 
  private:
   void Fill();

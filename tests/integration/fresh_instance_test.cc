@@ -2,8 +2,13 @@
 // new sandbox and leaves the idle pool alone; health lists the idle instances' pids.
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <map>
+#include <thread>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -53,6 +58,45 @@ TEST(FreshInstance, EachInvocationGetsANewSandboxAndTheWarmOneStaysIdle) {
   auto warm = Call(*d, "POST", invoke);
   EXPECT_EQ(Header(warm, "x-forklet-start-kind"), "warm");
   EXPECT_EQ(json::parse(warm.body)["calls"], 2) << "the first instance was kept for reuse";
+}
+
+// A churn of new instances from 8 clients: the instances that served them are killed when they are
+// retired and removed as fast as they come, so that what the daemon no longer counts (memory,
+// pids, /tmp areas) is not still held by a growing queue of live retired instances.
+TEST(FreshInstance, AChurnOfNewInstancesLeavesNoGrowingQueueOfRetiredOnes) {
+  auto d = Daemon::Start();
+  ASSERT_EQ(Deploy(*d, "counter", "counter").exit_code, 0);
+  const std::string invoke = "/2015-03-31/functions/counter/invocations";
+  std::atomic<bool> stop{false};
+  std::atomic<int> ok{0}, failed{0};
+  std::vector<std::thread> clients;
+  for (int i = 0; i < 8; ++i)
+    clients.emplace_back([&] {
+      while (!stop) {
+        auto r = api::HttpCall(d->endpoint(), "POST", invoke, "{}", {{"X-Forklet-Fresh-Instance", "1"}});
+        (r && r->status == 200 ? ok : failed)++;
+      }
+    });
+  uint32_t most = 0;
+  for (int i = 0; i < 40; ++i) {  // 4 s
+    usleep(100000);
+    auto h = json::parse(Call(*d, "GET", "/forklet/v1/health").body);
+    most = std::max(most, h["instances"]["retiring"].get<uint32_t>());
+  }
+  stop = true;
+  for (auto& t : clients) t.join();
+  EXPECT_EQ(failed, 0);
+  EXPECT_GT(ok, 40) << "the churn ran";
+  // Without killing at retirement and parallel teardown the queue grew by ~70 a second here.
+  EXPECT_LE(most, 24u) << "retired instances queued for removal at most, over " << ok << " invocations";
+  json h;
+  for (int i = 0; i < 100; ++i) {
+    h = json::parse(Call(*d, "GET", "/forklet/v1/health").body);
+    if (h["instances"]["retiring"] == 0) break;
+    usleep(50000);
+  }
+  EXPECT_EQ(h["instances"]["retiring"], 0) << h.dump();
+  EXPECT_EQ(h["instances"]["busy"], 0) << h.dump();
 }
 
 }  // namespace

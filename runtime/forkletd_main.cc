@@ -40,10 +40,13 @@ using namespace forklet;
 
 namespace {
 
-[[noreturn]] void Die(const std::string& message) {
-  log::Error(message);
-  exit(1);
-}
+// A start that cannot go on. Thrown, not exit(): what was already made (the cgroup tree, the
+// function network, zygotes) is torn down on the way out, as at a normal stop.
+struct StartFailure {
+  std::string message;
+};
+
+[[noreturn]] void Die(const std::string& message) { throw StartFailure{message}; }
 
 // STATUS= for systemd: what `systemctl status forkletd` shows.
 std::string StatusLine(core::Scheduler* scheduler, core::Launcher* launcher) {
@@ -58,7 +61,7 @@ std::string StatusLine(core::Scheduler* scheduler, core::Launcher* launcher) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int Run(int argc, char** argv) {
   daemon::Options options;
   std::string message;
   bool help = false;
@@ -82,6 +85,13 @@ int main(int argc, char** argv) {
   if (!options.tls_cert.empty() || !options.tls_key.empty()) {
     if (options.tls_cert.empty() || options.tls_key.empty()) Die("--tls-cert and --tls-key go together: give both");
     if (auto tls = api::TlsCertificate::Load(options.tls_cert, options.tls_key); !tls) Die(tls.error().ToString());
+  }
+  // Access keys too are checked before anything is made on the host.
+  std::unique_ptr<api::CredentialStore> credentials;
+  if (!options.credentials_path.empty()) {
+    auto loaded = api::CredentialStore::Load(options.credentials_path);
+    if (!loaded) Die(loaded.error().ToString());
+    credentials = std::move(loaded.value());
   }
   std::error_code ec;
   fs::create_directories(options.state_dir, ec);
@@ -184,12 +194,8 @@ int main(int argc, char** argv) {
   fs::create_directories(fs::path(options.socket_path).parent_path(), ec);
   // Signature V4 on the TCP API when access keys are configured; the Unix socket's file mode
   // (0660, root's) is its access control.
-  std::unique_ptr<api::CredentialStore> credentials;
   std::unique_ptr<api::SigV4Verifier> verifier;
-  if (!options.credentials_path.empty()) {
-    auto loaded = api::CredentialStore::Load(options.credentials_path);
-    if (!loaded) Die(loaded.error().ToString());
-    credentials = std::move(loaded.value());
+  if (credentials) {
     verifier = std::make_unique<api::SigV4Verifier>(credentials.get(), api::SigV4Options{options.regions});
     log::Notice("the TCP API takes requests signed with Signature V4 by " + std::to_string(credentials->size()) +
                 " access keys of " + options.credentials_path);
@@ -314,4 +320,13 @@ int main(int argc, char** argv) {
   launcher->reset();
   log::Notice("stopped");
   return 0;
+}
+
+int main(int argc, char** argv) {
+  try {
+    return Run(argc, argv);
+  } catch (const StartFailure& failure) {
+    log::Error(failure.message);
+    return 1;
+  }
 }

@@ -170,16 +170,5 @@ TEST_F(CredentialsTest, SighupReloadsTheKeysAndABadFileKeepsThoseInForce) {
   EXPECT_NE(daemon_->ReadLog().find("the access keys in force stay"), std::string::npos) << daemon_->log();
 }
 
-TEST(CredentialsFile, ABadFileStopsTheStartWithItsReason) {
-  std::string file = "/tmp/forklet-test-state-badcreds-" + std::to_string(getpid()) + ".json";
-  std::ofstream(file) << R"({"keys": [{"access_key_id": "AKIDX", "secret_access_key": "short"}]})";
-  auto r = forklet::testing::Run({FORKLETD_PATH, "--listen", "127.0.0.1:0", "--state-dir",
-                "/tmp/forklet-test-state-badcreds-" + std::to_string(getpid()), "--credentials", file});
-  std::filesystem::remove(file);
-  std::filesystem::remove_all("/tmp/forklet-test-state-badcreds-" + std::to_string(getpid()));
-  EXPECT_NE(r.exit_code, 0);
-  EXPECT_NE(r.err.find("secret_access_key must have at least 8 characters"), std::string::npos) << r.err;
-}
-
 }  // namespace
 }  // namespace forklet::testing

@@ -61,7 +61,7 @@ std::string StatusLine(core::Scheduler* scheduler, core::Launcher* launcher) {
 
 }  // namespace
 
-int Run(int argc, char** argv) {
+static int Run(int argc, char** argv) {
   daemon::Options options;
   std::string message;
   bool help = false;

@@ -84,7 +84,7 @@ void Scheduler::TeardownLoop() {
       retiring_.pop_front();
       ++tearing_down_;
       lock.unlock();
-      inst.reset();  // kill, reap, remove the cgroup
+      inst.reset();  // reap (Retire killed it), remove the cgroup, give back its /tmp area
       lock.lock();
       --tearing_down_;
     }

@@ -11,13 +11,14 @@ import time
 # importlib.import_module without the importlib package (it imports warnings: ~0.4 ms of a cold
 # boot): for an absolute name import_module is exactly this call.
 from _frozen_importlib import _gcd_import as _import_module
+from _frozen_importlib_external import PathFinder as _PathFinder
 
 import forklet_conventions
 import forklet_json  # json.loads/dumps without the json package's import cost
 
 CHANNEL_FD = 3
 _HEADER = struct.Struct("<III")
-SETUP, INIT, READY, INIT_ERROR, INVOKE, RESULT, RESTORED = 1, 2, 3, 4, 5, 6, 7
+SETUP, INIT, READY, INIT_ERROR, INVOKE, RESULT, RESTORED, PREPARE = 1, 2, 3, 4, 5, 6, 7, 9
 SDK_DIR = "/var/runtime/python-sdk"
 MAX_RESPONSE_BYTES = 6 * 1024 * 1024 + 100  # Lambda's limit: 6,291,556 bytes
 # Frames of the runner's own files are left out of a function's stack trace.
@@ -100,20 +101,11 @@ def _after_restore() -> None:
     _write_frame(READY, {"init_us": 0, "restore_us": int((time.perf_counter() - t0) * 1e6)})
 
 
-def serve(after_fork_us: int = 0) -> int:
-    # The runner's own start-up costs come back in READY, so the daemon can show where a start's
-    # time goes (after_fork: Python's post-fork reset; env: reading init and setting it up).
-    try:
-        ftype, init, _ = _read_frame()
-    except EOFError:
-        return 0
-    t_env = time.perf_counter()  # after INIT came: a preforked instance waits for it first
-    if ftype != INIT:
-        return 2
+def _prepare(init: dict) -> None:
+    """The function's environment, time zone and import path: no function code runs here."""
     os.environ.clear()
     os.environ.update(init.get("env", {}))
-    convention = init.get("convention", "lambda")
-    os.environ.update(forklet_conventions.environment(convention, init))
+    os.environ.update(forklet_conventions.environment(init.get("convention", "lambda"), init))
     time.tzset()  # the function's TZ (":UTC" unless it set its own), not the zygote's
     sys.path.insert(0, "/var/task")
     # Layers (/opt) after the function's own code, before the runtime's modules, as on Lambda.
@@ -124,8 +116,39 @@ def serve(after_fork_us: int = 0) -> int:
     # The AWS SDK (boto3, botocore), after the function's own packages as on Lambda.
     if SDK_DIR not in sys.path:
         sys.path.append(SDK_DIR)
+
+
+def _read_init():
+    """INIT, or PREPARE then INIT: an instance forked ahead of demand gets its function's init
+    message early and sets up its environment while it waits (its copy-on-write faults too, ~100
+    at ~10 us each here); the INIT that starts it then only says so. Returns the init message and
+    the microseconds spent on the environment after INIT came, or None on a protocol error."""
+    ftype, init, _ = _read_frame()
+    if ftype == PREPARE:
+        _prepare(init)
+        # The import system's caches for /var/task and /opt (directory listings, no function
+        # code): a name that cannot exist is looked up on the whole path once.
+        _PathFinder.find_spec("forklet-prepare", sys.path)
+        ftype, meta, _ = _read_frame()
+        return (init, 0) if ftype == INIT and meta.get("prepared") is True else (None, 0)
+    if ftype != INIT:
+        return None, 0
+    t_env = time.perf_counter()
+    _prepare(init)
+    return init, int((time.perf_counter() - t_env) * 1e6)
+
+
+def serve(after_fork_us: int = 0) -> int:
+    # The runner's own start-up costs come back in READY, so the daemon can show where a start's
+    # time goes (after_fork: Python's post-fork reset; env: setting up init's environment).
+    try:
+        init, env_us = _read_init()
+    except EOFError:
+        return 0
+    if init is None:
+        return 2
+    convention = init.get("convention", "lambda")
     t0 = time.perf_counter()
-    env_us = int((t0 - t_env) * 1e6)
     try:
         if not forklet_conventions.known(convention):  # the daemon validated it; a mismatch
             raise InitError({"errorMessage": f"Unknown handler convention '{convention}'",

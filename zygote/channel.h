@@ -23,6 +23,9 @@ enum class FrameType : uint32_t {
   kRestored = 7,   // daemon -> restored instance: it was restored from a snapshot; answers kReady
   kBooted = 8,     // instance -> daemon, optional, before READY or INIT_ERROR: meta {boot_us}: a
                    // runtime that boots after the fork (Node) has booted and waits for INIT
+  kPrepare = 9,    // daemon -> a Python instance forked ahead of demand, optional, before kInit: meta
+                   // as kInit's; it sets up that environment (no function code) while it waits, and
+                   // the kInit that starts it carries {"prepared": true}
 };
 
 constexpr uint32_t kMaxMetaBytes = 64 * 1024;

@@ -54,6 +54,10 @@ void SendSetupFrame(int fd, const sandbox::SetupReport& report) {
   WriteAll(fd, &report, sizeof(report));
 }
 
+// How long the control socket stays quiet before the zygote does a slice of idle work.
+constexpr uint64_t kIdleAfterUs = 50'000;
+constexpr uint64_t kIdleEveryUs = 1'000'000;  // ... or since its last slice
+
 struct Server {
   int control_fd = -1;
   std::vector<sock_filter> filter;  // from kConfigure, kept for every child
@@ -69,19 +73,34 @@ struct Server {
     HelloMsg hello{Header(MsgType::kHello, 0), static_cast<int32_t>(getpid()), boot_us};
     if (send(control_fd, &hello, sizeof(hello), MSG_NOSIGNAL) < 0) return -1;
     std::vector<char> buf(sizeof(ConfigureMsg) + kMaxFilterInstructions * sizeof(sock_filter));
+    uint64_t last_message_us = NowMicros(), last_slice_us = last_message_us;
     for (;;) {
-      if (idle_hook) {
+      // Idle work (a runtime's preloads) once configured, after kIdleAfterUs without a message: a
+      // slice can take milliseconds (Python's import of json ~6 ms) and a cold start's first fork
+      // request follows the configuration by a few. Under a steady stream of requests a slice
+      // still runs every kIdleEveryUs, so the preloads finish.
+      if (idle_hook && configured) {
+        auto due = [&] {
+          uint64_t now = NowMicros();
+          return now - last_message_us >= kIdleAfterUs || now - last_slice_us >= kIdleEveryUs;
+        };
+        const uint64_t quiet = NowMicros() - last_message_us;
+        const int wait_ms = quiet >= kIdleAfterUs ? 0 : static_cast<int>((kIdleAfterUs - quiet) / 1000 + 1);
         pollfd p{control_fd, POLLIN, 0};
-        if (poll(&p, 1, 0) == 0) {  // nothing waiting: a slice of idle work
+        int ready = poll(&p, 1, due() ? 0 : wait_ms);
+        if (ready == 0 && due()) {  // nothing waiting: a slice
           if (idle_hook() == 0) idle_hook = nullptr;
+          last_slice_us = NowMicros();
           continue;
         }
+        if (ready <= 0) continue;  // EINTR, or woke early
       }
       int fds[kMaxFixedFds + sandbox::kMaxCgroupFds];
       int n_fds = 0;
       ssize_t n = Receive(buf.data(), buf.size(), fds, &n_fds);
       if (n == 0 || (n < 0 && errno != EINTR)) return -1;
       if (n < 0) continue;
+      last_message_us = NowMicros();
       if (Handle(buf.data(), static_cast<size_t>(n), fds, n_fds) == 0) return 0;  // the child
       for (int i = 0; i < n_fds; ++i) close(fds[i]);  // the child has its copies
     }

@@ -11,10 +11,11 @@ a function error. ConventionError carries an errorType of the runtime's own (a r
 wrong kind, a non-zero exit); any other exception is the handler's.
 """
 import io
-import json
 import os
 import sys
 import time
+
+import forklet_json  # json.loads/dumps without the json package's import cost
 
 
 class ConventionError(Exception):
@@ -47,8 +48,8 @@ def _lambda(handler, init: dict):
         context = LambdaContext(meta["request_id"], meta["deadline_ms"], init)
         if "arn" in meta:  # invoked through an alias
             context.invoked_function_arn = meta["arn"]
-        event = json.loads(payload) if payload else {}
-        return json.dumps(handler(event, context)).encode()
+        event = forklet_json.loads(payload) if payload else {}
+        return forklet_json.dumps(handler(event, context)).encode()
     return call
 
 
@@ -68,7 +69,7 @@ def _openwhisk(handler, init: dict):
     environ = os.environ
 
     def call(payload: bytes, meta: dict) -> bytes:
-        params = json.loads(payload) if payload else {}
+        params = forklet_json.loads(payload) if payload else {}
         if not isinstance(params, dict):
             raise ConventionError("Runtime.InvalidEvent",
                                   "The action takes a dictionary of parameters (a JSON object); "
@@ -80,7 +81,7 @@ def _openwhisk(handler, init: dict):
             raise ConventionError("Runtime.InvalidResult",
                                   "The action did not return a dictionary (it returned "
                                   f"{type(result).__name__}).")
-        return json.dumps(result).encode()
+        return forklet_json.dumps(result).encode()
     return call
 
 
@@ -117,7 +118,7 @@ def _stdin(handler, init: dict):
                 pass
         body = out.getvalue()
         if not body and result is not None:
-            body = json.dumps(result).encode()
+            body = forklet_json.dumps(result).encode()
         return body
     return call
 

@@ -4,18 +4,21 @@ How the handler is called (Lambda's way or another) is forklet_conventions' busi
 Speaks the channel protocol of zygote/channel.h on fd 3: frames of a 12-byte header
 (type, meta_len, payload_len; little-endian u32), JSON metadata, raw payload.
 """
-import importlib
-import json
 import os
 import struct
 import sys
 import time
+# importlib.import_module without the importlib package (it imports warnings: ~0.4 ms of a cold
+# boot): for an absolute name import_module is exactly this call.
+from _frozen_importlib import _gcd_import as _import_module
+from _frozen_importlib_external import PathFinder as _PathFinder
 
 import forklet_conventions
+import forklet_json  # json.loads/dumps without the json package's import cost
 
 CHANNEL_FD = 3
 _HEADER = struct.Struct("<III")
-SETUP, INIT, READY, INIT_ERROR, INVOKE, RESULT, RESTORED = 1, 2, 3, 4, 5, 6, 7
+SETUP, INIT, READY, INIT_ERROR, INVOKE, RESULT, RESTORED, PREPARE = 1, 2, 3, 4, 5, 6, 7, 9
 SDK_DIR = "/var/runtime/python-sdk"
 MAX_RESPONSE_BYTES = 6 * 1024 * 1024 + 100  # Lambda's limit: 6,291,556 bytes
 # Frames of the runner's own files are left out of a function's stack trace.
@@ -35,13 +38,13 @@ def _read_exact(n: int) -> bytes:
 
 def _read_frame():
     ftype, meta_len, payload_len = _HEADER.unpack(_read_exact(_HEADER.size))
-    meta = json.loads(_read_exact(meta_len)) if meta_len else {}
+    meta = forklet_json.loads(_read_exact(meta_len)) if meta_len else {}
     payload = _read_exact(payload_len) if payload_len else b""
     return ftype, meta, payload
 
 
 def _write_frame(ftype: int, meta: dict, payload: bytes = b"") -> None:
-    m = json.dumps(meta).encode()
+    m = forklet_json.dumps(meta).encode()
     data = memoryview(_HEADER.pack(ftype, len(m), len(payload)) + m + payload)
     while data:
         n = os.write(CHANNEL_FD, data)
@@ -62,7 +65,7 @@ def _load_handler(handler: str):
     module_name, _, func_name = handler.rpartition(".")
     module_name = module_name.replace("/", ".")
     try:
-        module = importlib.import_module(module_name)
+        module = _import_module(module_name)
     except Exception as e:  # noqa: BLE001 - any import failure is the function's init error
         err = _error(e, "Runtime.ImportModuleError")
         err["errorMessage"] = f"Unable to import module '{module_name}': {e}"
@@ -98,20 +101,11 @@ def _after_restore() -> None:
     _write_frame(READY, {"init_us": 0, "restore_us": int((time.perf_counter() - t0) * 1e6)})
 
 
-def serve(after_fork_us: int = 0) -> int:
-    # The runner's own start-up costs come back in READY, so the daemon can show where a start's
-    # time goes (after_fork: Python's post-fork reset; env: reading init and setting it up).
-    try:
-        ftype, init, _ = _read_frame()
-    except EOFError:
-        return 0
-    t_env = time.perf_counter()  # after INIT came: a preforked instance waits for it first
-    if ftype != INIT:
-        return 2
+def _prepare(init: dict) -> None:
+    """The function's environment, time zone and import path: no function code runs here."""
     os.environ.clear()
     os.environ.update(init.get("env", {}))
-    convention = init.get("convention", "lambda")
-    os.environ.update(forklet_conventions.environment(convention, init))
+    os.environ.update(forklet_conventions.environment(init.get("convention", "lambda"), init))
     time.tzset()  # the function's TZ (":UTC" unless it set its own), not the zygote's
     sys.path.insert(0, "/var/task")
     # Layers (/opt) after the function's own code, before the runtime's modules, as on Lambda.
@@ -122,8 +116,39 @@ def serve(after_fork_us: int = 0) -> int:
     # The AWS SDK (boto3, botocore), after the function's own packages as on Lambda.
     if SDK_DIR not in sys.path:
         sys.path.append(SDK_DIR)
+
+
+def _read_init():
+    """INIT, or PREPARE then INIT: an instance forked ahead of demand gets its function's init
+    message early and sets up its environment while it waits (its copy-on-write faults too, ~100
+    at ~10 us each here); the INIT that starts it then only says so. Returns the init message and
+    the microseconds spent on the environment after INIT came, or None on a protocol error."""
+    ftype, init, _ = _read_frame()
+    if ftype == PREPARE:
+        _prepare(init)
+        # The import system's caches for /var/task and /opt (directory listings, no function
+        # code): a name that cannot exist is looked up on the whole path once.
+        _PathFinder.find_spec("forklet-prepare", sys.path)
+        ftype, meta, _ = _read_frame()
+        return (init, 0) if ftype == INIT and meta.get("prepared") is True else (None, 0)
+    if ftype != INIT:
+        return None, 0
+    t_env = time.perf_counter()
+    _prepare(init)
+    return init, int((time.perf_counter() - t_env) * 1e6)
+
+
+def serve(after_fork_us: int = 0) -> int:
+    # The runner's own start-up costs come back in READY, so the daemon can show where a start's
+    # time goes (after_fork: Python's post-fork reset; env: setting up init's environment).
+    try:
+        init, env_us = _read_init()
+    except EOFError:
+        return 0
+    if init is None:
+        return 2
+    convention = init.get("convention", "lambda")
     t0 = time.perf_counter()
-    env_us = int((t0 - t_env) * 1e6)
     try:
         if not forklet_conventions.known(convention):  # the daemon validated it; a mismatch
             raise InitError({"errorMessage": f"Unknown handler convention '{convention}'",
@@ -165,7 +190,7 @@ def serve(after_fork_us: int = 0) -> int:
                 err = _error(e)
             print(f"[ERROR] {err['errorType']}: {err['errorMessage']}", file=sys.stderr)
             sys.stderr.write("".join(err["stackTrace"]))
-            body = json.dumps(err).encode()
+            body = forklet_json.dumps(err).encode()
         handler_us = int((time.perf_counter() - t0) * 1e6)
         if len(body) > MAX_RESPONSE_BYTES:
             ok = False
@@ -173,6 +198,6 @@ def serve(after_fork_us: int = 0) -> int:
                                    f"allowed payload size ({MAX_RESPONSE_BYTES} bytes).",
                    "errorType": "Function.ResponseSizeTooLarge"}
             print(f"[ERROR] {err['errorType']}: {err['errorMessage']}", file=sys.stderr)
-            body = json.dumps(err).encode()
+            body = forklet_json.dumps(err).encode()
         _flush_logs()
         _write_frame(RESULT, {"ok": ok, "handler_us": handler_us}, body)

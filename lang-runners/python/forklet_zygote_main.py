@@ -7,7 +7,6 @@ zygote is idle. Everything an instance needs after its sandbox is up is imported
 fork: the sandbox has no view of this file or of the library.
 """
 import gc
-import importlib
 import os
 import sys
 import time
@@ -29,7 +28,7 @@ CONTROL_FD = 3
 
 # Preloaded in idle time, one per slice, so a waiting fork request is never delayed long.
 _LAZY_PRELOADS = [
-    "traceback", "base64", "datetime", "decimal", "uuid", "io", "collections", "typing",
+    "json", "traceback", "base64", "datetime", "decimal", "uuid", "io", "collections", "typing",
     "logging", "urllib.parse", "hashlib", "math", "random", "copy", "dataclasses",
 ]
 
@@ -37,7 +36,7 @@ _LAZY_PRELOADS = [
 def _idle() -> int:
     try:
         if _LAZY_PRELOADS:
-            importlib.import_module(_LAZY_PRELOADS.pop(0))
+            forklet_instance._import_module(_LAZY_PRELOADS.pop(0))
             return 1
     except Exception:  # noqa: BLE001 - a missing optional module is not the zygote's failure
         return 1

@@ -279,6 +279,15 @@ Status Instance::AwaitBoot(Clock::time_point deadline, Stages* stages) {
   return {};
 }
 
+Status Instance::Prepare(const nlohmann::json& init, Clock::time_point deadline) {
+  if (!WriteFrame(static_cast<uint32_t>(zygote::FrameType::kPrepare), init.dump(), {}, deadline)) {
+    Destroy();
+    return MakeError("instance prepare", "the instance closed its channel");
+  }
+  prepared_ = true;
+  return {};
+}
+
 void Instance::AssignTo(std::string function, std::string generation, uint32_t memory_mb) {
   function_ = std::move(function);
   generation_ = std::move(generation);
@@ -287,7 +296,9 @@ void Instance::AssignTo(std::string function, std::string generation, uint32_t m
 
 Status Instance::Start(const nlohmann::json& init, Clock::time_point deadline, Stages* stages,
                        double* init_ms, ChannelResult* init_error) {
-  if (!WriteFrame(static_cast<uint32_t>(zygote::FrameType::kInit), init.dump(), {}, deadline)) {
+  static const std::string kPrepared = R"({"prepared":true})";
+  if (!WriteFrame(static_cast<uint32_t>(zygote::FrameType::kInit), prepared_ ? kPrepared : init.dump(), {},
+                  deadline)) {
     Destroy();
     return MakeError("instance start", "the instance closed its channel before init");
   }

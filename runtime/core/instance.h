@@ -57,6 +57,11 @@ class Instance {
   // An instance forked ahead of demand (preforks.h): reads its sandbox setup report now, so that
   // its Start only sends INIT and waits for ready. Fails, and destroys it, when setup failed.
   Status AwaitSetup(Clock::time_point deadline, Stages* stages);
+  // Sends an instance forked ahead its init message early (kPrepare; Python's runner only): it
+  // sets up its function's environment while it waits, and Start then sends {"prepared": true}
+  // whatever init it is given. Fails, and destroys it, when the channel is gone.
+  Status Prepare(const nlohmann::json& init, Clock::time_point deadline);
+  bool prepared() const { return prepared_; }
   // Gives a booted stem cell to a function: before Start, once its code is mounted.
   void AssignTo(std::string function, std::string generation, uint32_t memory_mb);
   // Holds what the instance's /var/task is a bind mount of (its code tree) until it is gone.
@@ -142,6 +147,7 @@ class Instance {
   bool killed_ = false;
   bool setup_read_ = false;  // the SetupReport frame is in (AwaitBoot, AwaitSetup or Start)
   bool forked_ahead_ = false;  // AwaitSetup: its runner's post-fork work is not its start's
+  bool prepared_ = false;      // Prepare: its init message is in
   bool booted_ = false;      // the runtime's kBooted frame is in
   bool reaped_ = false;  // its pid is gone (and may be reused): never signal it again
   bool parked_ = false;  // its cgroup is frozen

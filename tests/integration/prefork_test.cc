@@ -73,6 +73,31 @@ TEST(PreforkTest, AFunctionsNextInstanceIsForkedAheadAndOnlyRunsItsInit) {
   EXPECT_GT(Health(*d)["preforked"].value("memory_mb", 0), 0);
 }
 
+// A Python instance forked ahead sets up its function's environment while it waits (kPrepare):
+// what its function sees is exactly what an instance started on demand sees, with a log stream
+// of its own.
+TEST(PreforkTest, AnInstanceForkedAheadSeesItsFunctionsEnvironmentAsOneStartedOnDemand) {
+  auto d = Daemon::Start();
+  ASSERT_EQ(Deploy(*d, "fn", "lambda-env", {"--environment", "Variables={GREETING=hi,TZ=Asia/Tokyo}"}).exit_code, 0);
+  auto on_demand = Fresh(*d, "fn");
+  ASSERT_EQ(on_demand.status, 200) << on_demand.body.dump();
+  ASSERT_EQ(on_demand.stages.find("preforked="), std::string::npos) << on_demand.stages;
+  ASSERT_EQ(Preforked(*d, 1).size(), 1u) << Health(*d).dump();
+  auto ahead = Fresh(*d, "fn");
+  ASSERT_EQ(ahead.status, 200) << ahead.body.dump();
+  ASSERT_NE(ahead.stages.find("preforked="), std::string::npos) << ahead.stages;
+  json env_a = on_demand.body["env"], env_b = ahead.body["env"];
+  EXPECT_EQ(env_b.value("GREETING", ""), "hi");
+  EXPECT_EQ(ahead.body["tzname"], on_demand.body["tzname"]);
+  EXPECT_EQ(ahead.body["tzname"][0], "JST");
+  // Each instance names its own log stream; everything else is the same.
+  EXPECT_NE(env_a.value("AWS_LAMBDA_LOG_STREAM_NAME", ""), env_b.value("AWS_LAMBDA_LOG_STREAM_NAME", ""));
+  EXPECT_EQ(ahead.body["context"]["log_stream_name"], env_b["AWS_LAMBDA_LOG_STREAM_NAME"]);
+  env_a.erase("AWS_LAMBDA_LOG_STREAM_NAME");
+  env_b.erase("AWS_LAMBDA_LOG_STREAM_NAME");
+  EXPECT_EQ(env_a, env_b);
+}
+
 TEST(PreforkTest, AChangeOrADeleteRetiresWhatWasForkedAheadForIt) {
   auto d = Daemon::Start();
   ASSERT_EQ(Deploy(*d, "fn", "echo", {"--environment", "Variables={GREETING=one}"}).exit_code, 0);

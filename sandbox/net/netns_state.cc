@@ -2,11 +2,10 @@
 // own (one would count in the very sockstat it reads).
 #include "sandbox/net/netns_state.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cstdlib>
+#include <fstream>
+#include <sstream>
 
 namespace forklet::sandbox::net {
 namespace {
@@ -45,23 +44,11 @@ uint64_t Field(std::string_view fields, std::string_view name) {
 }
 
 Result<std::string> ReadAll(const char* path) {
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return SysError(std::string("open ") + path);
-  std::string out;
-  char buf[4096];
-  for (;;) {
-    ssize_t n = read(fd, buf, sizeof(buf));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      int e = errno;
-      close(fd);
-      return SysError(std::string("read ") + path, e);
-    }
-    if (n == 0) break;
-    out.append(buf, static_cast<size_t>(n));
-  }
-  close(fd);
-  return out;
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  if (!in) return SysError(std::string("read ") + path);
+  return text.str();
 }
 
 }  // namespace

@@ -91,6 +91,7 @@ HttpResponse AdminApi::Handle(const HttpRequest& r) {
                                          {"discarded", areas.discarded}}},
                           {"netns", {{"made", netns.made}, {"reused", netns.reuse.reused},
                                      {"discarded", netns.reuse.discarded}, {"unclean", netns.reuse.unclean},
+                                     {"time_wait_removed", netns.reuse.time_wait_removed},
                                      {"cached", netns.reuse.cached}}}});
   }
   if (p == "/forklet/v1/capacity" && r.method == "GET") return Json(200, Capacity());

@@ -1,5 +1,6 @@
 // The checker thread enters each returned namespace (setns is per thread, so only it ever moves),
-// reads what it holds (sandbox/net/netns_state.h) and files it under its function, or closes it.
+// reads what it holds (sandbox/net/netns_state.h), removes its connections in TIME_WAIT
+// (sandbox/net/time_wait.h), and files it under its function, or closes it.
 // Take and Give only move fds under a lock: neither enters a namespace.
 #include "runtime/core/netns_cache.h"
 
@@ -11,6 +12,7 @@
 
 #include "runtime/log/log.h"
 #include "sandbox/net/netns_state.h"
+#include "sandbox/net/time_wait.h"
 
 namespace forklet::core {
 
@@ -180,8 +182,18 @@ NetnsCache::Verdict NetnsCache::Inspect(const PooledNetns& ns, std::string* why)
     return Verdict::kUnclean;
   }
   if (state->time_wait > 0) {
+    // The predecessor's connections in TIME_WAIT (60 s) would show in the next instance's
+    // /proc/net/tcp: they go as at the namespace's destruction, and it is read again after the
+    // netlink socket that removed them is freed.
+    auto removed = sandbox::net::DestroyTimeWait();
+    if (!removed) {
+      *why = std::to_string(state->time_wait) + " connections in TIME_WAIT, not removed: " + removed.error().ToString();
+      return Verdict::kUnclean;
+    }
+    std::lock_guard lock(mu_);
+    counts_.time_wait_removed += static_cast<uint64_t>(*removed);
     *why = std::to_string(state->time_wait) + " connections in TIME_WAIT";
-    return Verdict::kUnclean;
+    return Verdict::kClosing;
   }
   if (!state->quiet()) {
     *why = std::to_string(state->sockets) + " sockets (" + std::to_string(state->inet) + " inet), " +

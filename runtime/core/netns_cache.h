@@ -4,8 +4,8 @@
 // the kernel's asynchronous destruction of it (cleanup_net) were among the largest costs of a new
 // sandbox; a reused one costs a lock. A namespace comes back only once its instance's pid
 // namespace init is reaped (no process of it is left), and is kept only when, read from inside,
-// it holds no socket, connection or fragment of any kind, and only the interfaces and routes it
-// was made with. Thread-safe.
+// it holds no socket, connection or fragment of any kind (connections in TIME_WAIT are removed
+// first), and only the interfaces and routes it was made with. Thread-safe.
 #pragma once
 
 #include <chrono>
@@ -52,6 +52,7 @@ struct NetnsCounts {
   uint64_t reused = 0;     // handed to a new instance of the function that used it before
   uint64_t discarded = 0;  // given back but closed: not clean, no room, or its function changed
   uint64_t unclean = 0;    // of those: failed the check (a socket or connection left, say)
+  uint64_t time_wait_removed = 0;  // connections in TIME_WAIT removed from namespaces given back
   size_t cached = 0;       // checked, waiting for their function's next new instance
 };
 
@@ -77,7 +78,8 @@ class NetnsCache {
 
   // A returned namespace with sockets still closing (an orphaned connection's FIN handshake, a
   // netlink socket freed after an RCU grace period) is checked again after kRecheck, up to
-  // kChecks times, then discarded. One with a connection in TIME_WAIT (60 s) is discarded at once.
+  // kChecks times, then discarded. Connections in TIME_WAIT (60 s) are removed, as the
+  // namespace's destruction would, and it is checked again.
   static constexpr auto kRecheck = std::chrono::milliseconds(20);
   static constexpr int kChecks = 5;
 

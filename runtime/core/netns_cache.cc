@@ -181,6 +181,10 @@ NetnsCache::Verdict NetnsCache::Inspect(const PooledNetns& ns, std::string* why)
            " routes";
     return Verdict::kUnclean;
   }
+  if (state->time_wait > kMaxTimeWait) {  // not worth a round trip each
+    *why = std::to_string(state->time_wait) + " connections in TIME_WAIT";
+    return Verdict::kUnclean;
+  }
   if (state->time_wait > 0) {
     // The predecessor's connections in TIME_WAIT (60 s) would show in the next instance's
     // /proc/net/tcp: they go as at the namespace's destruction, and it is read again after the

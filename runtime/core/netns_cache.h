@@ -82,6 +82,9 @@ class NetnsCache {
   // namespace's destruction would, and it is checked again.
   static constexpr auto kRecheck = std::chrono::milliseconds(20);
   static constexpr int kChecks = 5;
+  // More in TIME_WAIT than this: discarded (each is removed by a round trip to the kernel). Where
+  // the kernel cannot remove them (no CONFIG_INET_DIAG_DESTROY), any: discarded.
+  static constexpr uint64_t kMaxTimeWait = 256;
 
  private:
   struct Entry {

@@ -76,6 +76,7 @@ HttpResponse AdminApi::Handle(const HttpRequest& r) {
                             {"pids", s.pids}};
     auto pre = launcher_->Preforked();
     auto areas = launcher_->TmpAreas();
+    auto netns = launcher_->Netns();
     json preforked = {{"ready", pre.ready}, {"forking", pre.forking}, {"functions", pre.functions},
                       {"memory_mb", pre.reserved_mb}, {"last_fork_ms", pre.last_fork_ms}, {"pids", pre.pids}};
     return Json(200, json{{"status", scheduler_->draining() ? "draining" : "ready"},
@@ -87,7 +88,11 @@ HttpResponse AdminApi::Handle(const HttpRequest& r) {
                           {"stem_cells", stem_cells},
                           {"preforked", preforked},
                           {"tmp_areas", {{"made", areas.made}, {"recycled", areas.recycled},
-                                         {"discarded", areas.discarded}}}});
+                                         {"discarded", areas.discarded}}},
+                          {"netns", {{"made", netns.made}, {"reused", netns.reuse.reused},
+                                     {"discarded", netns.reuse.discarded}, {"unclean", netns.reuse.unclean},
+                                     {"time_wait_removed", netns.reuse.time_wait_removed},
+                                     {"cached", netns.reuse.cached}}}});
   }
   if (p == "/forklet/v1/capacity" && r.method == "GET") return Json(200, Capacity());
   if (p == "/forklet/v1/admin/drain" && r.method == "POST") {

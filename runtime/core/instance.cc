@@ -71,7 +71,9 @@ void Instance::Destroy() {
     if (auto s = cgroup_->Destroy(); !s)
       log::Warning("instance " + std::to_string(pid_) + ": " + s.error().ToString());
   }
-  tmp_.Release();  // its pid namespace's init is reaped: nothing of it can touch the area any more
+  // Its pid namespace's init is reaped: nothing of it can touch the area or the network any more.
+  tmp_.Release();
+  netns_.Release();
 }
 
 void Instance::Kill() {

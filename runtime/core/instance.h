@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "runtime/core/invocation.h"
+#include "runtime/core/netns_cache.h"
 #include "runtime/core/tmp_area_pool.h"
 #include "sandbox/cgroup.h"
 #include "sandbox/error.h"
@@ -73,6 +74,9 @@ class Instance {
   void Kill();
   // Its /tmp area, given back to the pool once every process of the instance is gone.
   void KeepTmp(TmpLease tmp) { tmp_ = std::move(tmp); }
+  // Its net namespace, likewise given back (for its function's next new instance) once every
+  // process of the instance is gone.
+  void KeepNetns(NetnsLease netns) { netns_ = std::move(netns); }
   // The cgroup's limits, for a stem cell given to a function.
   sandbox::Cgroup* cgroup() { return cgroup_.get(); }
   int channel_fd() const { return channel_fd_; }
@@ -136,6 +140,7 @@ class Instance {
   int log_fd_;
   std::unique_ptr<sandbox::Cgroup> cgroup_;
   TmpLease tmp_;
+  NetnsLease netns_;
   std::shared_ptr<const void> origin_;  // released after ~Instance has killed and reaped it
   bool dead_ = false;
   bool destroyed_ = false;

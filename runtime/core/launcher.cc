@@ -95,6 +95,9 @@ Result<std::unique_ptr<Launcher>> Launcher::Create(const LauncherOptions& option
   const bool egress_default = options.network == sandbox::net::NetworkMode::kEgress;
   const size_t plain = egress_default ? std::min<size_t>(options.netns_pool_size, 2) : options.netns_pool_size;
   if (plain > 0) l->netns_ = std::make_unique<NetnsPool>(plain);
+  if (options.netns_reuse_per_function > 0)
+    l->netns_cache_ = std::make_shared<NetnsCache>(options.netns_reuse_per_function, options.netns_reuse_max,
+                                                   options.zygotes.linger);
   if (egress_default) {
     if (auto pool = l->EgressPool(); !pool) return pool.error();
   } else {
@@ -161,6 +164,7 @@ Launcher::~Launcher() {
   }
   for (int fd : zygote_procs_fds_) close(fd);
   if (zygote_cgroup_) (void)zygote_cgroup_->Destroy();
+  netns_cache_.reset();  // instances that end later close theirs (their leases' cache is gone)
   netns_.reset();
   {
     std::lock_guard lock(egress_mu_);
@@ -392,6 +396,7 @@ void Launcher::Prepare(const std::string& family) {
 
 void Launcher::ForgetFunction(const std::string& function) {
   ForgetSnapshot(function);
+  if (netns_cache_) netns_cache_->Forget(function);
   preforks_->Forget(function);
   bank_->Unbind(function);
 }
@@ -537,7 +542,17 @@ Result<Launcher::Forked> Launcher::ForkInstance(const std::string& family,
   // when it takes one (StartStemCell).
   auto t_net = Clock::now();
   bool made_now = false;
-  auto netns = TakeNetns(fn ? NetworkOf(*fn, options_.network) : options_.network, exec_runner, &made_now);
+  const auto mode = fn ? NetworkOf(*fn, options_.network) : options_.network;
+  // A function's instance takes the namespace of one of its ended instances when one is cached,
+  // and gives its own back at its end. Not a stem cell (no function yet: its namespace may lose
+  // its eth0 to the function that takes it), nor a snapshot's source (its channel lives in it).
+  const bool reuse = netns_cache_ && fn && !exec_runner;
+  Result<PooledNetns> netns = reuse ? netns_cache_->Take(registry::VersionKey(*fn), Generation(*fn)) : PooledNetns{};
+  if (netns->fd >= 0 && netns->veth.empty() != (mode == sandbox::net::NetworkMode::kNone)) {
+    close(netns->fd);  // made for another network mode (cannot happen: the mode is the deployment's)
+    netns->fd = -1;
+  }
+  if (netns->fd < 0) netns = TakeNetns(mode, exec_runner, &made_now);
   if (!netns) {
     for (int fd : *procs) close(fd);
     return netns.error();
@@ -565,11 +580,11 @@ Result<Launcher::Forked> Launcher::ForkInstance(const std::string& family,
     z = ForkSource(family, fn, true, booted, stages);
     if (z) forked = (*z)->Fork(spec, channel[1], log[1], code_fd, net_fd, *procs, exec_runner, opt_fd, tmp_fd);
   }
-  if (net_fd >= 0) close(net_fd);
   for (int fd : *procs) close(fd);
   close(channel[1]);
   close(log[1]);
   if (!forked) {
+    if (net_fd >= 0) close(net_fd);  // a child that failed may not be reaped yet: not reused
     close(channel[0]);
     close(log[0]);
     return forked.error();
@@ -588,6 +603,10 @@ Result<Launcher::Forked> Launcher::ForkInstance(const std::string& family,
   out.uid = spec.uid;
   out.gid = spec.gid;
   out.veth = netns->veth;
+  if (reuse && net_fd >= 0)
+    out.instance->KeepNetns(NetnsLease(std::move(netns.value()), registry::VersionKey(*fn), Generation(*fn), netns_cache_));
+  else if (net_fd >= 0)
+    close(net_fd);
   return out;
 }
 
@@ -633,6 +652,17 @@ Result<PooledNetns> Launcher::TakeNetns(sandbox::net::NetworkMode mode, bool wai
   if (auto ns = (*pool)->Take(); ns.fd >= 0) return ns;
   if (made_now) *made_now = true;
   return (*pool)->Make();  // the pool ran dry: a few ms now rather than an instance without network
+}
+
+Launcher::NetnsReport Launcher::Netns() {
+  NetnsReport r;
+  if (netns_) r.made += netns_->made();
+  {
+    std::lock_guard lock(egress_mu_);
+    if (egress_netns_) r.made += egress_netns_->made();
+  }
+  if (netns_cache_) r.reuse = netns_cache_->counts();
+  return r;
 }
 
 sandbox::net::NetworkMode NetworkOf(const registry::FunctionConfig& config, sandbox::net::NetworkMode fallback) {

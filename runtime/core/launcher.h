@@ -17,6 +17,7 @@
 #include "runtime/core/instance.h"
 #include "runtime/core/zygote_bank.h"
 #include "runtime/core/zygote_supervisor.h"
+#include "runtime/core/netns_cache.h"
 #include "runtime/core/netns_pool.h"
 #include "runtime/core/runners.h"
 #include "runtime/core/preforks.h"
@@ -63,6 +64,10 @@ struct LauncherOptions {
   // fork/exit on the host, the trade-off cgroup2's `favordynmods` makes.
   bool cgroup_warmer = true;
   size_t netns_pool_size = 4;  // net namespaces made ahead of time; 0: each clone makes its own
+  // Namespaces of ended instances kept for their function version's next new instance
+  // (netns_cache.h): per function version, and for all together; 0: none is reused.
+  size_t netns_reuse_per_function = 8;
+  size_t netns_reuse_max = 64;
   // Instances' network for functions without FORKLET_NETWORK (sandbox/net/egress_network.h): egress
   // gives each an eth0 on the daemon's bridge with NAT out; none keeps loopback only. The bridge
   // and its rules are made at start-up when this is egress, else at the first egress function.
@@ -158,6 +163,13 @@ class Launcher {
   PreforkCounts Preforked();
   // Instances' /tmp areas made, emptied for reuse and discarded so far (health); all 0 with a tmpfs /tmp.
   TmpAreaPool::Counts TmpAreas() { return tmp_areas_ ? tmp_areas_->counts() : TmpAreaPool::Counts{}; }
+  // Net namespaces made (both pools, and on the request path when the egress pool ran dry), and
+  // those of ended instances reused, discarded and cached (health).
+  struct NetnsReport {
+    uint64_t made = 0;
+    NetnsCounts reuse;
+  };
+  NetnsReport Netns();
   // The memory (MB) stem cells hold against the budget, and how much they may hold: the
   // scheduler's budget minus what instances reserve. The scheduler sets it after every start,
   // which also has the pools boot successors of the stem cells taken (stem_cells.h).
@@ -262,6 +274,8 @@ class Launcher {
   std::mutex egress_mu_;
   std::unique_ptr<sandbox::net::EgressNetwork> egress_;
   std::unique_ptr<NetnsPool> egress_netns_;
+  // Ended instances' namespaces by function version; null: none is reused (netns_reuse_per_function 0).
+  std::shared_ptr<NetnsCache> netns_cache_;
   std::unique_ptr<sandbox::Cgroup> zygote_cgroup_;  // where zygotes live (own accounting, cleanup)
   std::vector<int> zygote_procs_fds_;
   void WarmerLoop();

@@ -67,10 +67,15 @@ Result<PooledNetns> NetnsPool::CreateOne(int home_fd, bool* stranded) {
     }
     close(sock);
   }
+  // /proc/sys/net is the opening thread's namespace's.
+  int metrics = open("/proc/sys/net/ipv4/tcp_no_metrics_save", O_WRONLY | O_CLOEXEC);
+  if (metrics >= 0) {
+    (void)!write(metrics, "1\n", 2);
+    close(metrics);
+  }
   std::optional<Result<sandbox::net::Rtnetlink>> inside;
   if (egress_) {
-    // IPv4 only out: eth0 (made later) gets no IPv6, not even a link-local address. /proc/sys/net
-    // is the opening thread's namespace's.
+    // IPv4 only out: eth0 (made later) gets no IPv6, not even a link-local address.
     int v6 = open("/proc/sys/net/ipv6/conf/default/disable_ipv6", O_WRONLY | O_CLOEXEC);
     if (v6 >= 0) {
       (void)!write(v6, "1\n", 2);
@@ -103,6 +108,7 @@ Result<PooledNetns> NetnsPool::CreateOne(int home_fd, bool* stranded) {
     }
     out.veth = std::move(veth.value());
   }
+  ++made_;
   return out;
 }
 

@@ -1,9 +1,13 @@
 // Network namespaces made ahead of time (creating one costs ~0.5 ms, most of a clone's cost; with
 // an interface on the egress bridge a few ms more), each with its loopback up and, for the egress
-// pool, its eth0, address and default route; handed to new instances as fds. Thread-safe.
+// pool, its eth0, address and default route; handed to new instances as fds. Each keeps no TCP
+// metrics (net.ipv4.tcp_no_metrics_save, per namespace): a namespace reused by its function's next
+// instance (netns_cache.h) carries no per-destination state over. Thread-safe.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
+#include <cstdint>
 #include <cstddef>
 #include <deque>
 #include <mutex>
@@ -29,6 +33,7 @@ class NetnsPool {
   PooledNetns Take();
   // One made now on the calling thread (for when the pool ran dry and the caller cannot go without).
   Result<PooledNetns> Make();
+  uint64_t made() const { return made_; }  // by the filler and Make, so far
 
  private:
   void Fill();
@@ -42,6 +47,7 @@ class NetnsPool {
   std::condition_variable cv_;
   std::deque<PooledNetns> ready_;
   bool stopping_ = false;
+  std::atomic<uint64_t> made_{0};
   std::thread filler_;
 };
 

@@ -43,6 +43,9 @@ const char* kUsage = R"(usage: forkletd [options]
                              EphemeralStorage.Size (512-10240 MB, default 512)
   --tmp-pool N               disk-backed /tmp areas kept ready per EphemeralStorage size in use
                              (default 4); 0: /tmp is a tmpfs counting against the function's memory
+  --netns-reuse N            network namespaces of ended instances kept for the next new
+                             instance of the same function version, checked empty (default 8
+                             per function, 64 in all); 0: each instance's namespace goes with it
   --subtree-pids N           tasks in all instances and zygotes together (default: from the
                              host's pid_max and the memory budget, leaving the host a quarter)
   --max-code-mb N            largest deployment zip accepted (default 50, as Lambda)
@@ -269,6 +272,9 @@ bool ParseOptions(int argc, char** argv, Options* o, std::string* message, bool*
     } else if (a == "--tmp-pool") {
       if (!number(0, 64)) return false;
       o->launcher.tmp_pool_size = n;
+    } else if (a == "--netns-reuse") {
+      if (!number(0, 64)) return false;
+      o->launcher.netns_reuse_per_function = n;
     } else if (a == "--max-code-mb") {
       if (!number(1, 1024)) return false;
       o->archive.max_zip_bytes = n << 20;

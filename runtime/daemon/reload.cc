@@ -35,6 +35,8 @@ bool Reload(int argc, char** argv, Options* running, core::Scheduler* scheduler)
                fresh.launcher.cgroup_pool_size != running->launcher.cgroup_pool_size);
   restart_only("tmp-size-mb", fresh.launcher.tmp_size_bytes != running->launcher.tmp_size_bytes);
   restart_only("tmp-pool", fresh.launcher.tmp_pool_size != running->launcher.tmp_pool_size);
+  restart_only("netns-reuse",
+               fresh.launcher.netns_reuse_per_function != running->launcher.netns_reuse_per_function);
   restart_only("subtree-pids",
                fresh.launcher.subtree_pids_max != running->launcher.subtree_pids_max);
   restart_only("max-code-mb", fresh.archive.max_zip_bytes != running->archive.max_zip_bytes);

@@ -17,11 +17,14 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <set>
 #include <thread>
 #include <tuple>
 
 #include <nlohmann/json.hpp>
 
+#include "runtime/api/http_server.h"
 #include "tests/integration/daemon.h"
 
 namespace forklet::testing {
@@ -193,6 +196,32 @@ std::vector<std::string> NetworkLeftovers(const std::string& bridge) {
   auto tables = Run({"/usr/sbin/nft", "list", "tables"}, {}, 30).out;
   if (tables.find("forklet_" + id) != std::string::npos) left.push_back("nftables table forklet_" + id);
   return left;
+}
+
+// One invocation on a new instance (X-Forklet-Fresh-Instance: it ends after the response).
+json InvokeFresh(Daemon& d, const std::string& fn, const json& event) {
+  auto r = api::HttpCall(d.endpoint(), "POST", "/2015-03-31/functions/" + fn + "/invocations", event.dump(),
+                         {{"X-Forklet-Fresh-Instance", "1"}});
+  EXPECT_TRUE(r.ok()) << r.error().ToString();
+  if (!r.ok()) return json::object();
+  EXPECT_EQ(r->status, 200) << r->body;
+  auto j = json::parse(r->body, nullptr, false);
+  EXPECT_TRUE(j.is_object()) << r->body;
+  return j.is_object() ? j : json::object();
+}
+
+// Which net namespace an instance ran in: its inode (reused by the kernel once a namespace is
+// gone) and its eth0 address (given round-robin over the daemon's /22 to each new namespace).
+std::string NetnsOf(const json& r) { return r.value("netns", "?") + " " + r.value("address", "?"); }
+
+// Once an instance has ended, a namespace is checked before it is reused (none after ending).
+void AwaitTeardown(Daemon& d) {
+  for (int i = 0; i < 40; ++i) {
+    auto h = Health(d);
+    if (h["instances"]["retiring"] == 0 && h["instances"]["busy"] == 0) break;
+    usleep(25000);
+  }
+  usleep(100000);
 }
 
 class NetworkTest : public ::testing::Test {
@@ -418,6 +447,74 @@ TEST_F(NetworkTest, LeavesNoInterfaceRouteOrTableBehind) {
   }
   std::error_code ec;
   fs::remove_all(state, ec);
+}
+
+}  // namespace
+}  // namespace forklet::testing
+
+namespace forklet::testing {
+namespace {
+
+// A churn of new instances of one function reuses the namespaces of those that ended, and each
+// finds no socket or connection of a predecessor, though every one left a listening TCP socket and
+// a bound UDP socket, every other one also an open connection out (its end leaves TIME_WAIT, which
+// is removed before the namespace is reused), and each reaches the internet from its reused namespace.
+TEST_F(NetworkTest, NamespacesOfEndedInstancesAreReusedClean) {
+  auto d = Daemon::Start();
+  ASSERT_EQ(Deploy(*d, "leaver", "netleftover", {"--timeout", "30"}).exit_code, 0);
+  std::map<std::string, int> seen;
+  for (int i = 0; i < 12; ++i) {
+    json event{{"listen", 9200}, {"udp", 9300}, {"fetch", {internet_->addr_, 8080, "/hello.txt"}}};
+    if (i % 2 == 1) event["keep"] = {internet_->addr_, 8080};
+    auto r = InvokeFresh(*d, "leaver", event);
+    EXPECT_EQ(r["found"], json::array()) << "instance " << i << " found its predecessors' sockets";
+    EXPECT_EQ(r["fetched"], internet_->token_) << "instance " << i << ": " << r.dump();
+    EXPECT_GE(r["own"].size(), i % 2 == 1 ? 3u : 2u) << "its own sockets are seen: " << r.dump();
+    ++seen[NetnsOf(r)];
+    AwaitTeardown(*d);
+  }
+  size_t repeated = 0;
+  for (const auto& [ns, n] : seen) repeated += n - 1;
+  EXPECT_GE(repeated, 3u) << "namespaces were not reused";
+  auto netns = Health(*d)["netns"];
+  EXPECT_GE(netns["reused"].get<int>(), 3) << netns;
+  EXPECT_GE(netns["time_wait_removed"].get<int>(), 1) << "the connections kept open were not seen: " << netns;
+}
+
+// A namespace serves one deployment of one function: never another function, nor the same name
+// deleted and created again, nor the function after a change of its configuration.
+TEST_F(NetworkTest, ANamespaceNeverGoesToAnotherFunction) {
+  auto d = Daemon::Start();
+  for (const char* fn : {"a", "b"}) ASSERT_EQ(Deploy(*d, fn, "netleftover", {"--timeout", "30"}).exit_code, 0);
+  std::map<std::string, std::set<std::string>> of;  // namespaces by deployment
+  std::map<std::string, size_t> lives;
+  auto churn = [&](const std::string& fn, const std::string& deployment) {
+    auto r = InvokeFresh(*d, fn, json{{"listen", 9200}});
+    EXPECT_EQ(r["found"], json::array()) << deployment << " found another instance's sockets";
+    of[deployment].insert(NetnsOf(r));
+    ++lives[deployment];
+    AwaitTeardown(*d);
+  };
+  for (int i = 0; i < 5; ++i) {
+    churn("a", "a");
+    churn("b", "b");
+  }
+  ASSERT_EQ(d->Aws({"delete-function", "--function-name", "b"}).exit_code, 0);
+  ASSERT_EQ(Deploy(*d, "b", "netleftover", {"--timeout", "30"}).exit_code, 0);
+  ASSERT_EQ(d->Aws({"update-function-configuration", "--function-name", "a", "--environment",
+                    "Variables={CHANGED=1}"}).exit_code, 0);
+  for (int i = 0; i < 4; ++i) {
+    churn("b", "b re-created");
+    churn("a", "a changed");
+  }
+  for (const auto& [dep, namespaces] : of) {
+    EXPECT_LT(namespaces.size(), lives[dep]) << dep << " reused none of its namespaces";
+    for (const auto& [other, theirs] : of) {
+      if (other == dep) continue;
+      for (const auto& ns : namespaces) EXPECT_EQ(theirs.count(ns), 0u) << dep << " and " << other << " shared " << ns;
+    }
+  }
+  EXPECT_GE(Health(*d)["netns"]["reused"].get<int>(), 4) << Health(*d)["netns"];
 }
 
 }  // namespace

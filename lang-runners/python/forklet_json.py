@@ -2,7 +2,7 @@
 
 `import json` pulls in re, enum, functools and collections: about 6 ms of a Python zygote's boot,
 more than a third of what the interpreter itself costs to start. Its fast path is the C
-accelerator _json anyway, which is built into the interpreter: this module calls it directly
+accelerator _json anyway (an extension module of the interpreter): this module calls it directly
 with exactly json.loads' and json.dumps' defaults, so a result is the one json would give.
 Anything off that path (bytes in another encoding or with a BOM, invalid input, a value json
 cannot encode, any exception) is handed to the json package itself, so errors, their types and

@@ -3,23 +3,19 @@
 
 #include <cstdio>
 #include <ctime>
-#include <random>
 
+#include "runtime/core/random_id.h"
 #include "runtime/registry/function_key.h"
 
 namespace forklet::core {
 
 std::string NewLogStreamName(const std::string& version) {
-  thread_local std::mt19937_64 rng{std::random_device{}()};
   std::time_t t = std::time(nullptr);
   std::tm tm{};
   gmtime_r(&t, &tm);
   char day[16];
   strftime(day, sizeof(day), "%Y/%m/%d", &tm);
-  char id[40];
-  snprintf(id, sizeof(id), "%016llx%016llx", static_cast<unsigned long long>(rng()),
-           static_cast<unsigned long long>(rng()));
-  return std::string(day) + "/[" + version + "]" + id;
+  return std::string(day) + "/[" + version + "]" + RandomHex(16);
 }
 
 nlohmann::json InitMessage(const registry::FunctionConfig& cfg, const std::string& version) {

@@ -3,24 +3,13 @@
 
 #include <cstdint>
 #include <cstdio>
-#include <random>
 #include <string>
 #include <utility>
 #include <vector>
 
-namespace forklet::core {
+#include "runtime/core/random_id.h"
 
-// A request id in the form Lambda's have (a random UUID, version 4).
-inline std::string NewRequestId() {
-  thread_local std::mt19937_64 rng{std::random_device{}()};
-  uint64_t a = rng(), b = rng();
-  char buf[40];
-  snprintf(buf, sizeof(buf), "%08x-%04x-4%03x-%04x-%012llx", static_cast<unsigned>(a >> 32),
-           static_cast<unsigned>((a >> 16) & 0xffff), static_cast<unsigned>(a & 0xfff),
-           static_cast<unsigned>(0x8000 | ((b >> 48) & 0x3fff)),
-           static_cast<unsigned long long>(b & 0xffffffffffffULL));
-  return buf;
-}
+namespace forklet::core {
 
 enum class StartKind { kCold, kZygote, kWarm, kRestore };
 inline const char* StartKindName(StartKind k) {

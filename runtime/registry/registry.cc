@@ -9,6 +9,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -18,7 +19,7 @@
 #include <ctime>
 #include <filesystem>
 #include <map>
-#include <random>
+#include <cerrno>
 #include <set>
 
 #include "runtime/log/log.h"
@@ -46,12 +47,21 @@ Error PreconditionFailed() {
                "GetFunction/GetAlias API to retrieve the latest Revision Id"};
 }
 
+// 64 bits from the kernel's CSPRNG: a function recreated after any number of restarts gets an
+// identity of its own (a generator seeded with 32 bits per start repeats across starts).
 std::string NewFunctionId() {
-  static std::mutex mu;
-  static std::mt19937_64 rng{std::random_device{}()};
-  std::lock_guard<std::mutex> lock(mu);
+  uint64_t v = 0;
+  for (size_t got = 0; got < sizeof(v);) {
+    ssize_t r = getrandom(reinterpret_cast<char*>(&v) + got, sizeof(v) - got, 0);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) {
+      perror("forkletd: getrandom for a function id");
+      abort();
+    }
+    got += static_cast<size_t>(r);
+  }
   char buf[20];
-  snprintf(buf, sizeof(buf), "%016llx", static_cast<unsigned long long>(rng()));
+  snprintf(buf, sizeof(buf), "%016llx", static_cast<unsigned long long>(v));
   return buf;
 }
 

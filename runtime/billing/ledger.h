@@ -131,7 +131,10 @@ class Ledger {
   Status Init();
   std::string LogPath(uint64_t seq) const;
   Result<int> OpenLog(uint64_t seq);
-  Status ReplayLog(uint64_t seq);  // its lines into SQLite, then unlink it; under flush_mu_
+  // Its lines into SQLite, then unlink it; under flush_mu_. paced: the background flusher's
+  // replay, which pauses between batches of rows so that it never holds a CPU for long.
+  Status ReplayLog(uint64_t seq, bool paced = false);
+  Status FlushPaced(bool paced);
   Status AppendLine(std::string_view line, const std::string& what);  // held when the log is full
   int AppendLocked(std::string_view line);  // one write; 0 or errno, never a partial line
   void DrainHeldLocked();                   // held records into the log while it takes them

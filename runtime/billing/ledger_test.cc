@@ -325,5 +325,70 @@ TEST_F(LedgerTest, UsageSumsPerFunctionInTheWindow) {
   EXPECT_EQ((*only_a)[0].invocations, 3);
 }
 
+// A ledger written by an older forkletd (schema version 1: the request id as the primary key) is
+// moved to version 2 on open: every row kept, bills unchanged, replays still add nothing, and
+// new rows no longer go into a b-tree keyed by a random id.
+TEST_F(LedgerTest, AVersion1LedgerKeepsEveryRowOnOpen) {
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+    const char* v1 = R"(
+      PRAGMA journal_mode=WAL;
+      CREATE TABLE invocations (
+        request_id TEXT PRIMARY KEY NOT NULL, function TEXT NOT NULL, runtime TEXT NOT NULL,
+        start_kind TEXT NOT NULL, outcome TEXT NOT NULL, start_ms INTEGER NOT NULL,
+        end_ms INTEGER NOT NULL, init_ms REAL NOT NULL, duration_ms REAL NOT NULL,
+        latency_ms REAL NOT NULL, billed_ms INTEGER NOT NULL, memory_mb INTEGER NOT NULL,
+        max_memory_mb INTEGER NOT NULL, cpu_ms REAL NOT NULL, mb_ms INTEGER NOT NULL,
+        request_cost_pd INTEGER NOT NULL, compute_cost_pd INTEGER NOT NULL,
+        cost_pd INTEGER NOT NULL GENERATED ALWAYS AS (request_cost_pd + compute_cost_pd) VIRTUAL,
+        gb_seconds REAL NOT NULL GENERATED ALWAYS AS (mb_ms / 1024000.0) VIRTUAL);
+      CREATE INDEX invocations_by_start ON invocations (start_ms);
+      INSERT INTO invocations (request_id, function, runtime, start_kind, outcome, start_ms, end_ms,
+        init_ms, duration_ms, latency_ms, billed_ms, memory_mb, max_memory_mb, cpu_ms, mb_ms,
+        request_cost_pd, compute_cost_pd) VALUES
+        ('old-1', 'a', 'python3.11', 'cold', 'success', 1000, 1100, 90.5, 7.5, 99.0, 100, 128, 40,
+         5.0, 12800, 200000, 208334),
+        ('old-2', 'b', 'python3.11', 'warm', 'timeout', 2000, 5000, 0, 3000, 3001, 3000, 256, 50,
+         2999.0, 768000, 200000, 12500040);
+      PRAGMA user_version = 1;)";
+    char* err = nullptr;
+    ASSERT_EQ(sqlite3_exec(db, v1, nullptr, nullptr, &err), SQLITE_OK) << (err ? err : "");
+    sqlite3_close(db);
+  }
+  auto l = Ledger::Open(path_);
+  ASSERT_TRUE(l.ok()) << l.error().ToString();
+  EXPECT_EQ(Count(path_, "PRAGMA user_version"), 2);
+  EXPECT_EQ(Count(path_, "SELECT COUNT(*) FROM invocations"), 2);
+  EXPECT_EQ(Count(path_, "SELECT cost_pd FROM invocations WHERE request_id = 'old-2'"), 12700040);
+  EXPECT_EQ(Count(path_, "SELECT billed_ms FROM invocations WHERE request_id = 'old-2'"), 3000);
+  // The request id is no longer the table's key (no index of its own), and the rows stay unique.
+  EXPECT_EQ(Count(path_, "SELECT COUNT(*) FROM sqlite_master WHERE tbl_name = 'invocations' AND "
+                         "type = 'index' AND sql IS NULL"), 0);
+  LedgerRecord again = Row("old-1", "a", 1000);  // a replay of a record already in
+  ASSERT_TRUE((*l)->Record(again).ok());
+  ASSERT_TRUE((*l)->Record(Row("new-1", "a", 3000)).ok());
+  ASSERT_TRUE((*l)->Flush().ok());
+  EXPECT_EQ(Count(path_, "SELECT COUNT(*) FROM invocations"), 3);
+  EXPECT_EQ((*l)->counters().duplicates, 1u);
+  auto usage = (*l)->Usage(0, 10'000, "");
+  ASSERT_TRUE(usage.ok());
+  ASSERT_EQ(usage->size(), 2u);
+}
+
+TEST_F(LedgerTest, ALedgerOfANewerSchemaIsRefusedNotRewritten) {
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db, "CREATE TABLE t (x); PRAGMA user_version = 3;", nullptr, nullptr, nullptr),
+              SQLITE_OK);
+    sqlite3_close(db);
+  }
+  auto l = Ledger::Open(path_);
+  ASSERT_FALSE(l.ok());
+  EXPECT_NE(l.error().ToString().find("newer"), std::string::npos) << l.error().ToString();
+  EXPECT_EQ(Count(path_, "PRAGMA user_version"), 3);
+}
+
 }  // namespace
 }  // namespace forklet::billing

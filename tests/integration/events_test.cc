@@ -299,6 +299,9 @@ TEST(EventsTest, ErrorsAreRetriedAndDestinationsGetLambdasRecord) {
 
   // Three attempts of the failing event were billed; the failure went to its destination, not
   // to the dead-letter store.
+  // ledger.db is read from outside: a record reaches its table within a flush of the ledger (its
+  // log has it before the destination is delivered), so wait for the rows, then count them.
+  EXPECT_TRUE(WaitFor([&] { return LedgerRuns(d->state_dir(), "flaky").size() >= 3; }, 10, d.get()));
   EXPECT_EQ(LedgerRuns(d->state_dir(), "flaky").size(), 3u);
   EXPECT_EQ(QueueStats(*d, "flaky")["retried"], 2);
   EXPECT_EQ(QueueStats(*d, "flaky")["dropped"]["RetriesExhausted"], 1);

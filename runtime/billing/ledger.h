@@ -88,7 +88,7 @@ struct FunctionUsage {
 struct LedgerCounters {
   uint64_t records = 0;          // Record() calls that succeeded (in the log)
   uint64_t rows = 0;             // rows inserted into SQLite (by this process)
-  uint64_t duplicates = 0;       // log lines whose request id was already a row
+  uint64_t duplicates = 0;       // log lines already a row (same request id and start_ms)
   uint64_t errors = 0;           // records refused or lost to an error
   uint64_t held = 0;             // records waiting in memory for room in the log (disk full)
   uint64_t commits = 0;          // SQLite transactions

@@ -141,7 +141,7 @@ std::string PrometheusText(const std::vector<SeriesSnapshot>& series, const Node
             std::to_string(ledger->records));
     counter("forklet_ledger_rows_total", "Records moved from the log into the ledger's table.",
             std::to_string(ledger->rows));
-    counter("forklet_ledger_duplicates_total", "Log records whose request id was already a row.",
+    counter("forklet_ledger_duplicates_total", "Log records already a row (the same request id and start: a replayed log).",
             std::to_string(ledger->duplicates));
     counter("forklet_ledger_errors_total", "Invocation records refused or not stored.",
             std::to_string(ledger->errors));

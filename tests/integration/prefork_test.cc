@@ -98,6 +98,23 @@ TEST(PreforkTest, AnInstanceForkedAheadSeesItsFunctionsEnvironmentAsOneStartedOn
   EXPECT_EQ(env_a, env_b);
 }
 
+// A Python instance forked ahead finds and compiles its handler's module while it waits, but no
+// function code runs before its start: the module's top level runs when the request came.
+TEST(PreforkTest, AnInstanceForkedAheadRunsItsFunctionsModuleOnlyWhenItStarts) {
+  auto d = Daemon::Start();
+  ASSERT_EQ(Deploy(*d, "fn", "loadtime").exit_code, 0);
+  ASSERT_EQ(Fresh(*d, "fn").status, 200);
+  ASSERT_EQ(Preforked(*d, 1).size(), 1u) << Health(*d).dump();
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // it has long been waiting
+  const double asked_at =
+      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  auto ahead = Fresh(*d, "fn");
+  ASSERT_EQ(ahead.status, 200) << ahead.body.dump();
+  ASSERT_NE(ahead.stages.find("preforked="), std::string::npos) << ahead.stages;
+  EXPECT_GE(ahead.body["loaded_at"].get<double>(), asked_at - 0.05)
+      << "the module ran " << asked_at - ahead.body["loaded_at"].get<double>() << " s before it was asked for";
+}
+
 TEST(PreforkTest, AChangeOrADeleteRetiresWhatWasForkedAheadForIt) {
   auto d = Daemon::Start();
   ASSERT_EQ(Deploy(*d, "fn", "echo", {"--environment", "Variables={GREETING=one}"}).exit_code, 0);

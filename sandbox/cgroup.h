@@ -78,6 +78,11 @@ class CgroupTree {
   // v1 only: the socket buffers of every instance together (the root's memory.kmem.tcp limit,
   // which each instance's charges count against). v2 charges sockets to memory: nothing to do.
   virtual Status LimitSubtreeSocketMemory(uint64_t bytes) = 0;
+  // The whole subtree's CPU weight against its siblings, on the v1 cpu.shares scale (1024: one
+  // busy nice-0 thread). Its siblings are the daemon's own threads (v1, and v2 without
+  // delegation: each thread weighs 1024) or the daemon's supervisor leaf (delegated v2). On v2 it
+  // is written as cpu.weight in proportion (1024 -> 100), not through the per-instance mapping.
+  virtual Status WeighSubtreeCpu(uint32_t shares) = 0;
   // Whether Cgroup::Freeze stops anything (v1: a freezer hierarchy is mounted).
   virtual bool can_freeze() const = 0;
 };

@@ -420,6 +420,30 @@ TEST_P(CgroupTest, SubtreePidsLimitHoldsForAllCgroupsTogether) {
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == kForkRefused) << "status " << status;
 }
 
+// The subtree's CPU weight against the daemon's threads is written on forklet's root, in the
+// cgroup's own scale (v2: in proportion, 1024 shares = cpu.weight 100), and never on an instance.
+TEST_P(CgroupTest, SubtreeCpuWeightIsSetOnTheRootInProportion) {
+  auto weighed = tree_->WeighSubtreeCpu(4096);
+  if (!weighed.ok()) GTEST_SKIP() << weighed.error().ToString();  // v2 without cpu delegated
+  auto cg = Create("weighed");
+  ASSERT_TRUE(cg);
+  const bool v1 = GetParam() == CgroupVersion::kV1;
+  const std::string file = v1 ? "cpu.shares" : "cpu.weight";
+  std::string root_value;
+  for (const auto& dir : cg->paths()) {
+    const std::string root = dir.substr(0, dir.rfind('/'));
+    if (Exists(root + "/" + file)) root_value = Slurp(root + "/" + file);
+  }
+  EXPECT_EQ(root_value, v1 ? "4096\n" : "400\n");
+  EXPECT_EQ(Control(*cg, file), v1 ? "1024" : "100");  // an instance keeps the default until SetLimits
+  ASSERT_TRUE(tree_->WeighSubtreeCpu(1024).ok());
+  for (const auto& dir : cg->paths()) {
+    const std::string root = dir.substr(0, dir.rfind('/'));
+    if (Exists(root + "/" + file)) root_value = Slurp(root + "/" + file);
+  }
+  EXPECT_EQ(root_value, v1 ? "1024\n" : "100\n");
+}
+
 TEST(CgroupSizing, SubtreePidsLeaveTheHostAQuarter) {
   EXPECT_EQ(SubtreePidsMax(32768, 8192, 1024), 24576u);     // pid_max binds
   EXPECT_EQ(SubtreePidsMax(4194304, 1024, 1024), 12288u);   // the budget binds: 8 + 4 zygotes

@@ -238,6 +238,10 @@ class CgroupTreeV1 final : public CgroupTree {
     return SetOnRoot(layout_.memory, "memory", "memory.kmem.tcp.limit_in_bytes", bytes);
   }
 
+  Status WeighSubtreeCpu(uint32_t shares) override {
+    return SetOnRoot(layout_.cpu, "cpu", "cpu.shares", std::clamp<uint32_t>(shares, 2, 262144));
+  }
+
   const char* version() const override { return "v1"; }
   std::string root_description() const override { return description_; }
 

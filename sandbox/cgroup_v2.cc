@@ -232,6 +232,13 @@ class CgroupTreeV2 final : public CgroupTree {
     return cgroupfs::Write(root_ + "/pids.max", cgroupfs::Decimal(max).view());
   }
 
+  Status WeighSubtreeCpu(uint32_t shares) override {
+    if (facts_->missing.find("cpu") != std::string::npos)
+      return facts_->Unavailable("weigh the CPU of " + root_);
+    const uint64_t weight = std::clamp<uint64_t>(uint64_t{shares} * 100 / 1024, 1, 10000);
+    return cgroupfs::Write(root_ + "/cpu.weight", cgroupfs::Decimal(weight).view());
+  }
+
   // Sockets are charged to each instance's memory (memory.max bounds them): nothing to limit.
   Status LimitSubtreeSocketMemory(uint64_t) override { return {}; }
   std::string root_description() const override { return description_; }

@@ -203,6 +203,8 @@ void Launcher::LimitSubtree() {
                                                 options_.pids_max);
   if (auto s = tree_->LimitSubtreePids(subtree_pids_); !s)
     log::Warning("forklet's cgroups have no pids limit together: " + s.error().ToString());
+  if (auto s = tree_->WeighSubtreeCpu(options_.instances_cpu_weight); !s)
+    log::Warning("instances weigh as one daemon thread for CPU: " + s.error().ToString());
   if (const uint64_t pages = TcpPressurePages()) {
     subtree_socket_bytes_ = sandbox::SubtreeSocketBytes(pages, sysconf(_SC_PAGESIZE));
     if (auto s = tree_->LimitSubtreeSocketMemory(subtree_socket_bytes_); !s)

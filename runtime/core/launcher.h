@@ -57,6 +57,12 @@ struct LauncherOptions {
   // All of forklet's cgroups together (instances and zygotes) hold at most this many tasks;
   // 0: sandbox::SubtreePidsMax of the host's pid_max and memory_budget_mb.
   uint64_t subtree_pids_max = 0;
+  // The CPU weight of all instances and zygotes together against the daemon's own threads
+  // (CgroupTree::WeighSubtreeCpu; cpu.shares scale, 1024 = one busy thread). At 1024 the whole
+  // tree weighs as one connection thread, and with 8 keep-alive connections on 2 cores a warm
+  // runner waited behind the daemon's threads: p99 2.9-4.3 ms against 1.0-1.9 ms at 2048-16384.
+  // Each instance stays bounded by its own CPU quota (its memory size).
+  uint32_t instances_cpu_weight = 4096;
   uint64_t memory_budget_mb = 8192;  // the scheduler's, for sizing the subtree's pids limit
   // Keeps the kernel's cgroup migration lock in its writer-ready state with a no-op migration
   // every few ms, so an instance's cgroup attach costs ~30 us instead of an RCU grace period

@@ -48,6 +48,9 @@ const char* kUsage = R"(usage: forkletd [options]
                              per function, 64 in all); 0: each instance's namespace goes with it
   --subtree-pids N           tasks in all instances and zygotes together (default: from the
                              host's pid_max and the memory budget, leaving the host a quarter)
+  --instances-cpu-weight N   CPU weight of all instances and zygotes together against the
+                             daemon's own threads, cpu.shares scale: 1024 weighs as one busy
+                             thread (default 4096; each instance stays capped by its memory size)
   --max-code-mb N            largest deployment zip accepted (default 50, as Lambda)
   --runners-dir DIR          lang-runners as installed (default: next to this binary)
   --zygote-lib PATH          libforklet_zygote.so (default: next to this binary)
@@ -266,6 +269,9 @@ bool ParseOptions(int argc, char** argv, Options* o, std::string* message, bool*
     } else if (a == "--subtree-pids") {
       if (!number(0, 1ull << 22)) return false;
       o->launcher.subtree_pids_max = n;
+    } else if (a == "--instances-cpu-weight") {
+      if (!number(2, 262144)) return false;
+      o->launcher.instances_cpu_weight = static_cast<uint32_t>(n);
     } else if (a == "--tmp-size-mb") {
       if (!number(1, 10240)) return false;
       o->launcher.tmp_size_bytes = n << 20;

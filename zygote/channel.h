@@ -26,6 +26,9 @@ enum class FrameType : uint32_t {
   kPrepare = 9,    // daemon -> a Python instance forked ahead of demand, optional, before kInit: meta
                    // as kInit's; it sets up that environment (no function code) while it waits, and
                    // the kInit that starts it carries {"prepared": true}
+  kPrepared = 10,  // instance -> daemon: its answer to kPrepare, once that work is done (meta {}):
+                   // an instance is ready to be taken only then, so its preparation never competes
+                   // with a start or an invocation for the CPU
 };
 
 constexpr uint32_t kMaxMetaBytes = 64 * 1024;

@@ -19,7 +19,7 @@ import forklet_json  # json.loads/dumps without the json package's import cost
 
 CHANNEL_FD = 3
 _HEADER = struct.Struct("<III")
-SETUP, INIT, READY, INIT_ERROR, INVOKE, RESULT, RESTORED, PREPARE = 1, 2, 3, 4, 5, 6, 7, 9
+SETUP, INIT, READY, INIT_ERROR, INVOKE, RESULT, RESTORED, PREPARE, PREPARED = 1, 2, 3, 4, 5, 6, 7, 9, 10
 SDK_DIR = "/var/runtime/python-sdk"
 MAX_RESPONSE_BYTES = 6 * 1024 * 1024 + 100  # Lambda's limit: 6,291,556 bytes
 # Frames of the runner's own files are left out of a function's stack trace.
@@ -169,6 +169,7 @@ def _read_init():
         # code): a name that cannot exist is looked up on the whole path once.
         _PathFinder.find_spec("forklet-prepare", sys.path)
         _precompile(init.get("handler", ""))
+        _write_frame(PREPARED, {})  # ready to be taken only now
         ftype, meta, _ = _read_frame()
         return (init, 0) if ftype == INIT and meta.get("prepared") is True else (None, 0)
     if ftype != INIT:

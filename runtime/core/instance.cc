@@ -284,6 +284,16 @@ Status Instance::Prepare(const nlohmann::json& init, Clock::time_point deadline)
     Destroy();
     return MakeError("instance prepare", "the instance closed its channel");
   }
+  // Its answer, once the environment is set up and the handler's module compiled: until then it
+  // is not ready (its work would run beside the start that took it).
+  uint32_t type = 0;
+  std::string meta, payload;
+  if (Read r = ReadFrame(deadline, &type, &meta, &payload, nullptr);
+      r != Read::kFrame || type != static_cast<uint32_t>(zygote::FrameType::kPrepared)) {
+    Destroy();
+    return MakeError("instance prepare", r == Read::kTimeout ? "no answer to its init message in time"
+                                                             : "it did not answer its init message as kPrepared");
+  }
   prepared_ = true;
   return {};
 }
@@ -469,7 +479,8 @@ Instance::Usage Instance::TakeUsage() {
 bool ValidFrameFromInstance(const zygote::FrameHeader& h) {
   return h.meta_len <= zygote::kMaxMetaBytes && h.payload_len <= zygote::kMaxPayloadBytes &&
          h.type >= static_cast<uint32_t>(zygote::FrameType::kSetup) &&
-         h.type <= static_cast<uint32_t>(zygote::FrameType::kBooted);
+         (h.type <= static_cast<uint32_t>(zygote::FrameType::kBooted) ||
+          h.type == static_cast<uint32_t>(zygote::FrameType::kPrepared));
 }
 
 namespace {

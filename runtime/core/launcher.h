@@ -60,9 +60,11 @@ struct LauncherOptions {
   // The CPU weight of all instances and zygotes together against the daemon's own threads
   // (CgroupTree::WeighSubtreeCpu; cpu.shares scale, 1024 = one busy thread). At 1024 the whole
   // tree weighs as one connection thread, and with 8 keep-alive connections on 2 cores a warm
-  // runner waited behind the daemon's threads: p99 2.9-4.3 ms against 1.0-1.9 ms at 2048-16384.
-  // Each instance stays bounded by its own CPU quota (its memory size).
-  uint32_t instances_cpu_weight = 4096;
+  // runner waits behind the daemon's threads (p99 2.9-15.9 ms against 0.96-1.9 ms at 4096); but
+  // a heavier tree also lets what runs there beside a start (likely an instance retired then) hold the
+  // daemon back: a zygote start's first invocation 0.22 -> 0.65 ms of daemon time at 4096. The
+  // default stays the kernel's; each instance stays bounded by its own CPU quota either way.
+  uint32_t instances_cpu_weight = 1024;
   uint64_t memory_budget_mb = 8192;  // the scheduler's, for sizing the subtree's pids limit
   // Keeps the kernel's cgroup migration lock in its writer-ready state with a no-op migration
   // every few ms, so an instance's cgroup attach costs ~30 us instead of an RCU grace period

@@ -50,7 +50,9 @@ const char* kUsage = R"(usage: forkletd [options]
                              host's pid_max and the memory budget, leaving the host a quarter)
   --instances-cpu-weight N   CPU weight of all instances and zygotes together against the
                              daemon's own threads, cpu.shares scale: 1024 weighs as one busy
-                             thread (default 4096; each instance stays capped by its memory size)
+                             thread (default 1024; 4096 tightens the warm tail under many
+                             connections, slows zygote starts; each instance stays capped by
+                             its memory size)
   --max-code-mb N            largest deployment zip accepted (default 50, as Lambda)
   --runners-dir DIR          lang-runners as installed (default: next to this binary)
   --zygote-lib PATH          libforklet_zygote.so (default: next to this binary)

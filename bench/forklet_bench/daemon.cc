@@ -168,6 +168,7 @@ Status DaemonUnderTest::Deploy(const std::string& name, const EmptyFunction& fn,
            {"Role", "arn:aws:iam::000000000000:role/forklet-bench"},
            {"MemorySize", memory_mb},
            {"Timeout", 3},
+           {"Environment", {{"Variables", {{"FORKLET_SNAPSHOT", "off"}}}}},
            {"Code", {{"ZipFile", registry::Base64Encode(*zip)}}}};
   auto r = Admin("POST", "/2015-03-31/functions", req.dump());
   if (!r) return r.error();
@@ -195,7 +196,8 @@ Status DaemonUnderTest::DropZygote(const std::string& family) {
 }
 
 Status DaemonUnderTest::Rebind(const std::string& function, int n) {
-  json req{{"Environment", {{"Variables", {{"FORKLET_BENCH_REVISION", std::to_string(n)}}}}}};
+  json req{{"Environment",
+            {{"Variables", {{"FORKLET_SNAPSHOT", "off"}, {"FORKLET_BENCH_REVISION", std::to_string(n)}}}}}};
   auto r = Admin("PUT", "/2015-03-31/functions/" + function + "/configuration", req.dump());
   if (!r) return r.error();
   if (r->status != 200) return MakeError("update " + function, "HTTP " + std::to_string(r->status) + ": " + r->body);

@@ -66,7 +66,10 @@ class DaemonUnderTest {
   const std::string& endpoint() const { return endpoint_; }
   pid_t pid() const { return pid_; }  // 0 when attached
 
-  // Creates (or replaces) function `name` running `fn`'s empty handler.
+  // Creates (or replaces) function `name` running `fn`'s empty handler, with FORKLET_SNAPSHOT=off:
+  // its starts are the forked kinds the rows name; the daemon's default (auto) would restore a
+  // function it has checkpointed once that measures faster, a start kind of its own (restore)
+  // that made the zygote sweep fail ("start kind restore") when every start of a client was one.
   Status Deploy(const std::string& name, const EmptyFunction& fn, int memory_mb);
   Status Delete(const std::string& name);
   Status DropIdleInstances(const std::string& function = {});

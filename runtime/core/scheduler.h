@@ -135,7 +135,12 @@ class Scheduler {
   std::condition_variable drained_cv_;
   std::set<pid_t> running_;
   std::atomic<uint32_t> starting_{0};
-  std::deque<std::unique_ptr<Instance>> retiring_;
+  // Retired instances, killed by the teardown threads once kill_at has passed (Retire).
+  struct Retiring {
+    std::unique_ptr<Instance> instance;
+    Clock::time_point kill_at;
+  };
+  std::deque<Retiring> retiring_;
   uint32_t tearing_down_ = 0;  // taken off retiring_ by the teardown thread, not yet destroyed
   bool stopping_ = false;
   // Tearing an instance down mostly waits (its exit, the kernel's grace periods for its mounts and

@@ -61,7 +61,7 @@ struct LauncherOptions {
   // (CgroupTree::WeighSubtreeCpu; cpu.shares scale, 1024 = one busy thread). At 1024 the whole
   // tree weighs as one connection thread, and with 8 keep-alive connections on 2 cores a warm
   // runner waits behind the daemon's threads (p99 2.9-15.9 ms against 0.96-1.9 ms at 4096); but
-  // a heavier tree also lets what runs there beside a start (likely an instance retired then) hold the
+  // a heavier tree also lets what runs there beside a start (an instance retired then) hold the
   // daemon back: a zygote start's first invocation 0.22 -> 0.65 ms of daemon time at 4096. The
   // default stays the kernel's; each instance stays bounded by its own CPU quota either way.
   uint32_t instances_cpu_weight = 1024;

@@ -429,19 +429,18 @@ TEST_P(CgroupTest, SubtreeCpuWeightIsSetOnTheRootInProportion) {
   ASSERT_TRUE(cg);
   const bool v1 = GetParam() == CgroupVersion::kV1;
   const std::string file = v1 ? "cpu.shares" : "cpu.weight";
-  std::string root_value;
-  for (const auto& dir : cg->paths()) {
-    const std::string root = dir.substr(0, dir.rfind('/'));
-    if (Exists(root + "/" + file)) root_value = Slurp(root + "/" + file);
-  }
-  EXPECT_EQ(root_value, v1 ? "4096\n" : "400\n");
+  auto root_value = [&] {  // the control file of forklet's root, the instance's parent
+    std::string value;
+    for (const auto& dir : cg->paths()) {
+      const std::string root = dir.substr(0, dir.rfind('/'));
+      if (Exists(root + "/" + file)) value = Slurp(root + "/" + file);
+    }
+    return value;
+  };
+  EXPECT_EQ(root_value(), v1 ? "4096\n" : "400\n");
   EXPECT_EQ(Control(*cg, file), v1 ? "1024" : "100");  // an instance keeps the default until SetLimits
   ASSERT_TRUE(tree_->WeighSubtreeCpu(1024).ok());
-  for (const auto& dir : cg->paths()) {
-    const std::string root = dir.substr(0, dir.rfind('/'));
-    if (Exists(root + "/" + file)) root_value = Slurp(root + "/" + file);
-  }
-  EXPECT_EQ(root_value, v1 ? "1024\n" : "100\n");
+  EXPECT_EQ(root_value(), v1 ? "1024\n" : "100\n");
 }
 
 TEST(CgroupSizing, SubtreePidsLeaveTheHostAQuarter) {

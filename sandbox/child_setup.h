@@ -17,6 +17,8 @@ namespace forklet::sandbox {
 // Every step has a name; a failure reports {step, errno}; each step's duration is timed.
 enum class SetupStep : uint8_t {
   kAttachCgroup,    // write "0" to the instance cgroup's procs files
+  kFaultAhead,      // populate the pages a sibling touched (ChildResources::fault_ahead), in its
+                    // cgroup now: a few syscalls instead of hundreds of page faults
   kCgroupNs,        // unshare(CLONE_NEWCGROUP) now that the child sits in its cgroup
   kMountCode,       // function code read-only at /var/task, its layers at /opt (from fds: the
                     // zygote cannot see them)
@@ -58,6 +60,15 @@ struct ChildSpec {
 
 // Filled by the zygote after receiving a request: the fds (valid in the child after clone) and
 // what the zygote prepared once (the seccomp program, an empty capability set).
+// Pages of the zygote's address space that its children go on to touch (zygote/fault_ahead.h):
+// a child populates them right after joining its cgroup. write: MADV_POPULATE_WRITE (copy the
+// zygote's page or allocate a zero page now), else MADV_POPULATE_READ (map a file page).
+struct FaultAheadRange {
+  uintptr_t start;
+  uint32_t pages;
+  uint32_t write;
+};
+
 struct ChildResources {
   int channel_fd = -1;
   int log_fd = -1;
@@ -71,6 +82,8 @@ struct ChildResources {
   int n_cgroup_fds = 0;
   const sock_fprog* seccomp = nullptr;  // nullptr: no filter (tests only)
   cap_t empty_caps = nullptr;           // from cap_init(), made before fork
+  const FaultAheadRange* fault_ahead = nullptr;  // none: every page faults in as touched
+  int n_fault_ahead = 0;
 };
 
 struct StepTiming {

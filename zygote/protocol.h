@@ -22,6 +22,8 @@ enum class MsgType : uint16_t {
   kConfigured = 5,  // zygote -> daemon: ConfiguredMsg (the template root is entered, or why not)
   kMountCode = 6,   // daemon -> zygote: MountCodeRequest; fds: the code dir (a detached mount), /tmp
   kMountCodeReply = 7,  // zygote -> daemon: MountCodeReply
+  kLearnFaults = 8,     // daemon -> zygote: LearnFaultsRequest (zygote/fault_ahead.h)
+  kLearnFaultsReply = 9,  // zygote -> daemon: LearnFaultsReply
 };
 
 struct MsgHeader {
@@ -104,6 +106,28 @@ struct MountCodeReply {
   int32_t err;    // 0: the code is at /var/task
   uint32_t step;  // MountCodeStep that failed
   uint32_t mount_us;
+  uint32_t reserved;
+};
+
+// After an instance forked from this zygote has answered its first invocation: the zygote reads
+// which of its pages that instance touched (as the instance's fs uid and gid, like kMountCode)
+// and from then on has every child it forks populate them (the child's fault_ahead step). A
+// zygote that has a plan keeps it; asking again replaces it.
+struct LearnFaultsRequest {
+  MsgHeader h;
+  int32_t pid;  // the instance, in the zygote's pid namespace; forked from this zygote, not exec'd
+  uint32_t uid;
+  uint32_t gid;
+  uint32_t reserved;
+};
+
+struct LearnFaultsReply {
+  MsgHeader h;
+  int32_t err;  // 0: a plan is kept; else why not (ESRCH: the instance was gone)
+  uint32_t learn_us;
+  uint64_t write_pages;
+  uint64_t read_pages;
+  uint32_t ranges;
   uint32_t reserved;
 };
 

@@ -251,4 +251,18 @@ Result<uint64_t> ZygoteProcess::MountCode(pid_t pid, uint32_t uid, uint32_t gid,
   return NowMicros() - t0;
 }
 
+Result<ZygoteProcess::FaultsLearned> ZygoteProcess::LearnFaults(pid_t child, uint32_t uid, uint32_t gid) {
+  std::lock_guard lock(mu_);
+  if (dead_) return MakeError("zygote: learn faults", "the zygote has exited");
+  LearnFaultsRequest req{Header(MsgType::kLearnFaults, ++seq_), static_cast<int32_t>(child), uid, gid, 0};
+  LearnFaultsReply reply;
+  if (auto s = ExchangeLocked(&req, sizeof(req), nullptr, 0, &reply, sizeof(reply),
+                              "zygote: learn faults");
+      !s)
+    return s.error();
+  if (reply.err != 0) return SysError("zygote: learn faults from instance " + std::to_string(child), reply.err);
+  learned_ = true;
+  return FaultsLearned{reply.write_pages, reply.read_pages, reply.ranges, reply.learn_us};
+}
+
 }  // namespace forklet::zygote

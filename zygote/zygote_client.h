@@ -4,6 +4,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -60,6 +61,20 @@ class ZygoteProcess {
   Result<uint64_t> MountCode(pid_t pid, uint32_t uid, uint32_t gid, int code_fd, int opt_fd = -1,
                              int tmp_fd = -1);
 
+  // Has the zygote learn, from a child of its own (not exec'd) that has answered an invocation,
+  // which pages its children touch, and populate them in every child from then on
+  // (zygote/fault_ahead.h). Takes the zygote for as long as it reads the child's page map (a
+  // few ms); not for a request's thread.
+  struct FaultsLearned {
+    uint64_t write_pages = 0, read_pages = 0;
+    uint32_t ranges = 0;
+    uint64_t learn_us = 0;
+  };
+  Result<FaultsLearned> LearnFaults(pid_t child, uint32_t uid, uint32_t gid);
+  // Whether to ask: not once it has learned, and at most three times (a child may be gone
+  // before the zygote reads it).
+  bool TakeLearnTurn() { return !learned_.load() && learn_turns_.fetch_sub(1) > 0; }
+
   pid_t pid() const { return pid_; }
   uint32_t boot_us() const { return boot_us_; }      // as the zygote measured its own boot
   uint64_t spawn_us() const { return spawn_us_; }    // spawn to hello, as the daemon saw it
@@ -83,6 +98,8 @@ class ZygoteProcess {
   bool dead_ = false;
   bool reaped_ = false;  // its pid is no longer ours: never wait for or signal it again
   uint64_t seq_ = 0;
+  std::atomic<bool> learned_{false};
+  std::atomic<int> learn_turns_{3};
   uint32_t boot_us_ = 0;
   uint64_t spawn_us_ = 0;
 };

@@ -20,6 +20,7 @@
 
 #include "sandbox/child_setup.h"
 #include "zygote/channel.h"
+#include "zygote/fault_ahead.h"
 #include "zygote/protocol.h"
 
 namespace forklet::zygote {
@@ -67,6 +68,7 @@ struct Server {
   bool configured = false;  // in the template root; forks are refused before
   bool child_execs = false;  // in a child: the request's kForkExecRunner
   int own_mnt_ns = -1;      // the template root's namespace, to return to after kMountCode
+  FaultAheadPlan fault_ahead;  // from kLearnFaults: what every child populates (fault_ahead.h)
 
   // Returns 0 in a ready child, -1 when the daemon has gone; loops otherwise.
   int Run(uint32_t boot_us) {
@@ -167,6 +169,13 @@ struct Server {
         memcpy(&req, buf, sizeof(req));
         return Fork(req, fds, n_fds);
       }
+      case MsgType::kLearnFaults: {
+        if (len != sizeof(LearnFaultsRequest)) return 1;
+        LearnFaultsRequest req;
+        memcpy(&req, buf, sizeof(req));
+        LearnFaults(req);
+        return 1;
+      }
       case MsgType::kMountCode: {
         if (len != sizeof(MountCodeRequest)) return 1;
         MountCodeRequest req;
@@ -205,6 +214,8 @@ struct Server {
                                          : sandbox::kSandboxCloneFlags;
     res.seccomp = filter.empty() ? nullptr : &fprog;
     res.empty_caps = empty_caps;
+    res.fault_ahead = fault_ahead.ranges.data();
+    res.n_fault_ahead = static_cast<int>(fault_ahead.ranges.size());
 
     uint64_t t0 = NowMicros();
     // Fork-like clone (no new stack): the child continues here with a copy of the zygote.
@@ -224,6 +235,32 @@ struct Server {
     reply.fork_us = static_cast<uint32_t>(NowMicros() - t0);
     send(control_fd, &reply, sizeof(reply), MSG_NOSIGNAL);
     return 1;
+  }
+
+  void LearnFaults(const LearnFaultsRequest& req) {
+    LearnFaultsReply reply{Header(MsgType::kLearnFaultsReply, req.h.seq), 0, 0, 0, 0, 0, 0};
+    uint64_t t0 = NowMicros();
+    if (!configured || req.pid <= 0) {
+      reply.err = EBADMSG;
+    } else {
+      // Reading another user's page map takes CAP_SYS_PTRACE (the instance is not dumpable
+      // after its setuid); without it, as the instance's own user, as kMountCode does.
+      FaultAheadPlan plan;
+      reply.err = LearnFaultAhead(req.pid, &plan);
+      if (reply.err == EPERM || reply.err == EACCES) {
+        setfsgid(req.gid);
+        setfsuid(req.uid);
+        reply.err = LearnFaultAhead(req.pid, &plan);
+        setfsuid(0);
+        setfsgid(0);
+      }
+      if (reply.err == 0) fault_ahead = std::move(plan);
+      reply.write_pages = fault_ahead.write_pages;
+      reply.read_pages = fault_ahead.read_pages;
+      reply.ranges = static_cast<uint32_t>(fault_ahead.ranges.size());
+    }
+    reply.learn_us = static_cast<uint32_t>(NowMicros() - t0);
+    send(control_fd, &reply, sizeof(reply), MSG_NOSIGNAL);
   }
 
   // kMountCode: the zygote enters the instance's mount namespace, moves the code onto

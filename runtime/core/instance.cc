@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <utility>
 
 #include "runtime/log/log.h"
 #include "sandbox/child_setup.h"
@@ -433,6 +434,7 @@ ChannelResult Instance::Invoke(const std::string& request_id, int64_t deadline_e
       }
       result.handler_ms = m->handler_us / 1000.0;
       last_used = Clock::now();
+      if (after_first_answer_ && !m->last) std::exchange(after_first_answer_, nullptr)(pid_);
       if (m->last) {
         // Its runtime has exited: the result stands (it says why), unless memory ran out.
         dead_ = true;  // retired, never reused

@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -69,6 +70,9 @@ class Instance {
   // What it was forked from (its function's zygote) lives at least as long as it does: the
   // zygote bank counts a function's live instances by these references.
   void HoldOrigin(std::shared_ptr<const void> origin) { origin_ = std::move(origin); }
+  // Runs once, on the invoking thread, after the instance's first answered invocation (while it
+  // still lives): its zygote learns from it which pages a child touches (zygote/fault_ahead.h).
+  void AfterFirstAnswer(std::function<void(pid_t)> hook) { after_first_answer_ = std::move(hook); }
   // SIGKILL to the instance (its pid namespace's init: everything in it dies); Destroy reaps it.
   // A frozen one dies once Destroy thaws it.
   void Kill();
@@ -132,6 +136,7 @@ class Instance {
   std::string ReapExited();
 
   std::shared_ptr<const void> code_pin_;  // first: released after Destroy has run
+  std::function<void(pid_t)> after_first_answer_;
   std::string function_;
   std::string generation_;
   uint32_t memory_mb_;

@@ -18,6 +18,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include "runtime/core/execution_env.h"
 #include "runtime/core/launch_timing.h"
@@ -601,6 +602,7 @@ Result<Launcher::Forked> Launcher::ForkInstance(const std::string& family,
   Forked out;
   out.instance = std::make_unique<Instance>("", "", 0, forked->pid, channel[0], log[0],
                                             std::move(cgroup->cgroup));
+  if (fn && BindsZygotes(family) && !exec_runner) LearnFaultsFrom(out.instance.get(), *z, spec);
   out.instance->HoldOrigin(std::move(z.value()));
   out.uid = spec.uid;
   out.gid = spec.gid;
@@ -610,6 +612,38 @@ Result<Launcher::Forked> Launcher::ForkInstance(const std::string& family,
   else if (net_fd >= 0)
     close(net_fd);
   return out;
+}
+
+// A function's zygote learns, from the first of its instances to answer, which pages its
+// children touch, and from then on has every new instance populate them in one step
+// (zygote/fault_ahead.h, the fault_ahead stage). The learning reads the instance's page map in
+// the zygote (a few ms, the zygote busy meanwhile): on a thread of its own, never the request's.
+void Launcher::LearnFaultsFrom(Instance* instance, const std::shared_ptr<zygote::ZygoteProcess>& z,
+                               const sandbox::ChildSpec& spec) {
+  static const bool off = [] {  // FORKLET_FAULT_AHEAD=off: for A/B measurements
+    const char* v = getenv("FORKLET_FAULT_AHEAD");
+    return v && strcmp(v, "off") == 0;
+  }();
+  if (off || !z->TakeLearnTurn()) return;
+  instance->AfterFirstAnswer([weak = std::weak_ptr(z), uid = spec.uid, gid = spec.gid](pid_t pid) {
+    std::thread([weak, pid, uid, gid] {
+      auto zygote = weak.lock();
+      if (!zygote) return;
+      auto learned = zygote->LearnFaults(pid, uid, gid);
+      if (!learned) {
+        log::Info("fault-ahead: " + learned.error().ToString());
+        return;
+      }
+      char line[200];
+      snprintf(line, sizeof(line),
+               "fault-ahead: zygote %d learned from instance %d: %llu pages to copy, %llu to map, "
+               "%u ranges, in %.1f ms",
+               zygote->pid(), pid, static_cast<unsigned long long>(learned->write_pages),
+               static_cast<unsigned long long>(learned->read_pages), learned->ranges,
+               learned->learn_us / 1000.0);
+      log::Info(line);
+    }).detach();
+  });
 }
 
 Result<NetnsPool*> Launcher::EgressPool() {

@@ -62,8 +62,9 @@ struct LauncherOptions {
   // tree weighs as one connection thread, and with 8 keep-alive connections on 2 cores a warm
   // runner waits behind the daemon's threads (p99 2.9-15.9 ms against 0.96-1.9 ms at 4096); but
   // a heavier tree also lets what runs there beside a start (an instance retired then) hold the
-  // daemon back: a zygote start's first invocation 0.22 -> 0.65 ms of daemon time at 4096. The
-  // default stays the kernel's; each instance stays bounded by its own CPU quota either way.
+  // daemon back: with a retired instance killed 2 ms after its answer, zygote starts measured
+  // 0.97 and 1.24 ms at 4096 against 0.77 and 0.94 at 1024 (docs/design.md, CPU). The default
+  // stays the kernel's; each instance stays bounded by its own CPU quota either way.
   uint32_t instances_cpu_weight = 1024;
   uint64_t memory_budget_mb = 8192;  // the scheduler's, for sizing the subtree's pids limit
   // Keeps the kernel's cgroup migration lock in its writer-ready state with a no-op migration
@@ -226,6 +227,8 @@ class Launcher {
   Result<ZygoteBank::Zygote> ZygoteFor(const std::string& family, bool* booted, Stages* stages);
   // What fn's new instance forks from: its own zygote (bank), or, for stem cells (fn null), the
   // runtime's fork server. retry: the last one died under a fork.
+  void LearnFaultsFrom(Instance* instance, const std::shared_ptr<zygote::ZygoteProcess>& z,
+                       const sandbox::ChildSpec& spec);
   Result<ZygoteBank::Zygote> ForkSource(const std::string& family, const registry::FunctionConfig* fn,
                                         bool retry, bool* booted, Stages* stages);
 

@@ -72,7 +72,7 @@ void Scheduler::FitStandbyLocked() {
 // predecessor): killed at once, its exit (unmapping a Python process: ~0.5 ms of CPU) ran
 // beside the daemon's thread writing that answer, and on this 2-CPU VM delayed it (daemon time
 // of a zygote start 0.65 ms against 0.19 with the kill 3 ms later, --instances-cpu-weight 4096;
-// 0.92-0.94 -> 0.77-0.80 ms at the client with the default). It runs nothing meanwhile that
+// 0.92-0.94 -> 0.77-1.03 ms at the client with the default). It runs nothing meanwhile that
 // anyone waits for: it is no longer in any pool, and it has answered (or is being retired for
 // not answering in time; 2 ms more of a timed-out handler is within its park grace).
 constexpr auto kRetireKillDelay = std::chrono::milliseconds(2);

@@ -99,5 +99,43 @@ TEST(FreshInstance, AChurnOfNewInstancesLeavesNoGrowingQueueOfRetiredOnes) {
   EXPECT_EQ(h["instances"]["busy"], 0) << h.dump();
 }
 
+double Stage(const api::HttpResponse& r, const std::string& name) {
+  const std::string stages = " " + Header(r, "x-forklet-stages");
+  auto at = stages.find(" " + name + "=");
+  return at == std::string::npos ? -1 : std::stod(stages.substr(at + name.size() + 2));
+}
+
+// Fault-ahead (zygote/fault_ahead.h): once the function's first instance has answered, its zygote
+// knows which pages a child touches and later instances populate them in their fault_ahead step.
+// What they populate is the zygote's memory, never a sibling's: module state stays fresh.
+TEST(FreshInstance, LaterInstancesPopulateWhatTheFirstTouchedAndStartFromTheZygotesState) {
+  auto d = Daemon::Start({"--preforked", "0"});
+  ASSERT_EQ(Deploy(*d, "counter", "counter").exit_code, 0);
+  const std::string invoke = "/2015-03-31/functions/counter/invocations";
+  auto first = Call(*d, "POST", invoke);  // its instance stays warm with calls == 1
+  ASSERT_EQ(first.status, 200) << first.body;
+  EXPECT_EQ(Stage(first, "fault_ahead"), 0.0) << "nothing learned before the first answer: "
+                                               << Header(first, "x-forklet-stages");
+  double populated = 0;
+  for (int i = 0; i < 50 && populated <= 0; ++i) {
+    auto r = Call(*d, "POST", invoke, {{"X-Forklet-Fresh-Instance", "1"}});
+    ASSERT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(json::parse(r.body)["calls"], 1) << "a fresh instance has fresh module state";
+    populated = Stage(r, "fault_ahead");
+    if (populated <= 0) usleep(50000);
+  }
+  EXPECT_GT(populated, 0.0) << "no new instance populated a learned plan; log:\n" << d->ReadLog();
+  EXPECT_NE(d->ReadLog().find("fault-ahead: zygote "), std::string::npos) << d->log();
+  for (int i = 0; i < 3; ++i) {
+    auto r = Call(*d, "POST", invoke, {{"X-Forklet-Fresh-Instance", "1"}});
+    ASSERT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(json::parse(r.body)["calls"], 1);
+    EXPECT_GT(Stage(r, "fault_ahead"), 0.0) << Header(r, "x-forklet-stages");
+  }
+  auto warm = Call(*d, "POST", invoke);
+  EXPECT_EQ(Header(warm, "x-forklet-start-kind"), "warm");
+  EXPECT_EQ(json::parse(warm.body)["calls"], 2) << "the first instance kept its own state";
+}
+
 }  // namespace
 }  // namespace forklet::testing

@@ -74,6 +74,7 @@ class ZygoteProcess {
   // Whether to ask: not once it has learned, and at most three times (a child may be gone
   // before the zygote reads it).
   bool TakeLearnTurn() { return !learned_.load() && learn_turns_.fetch_sub(1) > 0; }
+  uint64_t fault_ahead_pages() const { return fault_ahead_pages_.load(); }  // 0: none learned
 
   pid_t pid() const { return pid_; }
   uint32_t boot_us() const { return boot_us_; }      // as the zygote measured its own boot
@@ -100,6 +101,7 @@ class ZygoteProcess {
   uint64_t seq_ = 0;
   std::atomic<bool> learned_{false};
   std::atomic<int> learn_turns_{3};
+  std::atomic<uint64_t> fault_ahead_pages_{0};
   uint32_t boot_us_ = 0;
   uint64_t spawn_us_ = 0;
 };

@@ -68,7 +68,8 @@ HttpResponse AdminApi::Handle(const HttpRequest& r) {
     json zygotes = json::array();
     for (const auto& z : launcher_->Zygotes())
       zygotes.push_back({{"runtime", z.runtime}, {"function", z.function}, {"instances", z.instances},
-                         {"pid", z.pid}, {"boot_ms", z.boot_ms}, {"forks", z.forks}});
+                         {"pid", z.pid}, {"boot_ms", z.boot_ms}, {"forks", z.forks},
+                         {"fault_ahead_pages", z.fault_ahead_pages}});
     json stem_cells = json::object();
     for (const auto& [family, s] : launcher_->StemCells())
       stem_cells[family] = {{"ready", s.ready}, {"booting", s.booting}, {"target", s.target},

@@ -451,7 +451,7 @@ std::vector<ZygoteInfo> Launcher::Zygotes() {
     out.push_back({family, "", 0, z->pid(), z->boot_us() / 1000.0, forks_[family]});
   }
   for (auto& b : bank_->List())
-    out.push_back({b.family, b.function, b.instances, b.pid, b.boot_ms, b.forks});
+    out.push_back({b.family, b.function, b.instances, b.pid, b.boot_ms, b.forks, b.fault_ahead_pages});
   return out;
 }
 

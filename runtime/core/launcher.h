@@ -132,6 +132,7 @@ struct ZygoteInfo {
   pid_t pid = 0;
   double boot_ms = 0;
   uint64_t forks = 0;
+  uint64_t fault_ahead_pages = 0;  // learned pages its children populate (zygote/fault_ahead.h)
 };
 
 class Launcher {

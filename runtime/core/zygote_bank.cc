@@ -227,7 +227,7 @@ std::vector<BankedZygote> ZygoteBank::List() {
   for (auto& [function, b] : bound_) {
     if (!b.zygote) continue;
     out.push_back({b.family, function, b.zygote->pid(), b.zygote->boot_us() / 1000.0,
-                   forks_[b.zygote->pid()], b.zygote.use_count() - 1});
+                   forks_[b.zygote->pid()], b.zygote.use_count() - 1, b.zygote->fault_ahead_pages()});
   }
   return out;
 }

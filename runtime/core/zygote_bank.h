@@ -46,6 +46,7 @@ struct BankedZygote {
   double boot_ms = 0;
   uint64_t forks = 0;
   long instances = 0;     // alive instances forked from it
+  uint64_t fault_ahead_pages = 0;  // its children populate them (zygote/fault_ahead.h); 0: none learned
 };
 
 class ZygoteBank {

@@ -135,6 +135,12 @@ TEST(FreshInstance, LaterInstancesPopulateWhatTheFirstTouchedAndStartFromTheZygo
   auto warm = Call(*d, "POST", invoke);
   EXPECT_EQ(Header(warm, "x-forklet-start-kind"), "warm");
   EXPECT_EQ(json::parse(warm.body)["calls"], 2) << "the first instance kept its own state";
+  // The health report shows the function's zygote with its plan (other zygotes have none yet).
+  auto health = json::parse(Call(*d, "GET", "/forklet/v1/health").body);
+  uint64_t pages = 0;
+  for (const auto& z : health["zygotes"])
+    if (z["function"] == "counter") pages = z["fault_ahead_pages"];
+  EXPECT_GT(pages, 0u) << health["zygotes"].dump();
 }
 
 }  // namespace

@@ -747,6 +747,7 @@ TEST_F(AttacksTest, LyingMetadataIsAFunctionErrorAndLeaksNoCapacity) {
   for (int round = 0; round < 4; ++round)
     for (const char* mode : {"types", "not_json", "deep"})
       ExpectCrashed(Attack("channel_bad_meta", {{"mode", mode}}), mode);
+  watch_->Stop();  // the neighbour's own invocation in flight would count as busy too
   auto counts = Health(*daemon_)["instances"];
   EXPECT_EQ(counts["busy"], 0) << counts.dump();
 }
@@ -788,6 +789,7 @@ TEST_F(AttacksTest, HostileFramesDuringInitAreAnInitErrorNotAServiceError) {
     EXPECT_EQ(i.function_error, "Unhandled") << mode;
     EXPECT_EQ(i.body["errorType"], "Runtime.ExitError") << mode << ": " << i.raw;
   }
+  watch_->Stop();  // the neighbour's own invocation in flight would count as busy too
   EXPECT_EQ(Health(*daemon_)["instances"]["busy"], 0);
 }
 

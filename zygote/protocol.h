@@ -110,8 +110,8 @@ struct MountCodeReply {
 };
 
 // After an instance forked from this zygote has answered its first invocation: the zygote reads
-// which of its pages that instance touched (as the instance's fs uid and gid, like kMountCode)
-// and from then on has every child it forks populate them (the child's fault_ahead step). A
+// which of its pages that instance touched (with CAP_SYS_PTRACE, else as the instance's fs uid
+// and gid, like kMountCode) and from then on has every child it forks populate them (the child's fault_ahead step). A
 // zygote that has a plan keeps it; asking again replaces it.
 struct LearnFaultsRequest {
   MsgHeader h;

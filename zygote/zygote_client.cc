@@ -261,7 +261,6 @@ Result<ZygoteProcess::FaultsLearned> ZygoteProcess::LearnFaults(pid_t child, uin
       !s)
     return s.error();
   if (reply.err != 0) return SysError("zygote: learn faults from instance " + std::to_string(child), reply.err);
-  learned_ = true;
   fault_ahead_pages_ = reply.write_pages + reply.read_pages;
   return FaultsLearned{reply.write_pages, reply.read_pages, reply.ranges, reply.learn_us};
 }

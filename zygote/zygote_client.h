@@ -73,7 +73,7 @@ class ZygoteProcess {
   Result<FaultsLearned> LearnFaults(pid_t child, uint32_t uid, uint32_t gid);
   // Whether to ask: not once it has learned, and at most three times (a child may be gone
   // before the zygote reads it).
-  bool TakeLearnTurn() { return !learned_.load() && learn_turns_.fetch_sub(1) > 0; }
+  bool TakeLearnTurn() { return fault_ahead_pages_.load() == 0 && learn_turns_.fetch_sub(1) > 0; }
   uint64_t fault_ahead_pages() const { return fault_ahead_pages_.load(); }  // 0: none learned
 
   pid_t pid() const { return pid_; }
@@ -99,7 +99,6 @@ class ZygoteProcess {
   bool dead_ = false;
   bool reaped_ = false;  // its pid is no longer ours: never wait for or signal it again
   uint64_t seq_ = 0;
-  std::atomic<bool> learned_{false};
   std::atomic<int> learn_turns_{3};
   std::atomic<uint64_t> fault_ahead_pages_{0};
   uint32_t boot_us_ = 0;

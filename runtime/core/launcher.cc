@@ -624,11 +624,13 @@ void Launcher::LearnFaultsFrom(Instance* instance, const std::shared_ptr<zygote:
     const char* v = getenv("FORKLET_FAULT_AHEAD");
     return v && strcmp(v, "off") == 0;
   }();
-  if (off || !z->TakeLearnTurn()) return;
+  if (off || z->fault_ahead_pages() > 0) return;
+  // The turn is taken when an instance has answered, not at its fork: instances that never
+  // answer (init errors, preforked ones dropped) use none.
   instance->AfterFirstAnswer([weak = std::weak_ptr(z), uid = spec.uid, gid = spec.gid](pid_t pid) {
-    std::thread([weak, pid, uid, gid] {
-      auto zygote = weak.lock();
-      if (!zygote) return;
+    auto zygote = weak.lock();
+    if (!zygote || !zygote->TakeLearnTurn()) return;
+    std::thread([zygote, pid, uid, gid] {
       auto learned = zygote->LearnFaults(pid, uid, gid);
       if (!learned) {
         log::Info("fault-ahead: " + learned.error().ToString());

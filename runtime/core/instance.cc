@@ -116,10 +116,11 @@ bool Instance::WriteFrame(uint32_t type, const std::string& meta, const std::str
       if (errno == EINTR) continue;
       if (errno != EAGAIN) return false;
       // A big payload: the instance reads while we write; drain its logs meanwhile.
-      pollfd p[2] = {{channel_fd_, POLLOUT, 0}, {log_fd_, POLLIN, 0}};
+      pollfd p[2] = {{channel_fd_, POLLOUT, 0}, {log_closed_ ? -1 : log_fd_, POLLIN, 0}};
       int rc = poll(p, 2, MillisUntil(deadline));
       if (rc == 0) return false;
       if (p[1].revents & POLLIN) DrainLog(nullptr);
+      if (p[1].revents & (POLLHUP | POLLERR)) log_closed_ = true;  // else poll returns at once
       continue;
     }
     frame.Advance(static_cast<size_t>(n));
@@ -127,71 +128,95 @@ bool Instance::WriteFrame(uint32_t type, const std::string& meta, const std::str
   return true;
 }
 
-Instance::Read Instance::ReadFrame(Clock::time_point deadline, uint32_t* type, std::string* meta,
-                                   std::string* payload, ChannelResult* logs) {
-  zygote::FrameHeader h{};
-  size_t have = 0;
-  std::string* target = nullptr;
-  size_t want = sizeof(h);
-  int phase = 0;  // 0 header, 1 meta, 2 payload, 3 an oversized result's payload, discarded
-  std::string scratch;
-  oversized_result_bytes_ = 0;
+Instance::Read Instance::Wait(Clock::time_point deadline, ChannelResult* logs) {
+  // Drains the instance's output meanwhile, so that a full log pipe never stalls it.
   for (;;) {
-    if (phase > 0 && have == want) {
-      if (phase == 1 && h.payload_len > 0) {
-        phase = oversized_result_bytes_ ? 3 : 2;
-        target = phase == 2 ? payload : &scratch;
-        target->resize(phase == 2 ? h.payload_len : std::min<size_t>(h.payload_len, 64 * 1024));
-        want = h.payload_len;
-        have = 0;
-        continue;
-      }
-      *type = h.type;
+    // A hung-up output is polled no more (an instance that closed it would make this spin).
+    pollfd p[2] = {{channel_fd_, POLLIN, 0}, {log_closed_ ? -1 : log_fd_, POLLIN, 0}};
+    int rc = poll(p, 2, MillisUntil(deadline));
+    if (rc < 0 && errno == EINTR) continue;
+    if (rc == 0) return Read::kTimeout;
+    if (p[1].revents & (POLLIN | POLLHUP)) DrainLog(logs);
+    if (p[1].revents & (POLLHUP | POLLERR)) log_closed_ = true;
+    if (rc < 0 || p[0].revents) return Read::kFrame;
+  }
+}
+
+Instance::Read Instance::Fill(Clock::time_point deadline, ChannelResult* logs,
+                             std::chrono::microseconds spin) {
+  if (in_.empty()) in_.resize(kReadAhead);
+  if (in_begin_ == in_end_) in_begin_ = in_end_ = 0;
+  if (in_end_ == in_.size()) {  // only a header's few bytes can be left: to the front
+    std::memmove(in_.data(), in_.data() + in_begin_, in_end_ - in_begin_);
+    in_end_ -= in_begin_;
+    in_begin_ = 0;
+  }
+  const auto spin_until = spin.count() > 0 ? Clock::now() + spin : Clock::time_point();
+  for (;;) {
+    ssize_t n = read(channel_fd_, in_.data() + in_end_, in_.size() - in_end_);
+    if (n > 0) {
+      in_end_ += static_cast<size_t>(n);
       return Read::kFrame;
     }
-    // Read first: after the header, the rest of a small frame is already there. Wait (and drain
-    // the instance's output meanwhile, so that a full log pipe never stalls it) only when not.
-    char* dst = phase == 0 ? reinterpret_cast<char*>(&h) + have
-                : phase == 3 ? scratch.data()
-                             : target->data() + have;
-    size_t room = phase == 3 ? std::min(scratch.size(), want - have) : want - have;
-    ssize_t n = read(channel_fd_, dst, room);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && errno == EAGAIN) {
-      pollfd p[2] = {{channel_fd_, POLLIN, 0}, {log_fd_, POLLIN, 0}};
-      int rc = poll(p, 2, MillisUntil(deadline));
-      if (rc < 0 && errno == EINTR) continue;
-      if (rc == 0) return Read::kTimeout;
-      if (p[1].revents & (POLLIN | POLLHUP)) DrainLog(logs);
+    if (n == 0) return Read::kEof;
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN) return Read::kEof;
+    if (spin.count() > 0 && Clock::now() < spin_until) continue;  // asks again: read is ~1 us
+    if (Read r = Wait(deadline, logs); r != Read::kFrame) return r;
+  }
+}
+
+Instance::Read Instance::TakeExact(char* dst, size_t len, Clock::time_point deadline,
+                                   ChannelResult* logs) {
+  size_t have = std::min(len, in_end_ - in_begin_);
+  if (dst) std::memcpy(dst, in_.data() + in_begin_, have);
+  in_begin_ += have;
+  // The rest of a large frame: straight into its place (or dropped), never through in_.
+  char scratch[16384];
+  while (have < len) {
+    size_t room = dst ? len - have : std::min(sizeof(scratch), len - have);
+    ssize_t n = read(channel_fd_, dst ? dst + have : scratch, room);
+    if (n > 0) {
+      have += static_cast<size_t>(n);
       continue;
     }
-    if (n <= 0) return Read::kEof;
-    have += static_cast<size_t>(n);
-    if (phase == 0 && have == sizeof(h)) {
-      // A result past Lambda's limit is read and dropped (bounded by the deadline), so that the
-      // invocation gets Function.ResponseSizeTooLarge and a healthy instance lives on.
-      if (h.type == static_cast<uint32_t>(zygote::FrameType::kResult) &&
-          h.meta_len <= zygote::kMaxMetaBytes && h.payload_len > zygote::kMaxPayloadBytes)
-        oversized_result_bytes_ = h.payload_len;
-      else if (!ValidFrameFromInstance(h))
-        return Read::kBad;
-      meta->clear();
-      payload->clear();
-      phase = 1;
-      target = meta;
-      target->resize(h.meta_len);
-      want = h.meta_len;
-      have = 0;
-      if (want == 0 && h.payload_len == 0) {
-        *type = h.type;
-        return Read::kFrame;
-      }
-      if (want == 0) {  // no meta: straight to the payload
-        have = 0;
-        phase = 1;
-      }
-    }
+    if (n == 0) return Read::kEof;
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN) return Read::kEof;
+    if (Read r = Wait(deadline, logs); r != Read::kFrame) return r;
   }
+  return Read::kFrame;
+}
+
+Instance::Read Instance::ReadFrame(Clock::time_point deadline, uint32_t* type, std::string* meta,
+                                   std::string* payload, ChannelResult* logs,
+                                   std::chrono::microseconds spin) {
+  oversized_result_bytes_ = 0;
+  // One read usually brings a whole small frame (header, meta, payload); bytes past it (the
+  // next frame's) stay in in_ for the next call.
+  while (in_end_ - in_begin_ < sizeof(zygote::FrameHeader)) {
+    if (Read r = Fill(deadline, logs, spin); r != Read::kFrame) return r;
+    spin = std::chrono::microseconds(0);
+  }
+  zygote::FrameHeader h;
+  std::memcpy(&h, in_.data() + in_begin_, sizeof(h));
+  in_begin_ += sizeof(h);
+  // A result past Lambda's limit is read and dropped (bounded by the deadline), so that the
+  // invocation gets Function.ResponseSizeTooLarge and a healthy instance lives on.
+  if (h.type == static_cast<uint32_t>(zygote::FrameType::kResult) &&
+      h.meta_len <= zygote::kMaxMetaBytes && h.payload_len > zygote::kMaxPayloadBytes)
+    oversized_result_bytes_ = h.payload_len;
+  else if (!ValidFrameFromInstance(h))
+    return Read::kBad;
+  meta->resize(h.meta_len);
+  if (Read r = TakeExact(meta->data(), h.meta_len, deadline, logs); r != Read::kFrame) return r;
+  payload->resize(oversized_result_bytes_ ? 0 : h.payload_len);
+  if (Read r = TakeExact(oversized_result_bytes_ ? nullptr : payload->data(), h.payload_len,
+                         deadline, logs);
+      r != Read::kFrame)
+    return r;
+  *type = h.type;
+  return Read::kFrame;
 }
 
 std::string Instance::ReapExited() {
@@ -402,7 +427,7 @@ Status Instance::Resume(Clock::time_point deadline) {
 
 ChannelResult Instance::Invoke(const std::string& request_id, int64_t deadline_epoch_ms,
                                const std::string& payload, Clock::time_point deadline,
-                               const std::string& invoked_arn) {
+                               const std::string& invoked_arn, std::chrono::microseconds spin) {
   ChannelResult result;
   DrainLog(nullptr);  // output left over from before this invocation is not its log
   nlohmann::json meta{{"request_id", request_id}, {"deadline_ms", deadline_epoch_ms}};
@@ -413,7 +438,7 @@ ChannelResult Instance::Invoke(const std::string& request_id, int64_t deadline_e
   if (WriteFrame(static_cast<uint32_t>(zygote::FrameType::kInvoke), meta.dump(), payload,
                  deadline)) {
     timeline::Mark(timeline::Point::kSent);
-    r = ReadFrame(deadline, &type, &rmeta, &result.body, &result);
+    r = ReadFrame(deadline, &type, &rmeta, &result.body, &result, spin);
     timeline::Mark(timeline::Point::kReceived);
   } else if (Clock::now() >= deadline)
     r = Read::kTimeout;
@@ -459,7 +484,7 @@ ChannelResult Instance::Invoke(const std::string& request_id, int64_t deadline_e
 
 bool Instance::QuietWhileIdle() {
   pollfd p{channel_fd_, POLLIN, 0};
-  return !dead_ && poll(&p, 1, 0) == 0;
+  return !dead_ && in_begin_ == in_end_ && poll(&p, 1, 0) == 0;
 }
 
 void Instance::ResetUsage() {

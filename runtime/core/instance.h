@@ -5,6 +5,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <vector>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -87,9 +88,12 @@ class Instance {
 
   // Runs one invocation; on timeout, OOM or a crash the instance is dead afterwards.
   // invoked_arn: the ARN the client named (an alias's, say); empty: the instance's own.
+  // spin: how long to keep asking for the result before sleeping on the channel (its wake-up
+  // costs ~10 us); the scheduler gives it only when this is the one invocation in flight.
   ChannelResult Invoke(const std::string& request_id, int64_t deadline_epoch_ms,
                        const std::string& payload, Clock::time_point deadline,
-                       const std::string& invoked_arn = {});
+                       const std::string& invoked_arn = {},
+                       std::chrono::microseconds spin = std::chrono::microseconds(0));
 
   // Peak memory (MB) since init (Lambda's Max Memory Used: the high-water mark of the execution
   // environment) and CPU time (ms) since the last call. Two preads of the cgroup's counters.
@@ -125,7 +129,11 @@ class Instance {
  private:
   enum class Read { kFrame, kTimeout, kEof, kBad };
   Read ReadFrame(Clock::time_point deadline, uint32_t* type, std::string* meta, std::string* payload,
-                 ChannelResult* logs);
+                 ChannelResult* logs, std::chrono::microseconds spin = std::chrono::microseconds(0));
+  // The channel's bytes come through in_ (one read for a small frame, not one per part):
+  Read Fill(Clock::time_point deadline, ChannelResult* logs, std::chrono::microseconds spin);
+  Read TakeExact(char* dst, size_t len, Clock::time_point deadline, ChannelResult* logs);
+  Read Wait(Clock::time_point deadline, ChannelResult* logs);  // poll, draining its output
   bool WriteFrame(uint32_t type, const std::string& meta, const std::string& payload,
                   Clock::time_point deadline);
   void DrainLog(ChannelResult* into);
@@ -158,6 +166,10 @@ class Instance {
   bool parked_ = false;  // its cgroup is frozen
   uint64_t cpu_ns_seen_ = 0;  // the cgroup's CPU counter at the last TakeUsage
   size_t oversized_result_bytes_ = 0;  // of the last frame read: a result too large, dropped
+  static constexpr size_t kReadAhead = 16384;
+  std::vector<char> in_;  // read from the channel, not yet taken: [in_begin_, in_end_)
+  size_t in_begin_ = 0, in_end_ = 0;
+  bool log_closed_ = false;  // its output hung up: no longer polled
 };
 
 // The instance's side of its channel, checked without trusting a byte. Pure, so that

@@ -1,6 +1,7 @@
 // Picking an instance for an invocation, returning it, retiring it.
 #include "runtime/core/scheduler.h"
 
+#include <sched.h>
 #include <signal.h>
 
 #include <algorithm>
@@ -13,6 +14,12 @@
 
 namespace forklet::core {
 namespace {
+
+int UsableCpus() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  return sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : 1;
+}
 
 double MsSince(Clock::time_point t0) {
   return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
@@ -38,7 +45,7 @@ int64_t EpochMs() {
 }  // namespace
 
 Scheduler::Scheduler(SchedulerOptions options, Launcher* launcher)
-    : options_(options), launcher_(launcher) {
+    : options_(options), launcher_(launcher), cpus_(UsableCpus()) {
   FitStandbyLocked();
   for (int i = 0; i < kTeardownThreads; ++i) teardown_threads_.emplace_back([this] { TeardownLoop(); });
   keep_alive_thread_ = std::thread([this] { KeepAliveLoop(); });
@@ -184,6 +191,11 @@ InvokeResult Scheduler::Invoke(const registry::Deployed& fn, const std::string& 
                                const std::string& payload, bool fresh_instance,
                                const std::string& invoked_arn) {
   timeline::Mark(timeline::Point::kRouted);
+  struct InFlight {
+    std::atomic<int>& n;
+    explicit InFlight(std::atomic<int>& count) : n(count) { n.fetch_add(1, std::memory_order_relaxed); }
+    ~InFlight() { n.fetch_sub(1, std::memory_order_relaxed); }
+  } in_flight(invoking_);
   const auto& cfg = fn.config;
   const std::string generation = Generation(cfg);
   auto t0 = Clock::now();
@@ -329,11 +341,16 @@ InvokeResult Scheduler::Invoke(const registry::Deployed& fn, const std::string& 
     std::lock_guard lock(mu_);
     running_.insert(instance->pid());  // until release: KillRunning's target
   }
+  // The one invocation in the scheduler may keep asking for its result instead of sleeping: a
+  // CPU is free for it (none with one CPU), and a warm handler's result is often that near.
+  // With two, the other one's threads want that CPU. Off unless --answer-spin-us says.
+  const bool alone = invoking_.load(std::memory_order_relaxed) == 1;
+  const auto spin = alone && cpus_ > 1 ? options_.answer_spin : std::chrono::microseconds(0);
   auto t_invoke = Clock::now();
   timeline::Mark(timeline::Point::kAdmitted);
   auto deadline = t_invoke + std::chrono::seconds(cfg.timeout_s);
   int64_t deadline_epoch = EpochMs() + static_cast<int64_t>(cfg.timeout_s) * 1000;
-  ChannelResult ch = instance->Invoke(request_id, deadline_epoch, payload, deadline, invoked_arn);
+  ChannelResult ch = instance->Invoke(request_id, deadline_epoch, payload, deadline, invoked_arn, spin);
   result.duration_ms = MsSince(t_invoke);
   result.outcome = ch.outcome;
   result.log = std::move(ch.output);

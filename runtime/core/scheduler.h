@@ -29,6 +29,10 @@ struct SchedulerOptions {
   uint64_t memory_budget_mb = 8192;          // sum of MemorySize over live instances (and stem cells)
   uint32_t billing_granularity_ms = 100;
   bool bill_init = false;  // billed duration includes a new instance's init (forkletd --bill-init)
+  // How long the one invocation in flight asks for its result before sleeping (--answer-spin-us;
+  // off by default: it helps one connection to a fast handler and costs everything else, see
+  // docs/design.md "The warm path's p50 and where the client runs").
+  std::chrono::microseconds answer_spin{0};
 };
 
 struct InstanceCounts {
@@ -134,6 +138,8 @@ class Scheduler {
   uint32_t in_flight_ = 0;
   std::condition_variable drained_cv_;
   std::set<pid_t> running_;
+  const int cpus_;  // this daemon may run on (its affinity): spinning needs a second one
+  std::atomic<int> invoking_{0};  // invocations inside Invoke (admission to release)
   std::atomic<uint32_t> starting_{0};
   // Retired instances, killed by the teardown threads once kill_at has passed (Retire).
   struct Retiring {

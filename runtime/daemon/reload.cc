@@ -41,6 +41,7 @@ bool Reload(int argc, char** argv, Options* running, core::Scheduler* scheduler)
                fresh.launcher.subtree_pids_max != running->launcher.subtree_pids_max);
   restart_only("instances-cpu-weight",
                fresh.launcher.instances_cpu_weight != running->launcher.instances_cpu_weight);
+  restart_only("answer-spin-us", fresh.scheduler.answer_spin != running->scheduler.answer_spin);
   restart_only("max-code-mb", fresh.archive.max_zip_bytes != running->archive.max_zip_bytes);
   const auto &fresh_runners = fresh.launcher.runners, &running_runners = running->launcher.runners;
   restart_only("runners-dir", fresh_runners.runners_dir != running_runners.runners_dir);

@@ -23,6 +23,7 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -535,6 +536,34 @@ TEST_F(AttacksTest, LogFloodIsBoundedAndTheInvocationStillEnds) {
   auto forever = Attack("log_flood", {{"mode", "forever"}});
   EXPECT_EQ(forever.outcome, "timeout") << forever.raw;
   EXPECT_EQ(forever.body["errorMessage"], "Task timed out after 2.00 seconds");
+}
+
+// The daemon's CPU time (user + system) so far, in seconds (/proc/<pid>/stat fields 14 and 15).
+double DaemonCpuSeconds(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::istringstream fields(text.substr(text.rfind(')') + 2));  // after "pid (comm) "
+  std::string f;
+  unsigned long utime = 0, stime = 0;
+  for (int i = 3; i <= 15 && fields >> f; ++i) {
+    if (i == 14) utime = std::stoul(f);
+    if (i == 15) stime = std::stoul(f);
+  }
+  return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+TEST_F(AttacksTest, AnInstanceThatHangsUpItsOutputIsWaitedForAsleep) {
+  Deploy("log_flood", "log_flood", {"--timeout", "10"});
+  ASSERT_EQ(Attack("log_flood", {{"mode", "quiet"}}).outcome, "success");  // started: warm
+  watch_->Stop();  // the neighbour's invocations cost the daemon CPU of their own
+  double before = DaemonCpuSeconds(daemon_->pid());
+  auto closed = Attack("log_flood", {{"mode", "closed"}, {"seconds", 2}});
+  double spent = DaemonCpuSeconds(daemon_->pid()) - before;
+  EXPECT_EQ(closed.outcome, "success") << closed.raw;
+  EXPECT_EQ(closed.body["mode"], "closed") << closed.raw;
+  // Polling a hung-up pipe in a loop would burn the 2 s of the wait (a daemon thread per such
+  // invocation: a few of them would take the host's CPUs).
+  EXPECT_LT(spent, 0.5) << "the daemon used " << spent << " s of CPU while one instance slept 2 s";
 }
 
 TEST_F(AttacksTest, CpuSpinLeavesTheNeighboursTheirShare) {

@@ -160,6 +160,15 @@ Status EnterTemplateRoot(const TemplateSpec& spec) {
   return {};
 }
 
+Status JoinTemplateRoot(int template_ns_fd) {
+  if (setns(template_ns_fd, CLONE_NEWNS) != 0) return SysError("template: join its namespace");
+  // Root and working directory are now the template's; the copy keeps this process's mounts
+  // (the code it mounts for a function, say) to itself.
+  if (unshare(CLONE_NEWNS) != 0) return SysError("template: copy its namespace");
+  if (chdir("/") != 0) return SysError("template: chdir /");
+  return {};
+}
+
 Status NeutralCommandLine(std::string_view name) {
   // arg_start and arg_end are fields 48 and 49 of /proc/self/stat, counted after the ")" that
   // closes the command name (field 2, which may itself hold spaces and parentheses).

@@ -21,6 +21,13 @@ struct TemplateSpec {
 // step that failed, e.g. "template: bind /usr: ...".
 Status EnterTemplateRoot(const TemplateSpec& spec);
 
+// The same view from a template built once: joins the mount namespace template_ns_fd refers to
+// (a process's after EnterTemplateRoot, /proc/PID/ns/mnt) and makes a private copy of it, so
+// that nothing this process mounts later is seen by another that joined it. Builds nothing:
+// two syscalls instead of a tmpfs, binds, copies and a pivot. Fails (and the caller builds its
+// own with EnterTemplateRoot) without CAP_SYS_ADMIN or from a multithreaded process.
+Status JoinTemplateRoot(int template_ns_fd);
+
 // Overwrites this process's argument area with `name` (e.g. "forklet-zygote python3"): every
 // instance forked from a zygote inherits it as its /proc/1/cmdline, which showed the host paths
 // of the runners and libraries the zygote was started with. One-way.

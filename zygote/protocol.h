@@ -48,11 +48,13 @@ struct ConfigureMsg {
   // followed by n_instructions sock_filter
 };
 
+// kConfigure may carry one fd: the template root's mount namespace, built once by the daemon
+// (sandbox::JoinTemplateRoot); without it, or when joining fails, the zygote builds its own.
 struct ConfiguredMsg {
   MsgHeader h;
   int32_t err;         // 0 when ready to fork
-  uint32_t reserved;
-  char message[256];   // what failed, for the daemon's error
+  uint32_t joined;     // 1: it joined the namespace sent; 0: it built the template itself
+  char message[256];   // what failed, for the daemon's error (err 0: why it could not join)
 };
 
 struct ForkRequest {

@@ -51,7 +51,7 @@ Status ReceiveExact(int fd, void* out, size_t len, int timeout_ms, const char* w
 Result<std::unique_ptr<ZygoteProcess>> ZygoteProcess::Spawn(
     const ZygoteCommand& command, const sandbox::TemplateSpec& root,
     const sandbox::SeccompProgram& seccomp,
-    const std::function<void(pid_t)>& on_spawned, int hello_timeout_ms) {
+    const std::function<void(pid_t)>& on_spawned, int hello_timeout_ms, int template_ns_fd) {
   int sv[2];
   if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
     return SysError("zygote: socketpair");
@@ -102,17 +102,30 @@ Result<std::unique_ptr<ZygoteProcess>> ZygoteProcess::Spawn(
   memcpy(msg.data(), &cfg, sizeof(cfg));
   memcpy(msg.data() + sizeof(cfg), seccomp.instructions.data(),
          seccomp.instructions.size() * sizeof(sock_filter));
-  if (send(z->fd_, msg.data(), msg.size(), MSG_NOSIGNAL) < 0)
-    return SysError("zygote: configure");
+  iovec iov{msg.data(), msg.size()};
+  msghdr mh{};
+  mh.msg_iov = &iov;
+  mh.msg_iovlen = 1;
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))]{};
+  if (template_ns_fd >= 0) {  // the template namespace rides along
+    mh.msg_control = control;
+    mh.msg_controllen = sizeof(control);
+    cmsghdr* c = CMSG_FIRSTHDR(&mh);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &template_ns_fd, sizeof(int));
+  }
+  if (sendmsg(z->fd_, &mh, MSG_NOSIGNAL) < 0) return SysError("zygote: configure");
   ConfiguredMsg configured;
   if (auto s = ReceiveExact(z->fd_, &configured, sizeof(configured), hello_timeout_ms,
                             "zygote: configure");
       !s)
     return s.error();
-  if (configured.err != 0) {
-    configured.message[sizeof(configured.message) - 1] = 0;
-    return Error{"zygote: configure", 0, configured.message};
-  }
+  configured.message[sizeof(configured.message) - 1] = 0;
+  if (configured.err != 0) return Error{"zygote: configure", 0, configured.message};
+  if (template_ns_fd >= 0 && !configured.joined)
+    z->join_error_ = configured.message[0] ? configured.message : "it did not say why";
   return z;
 }
 

@@ -37,10 +37,13 @@ class ZygoteProcess {
   // control socket is its fd 3.
   // on_spawned runs right after the process exists, while it boots (e.g. to move it into its
   // cgroup in parallel with the boot).
+  // template_ns_fd: the template root built once (a mount namespace, see
+  // sandbox::JoinTemplateRoot), which the zygote joins a copy of; -1: it builds its own from root.
   static Result<std::unique_ptr<ZygoteProcess>> Spawn(
       const ZygoteCommand& command, const sandbox::TemplateSpec& root,
       const sandbox::SeccompProgram& seccomp,
-      const std::function<void(pid_t)>& on_spawned = {}, int hello_timeout_ms = 10000);
+      const std::function<void(pid_t)>& on_spawned = {}, int hello_timeout_ms = 10000,
+      int template_ns_fd = -1);
   ~ZygoteProcess();  // closes the socket (the zygote exits), SIGKILLs it if needed, reaps it
 
   // Sends a fork request with the child's fds (code_fd: the function's code as a detached mount,
@@ -79,6 +82,9 @@ class ZygoteProcess {
   pid_t pid() const { return pid_; }
   uint32_t boot_us() const { return boot_us_; }      // as the zygote measured its own boot
   uint64_t spawn_us() const { return spawn_us_; }    // spawn to hello, as the daemon saw it
+  // Spawn was given a template namespace and the zygote could not join it (it built its own):
+  // why. Empty when it joined or was given none.
+  const std::string& join_error() const { return join_error_; }
   bool alive();  // false once it has exited or stopped answering
   // For one found dead: reaps its exit at once (waiting up to ~200 ms for the exit to finish)
   // rather than when the last instance forked from it lets go of this object, so a killed
@@ -103,6 +109,7 @@ class ZygoteProcess {
   std::atomic<uint64_t> fault_ahead_pages_{0};
   uint32_t boot_us_ = 0;
   uint64_t spawn_us_ = 0;
+  std::string join_error_;
 };
 
 }  // namespace forklet::zygote

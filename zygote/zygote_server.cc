@@ -148,12 +148,19 @@ struct Server {
         ConfiguredMsg reply{Header(MsgType::kConfigured, h.seq), 0, 0, {}};
         m.root.root[sizeof(m.root.root) - 1] = 0;
         m.root.etc_dir[sizeof(m.root.etc_dir) - 1] = 0;
+        Status root;
+        if (!configured && n_fds == 1) {
+          root = sandbox::JoinTemplateRoot(fds[0]);  // the daemon's template, a copy of our own
+          reply.joined = root.ok() ? 1 : 0;
+          if (!root) snprintf(reply.message, sizeof(reply.message), "%s", root.error().ToString().c_str());
+        }
+        if (!configured && !reply.joined) root = sandbox::EnterTemplateRoot(m.root);
         if (configured) {
           reply.err = EALREADY;
           snprintf(reply.message, sizeof(reply.message), "the zygote is configured already");
-        } else if (auto s = sandbox::EnterTemplateRoot(m.root); !s) {
-          reply.err = s.error().err ? s.error().err : EINVAL;
-          snprintf(reply.message, sizeof(reply.message), "%s", s.error().ToString().c_str());
+        } else if (!root) {
+          reply.err = root.error().err ? root.error().err : EINVAL;
+          snprintf(reply.message, sizeof(reply.message), "%s", root.error().ToString().c_str());
         } else {
           configured = true;
           own_mnt_ns = open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC);

@@ -289,6 +289,11 @@ class Launcher {
   // Ended instances' namespaces by function version; null: none is reused (netns_reuse_per_function 0).
   std::shared_ptr<NetnsCache> netns_cache_;
   std::unique_ptr<sandbox::Cgroup> zygote_cgroup_;  // where zygotes live (own accounting, cleanup)
+  // The template root, built once (by a native zygote, gone since): every zygote joins a copy of
+  // this mount namespace instead of building its own. -1: they build their own.
+  int template_ns_fd_ = -1;
+  std::atomic<bool> join_failure_logged_{false};
+  void BuildTemplateNamespace();
   std::vector<int> zygote_procs_fds_;
   void WarmerLoop();
   // Live, unreaped zygotes, one of which the warmer re-attaches to its own cgroup. A zygote's

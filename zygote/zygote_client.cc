@@ -102,26 +102,16 @@ Result<std::unique_ptr<ZygoteProcess>> ZygoteProcess::Spawn(
   memcpy(msg.data(), &cfg, sizeof(cfg));
   memcpy(msg.data() + sizeof(cfg), seccomp.instructions.data(),
          seccomp.instructions.size() * sizeof(sock_filter));
-  iovec iov{msg.data(), msg.size()};
-  msghdr mh{};
-  mh.msg_iov = &iov;
-  mh.msg_iovlen = 1;
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))]{};
-  if (template_ns_fd >= 0) {  // the template namespace rides along
-    mh.msg_control = control;
-    mh.msg_controllen = sizeof(control);
-    cmsghdr* c = CMSG_FIRSTHDR(&mh);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(c), &template_ns_fd, sizeof(int));
-  }
-  if (sendmsg(z->fd_, &mh, MSG_NOSIGNAL) < 0) return SysError("zygote: configure");
   ConfiguredMsg configured;
-  if (auto s = ReceiveExact(z->fd_, &configured, sizeof(configured), hello_timeout_ms,
-                            "zygote: configure");
-      !s)
-    return s.error();
+  const int ns_fds[1] = {template_ns_fd};  // the template namespace rides along, if any
+  {
+    std::lock_guard lock(z->mu_);
+    if (auto s = z->ExchangeLocked(msg.data(), msg.size(), ns_fds, template_ns_fd >= 0 ? 1 : 0,
+                                   &configured, sizeof(configured), "zygote: configure",
+                                   hello_timeout_ms);
+        !s)
+      return s.error();
+  }
   configured.message[sizeof(configured.message) - 1] = 0;
   if (configured.err != 0) return Error{"zygote: configure", 0, configured.message};
   if (template_ns_fd >= 0 && !configured.joined)
@@ -171,7 +161,8 @@ bool ZygoteProcess::alive() {
 }
 
 Status ZygoteProcess::ExchangeLocked(const void* request, size_t request_len, const int* fds,
-                                     size_t n_fds, void* reply, size_t reply_len, const char* what) {
+                                     size_t n_fds, void* reply, size_t reply_len, const char* what,
+                                     int timeout_ms) {
   constexpr size_t kMaxFds = kMaxFixedFds + sandbox::kMaxCgroupFds;
   if (n_fds > kMaxFds) return MakeError(what, "too many fds");
   alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFds)]{};
@@ -192,7 +183,7 @@ Status ZygoteProcess::ExchangeLocked(const void* request, size_t request_len, co
     dead_ = true;
     return SysError(what);
   }
-  if (auto s = ReceiveExact(fd_, reply, reply_len, 5000, what); !s) {
+  if (auto s = ReceiveExact(fd_, reply, reply_len, timeout_ms, what); !s) {
     dead_ = true;
     return s.error();
   }

@@ -97,7 +97,7 @@ class ZygoteProcess {
   // Under mu_: one request (it opens with a MsgHeader) with its fds, and its reply of exactly
   // reply_len bytes with the same seq. A zygote that fails either is dead from then on.
   Status ExchangeLocked(const void* request, size_t request_len, const int* fds, size_t n_fds,
-                        void* reply, size_t reply_len, const char* what);
+                        void* reply, size_t reply_len, const char* what, int timeout_ms = 5000);
 
   std::mutex mu_;
   pid_t pid_;

@@ -115,12 +115,8 @@ bool Instance::WriteFrame(uint32_t type, const std::string& meta, const std::str
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno != EAGAIN) return false;
-      // A big payload: the instance reads while we write; drain its logs meanwhile.
-      pollfd p[2] = {{channel_fd_, POLLOUT, 0}, {log_closed_ ? -1 : log_fd_, POLLIN, 0}};
-      int rc = poll(p, 2, MillisUntil(deadline));
-      if (rc == 0) return false;
-      if (p[1].revents & POLLIN) DrainLog(nullptr);
-      if (p[1].revents & (POLLHUP | POLLERR)) log_closed_ = true;  // else poll returns at once
+      // A big payload: the instance reads while we write; its logs are drained meanwhile.
+      if (Wait(deadline, nullptr, POLLOUT) == Read::kTimeout) return false;
       continue;
     }
     frame.Advance(static_cast<size_t>(n));
@@ -128,11 +124,11 @@ bool Instance::WriteFrame(uint32_t type, const std::string& meta, const std::str
   return true;
 }
 
-Instance::Read Instance::Wait(Clock::time_point deadline, ChannelResult* logs) {
+Instance::Read Instance::Wait(Clock::time_point deadline, ChannelResult* logs, short channel_events) {
   // Drains the instance's output meanwhile, so that a full log pipe never stalls it.
   for (;;) {
     // A hung-up output is polled no more (an instance that closed it would make this spin).
-    pollfd p[2] = {{channel_fd_, POLLIN, 0}, {log_closed_ ? -1 : log_fd_, POLLIN, 0}};
+    pollfd p[2] = {{channel_fd_, channel_events, 0}, {log_closed_ ? -1 : log_fd_, POLLIN, 0}};
     int rc = poll(p, 2, MillisUntil(deadline));
     if (rc < 0 && errno == EINTR) continue;
     if (rc == 0) return Read::kTimeout;

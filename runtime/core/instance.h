@@ -2,6 +2,7 @@
 // Its life has one owner (the scheduler's pool); destroying it kills and removes everything.
 #pragma once
 
+#include <poll.h>
 #include <sys/types.h>
 
 #include <chrono>
@@ -133,7 +134,8 @@ class Instance {
   // The channel's bytes come through in_ (one read for a small frame, not one per part):
   Read Fill(Clock::time_point deadline, ChannelResult* logs, std::chrono::microseconds spin);
   Read TakeExact(char* dst, size_t len, Clock::time_point deadline, ChannelResult* logs);
-  Read Wait(Clock::time_point deadline, ChannelResult* logs);  // poll, draining its output
+  // Until the channel is ready (POLLIN, or POLLOUT for a large write), draining its output.
+  Read Wait(Clock::time_point deadline, ChannelResult* logs, short channel_events = POLLIN);
   bool WriteFrame(uint32_t type, const std::string& meta, const std::string& payload,
                   Clock::time_point deadline);
   void DrainLog(ChannelResult* into);

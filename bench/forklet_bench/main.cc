@@ -160,7 +160,7 @@ int main(int argc, char** argv) {
                                   fn.family + " " + kind);
       if (!run) Die(run.error().ToString());
       static const std::map<std::string, std::string> kHow = {
-          {"cold", "its zygote dropped before each request: the zygote (interpreter) boots"},
+          {"cold", "its zygote dropped before each request (once the last start's aftermath settled): the interpreter boots (python3: in the sandbox, its zygote after)"},
           {"first", "a function's first start: a ready spare zygote is bound to it (a new revision before each request)"},
           {"zygote", "a new instance of the function's own zygote, forked ahead of demand (X-Forklet-Fresh-Instance; its successor forked first)"},
           {"warm", "the idle instance reused"}};

@@ -53,6 +53,10 @@ Result<KindRun> MeasureStartKind(DaemonUnderTest& daemon, const std::string& fun
       return MakeError("measure " + kind, "too many responses of another start kind (" +
                                               std::to_string(run.off_kind) + ")");
     if (kind == "cold") {
+      // From a settled daemon: the previous start's aftermath (its function's zygote booting in
+      // the background, its successor forked ahead) done first, then dropped.
+      if (!pre_booted)
+        if (auto s = daemon.WaitForPreforked(); !s) return s.error();
       if (auto s = daemon.DropZygote(family); !s) return s.error();
       if (pre_booted)
         if (auto s = daemon.WaitForStemCells(family, false); !s) return s.error();

@@ -19,7 +19,7 @@ import forklet_json  # json.loads/dumps without the json package's import cost
 
 CHANNEL_FD = 3
 _HEADER = struct.Struct("<III")
-SETUP, INIT, READY, INIT_ERROR, INVOKE, RESULT, RESTORED, PREPARE, PREPARED = 1, 2, 3, 4, 5, 6, 7, 9, 10
+SETUP, INIT, READY, INIT_ERROR, INVOKE, RESULT, RESTORED, BOOTED, PREPARE, PREPARED = 1, 2, 3, 4, 5, 6, 7, 8, 9, 10
 SDK_DIR = "/var/runtime/python-sdk"
 MAX_RESPONSE_BYTES = 6 * 1024 * 1024 + 100  # Lambda's limit: 6,291,556 bytes
 # Frames of the runner's own files are left out of a function's stack trace.
@@ -179,9 +179,13 @@ def _read_init():
     return init, int((time.perf_counter() - t_env) * 1e6)
 
 
-def serve(after_fork_us: int = 0) -> int:
+def serve(after_fork_us: int = 0, exec_us: int = 0) -> int:
     # The runner's own start-up costs come back in READY, so the daemon can show where a start's
     # time goes (after_fork: Python's post-fork reset; env: setting up init's environment).
+    # exec_us: this interpreter was exec'd for a cold start at that CLOCK_MONOTONIC time
+    # (lang-runners/python/python_mode.cc): its boot is reported first, as Node's runner does.
+    if exec_us:
+        _write_frame(BOOTED, {"boot_us": max(0, time.monotonic_ns() // 1000 - exec_us)})
     try:
         init, env_us = _read_init()
     except EOFError:

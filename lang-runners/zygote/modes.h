@@ -8,5 +8,7 @@ namespace forklet::runner {
 int RunNative();    // lang-runners/native: a shared object with the C ABI of forklet.h
 int RunProvided();  // lang-runners/provided: /var/task/bootstrap speaking the Lambda Runtime API
 int RunNodejs();    // lang-runners/nodejs
+int RunPython();    // lang-runners/python: a cold start's fresh interpreter (python_mode.cc)
+void SetPythonInterpreter(const char* path);  // RunPython's interpreter (default /usr/bin/python3)
 
 }  // namespace forklet::runner

@@ -397,17 +397,42 @@ Result<ZygoteBank::Zygote> Launcher::ZygoteFor(const std::string& family, bool* 
 
 Result<ZygoteBank::Zygote> Launcher::ForkSource(const std::string& family,
                                                 const registry::FunctionConfig* fn, bool retry,
-                                                bool* booted, Stages* stages) {
+                                                bool* booted, Stages* stages, bool on_demand,
+                                                bool* banked) {
+  *banked = false;
   if (!fn || !BindsZygotes(family)) return ZygoteFor(family, booted, stages);
   // One zygote per version: $LATEST and a published version never share one.
   if (retry) bank_->Unbind(registry::VersionKey(*fn));
-  auto lease = bank_->For(family, registry::VersionKey(*fn), Generation(*fn), stages);
+  static const bool cold_exec_off = [] {  // FORKLET_COLD_EXEC=off: cold starts wait for the zygote (A/B runs)
+    const char* v = getenv("FORKLET_COLD_EXEC");
+    return v && strcmp(v, "off") == 0;
+  }();
+  const std::string cold_exec = on_demand && !cold_exec_off ? ColdExecFamily(family) : "";
+  auto lease = bank_->For(family, registry::VersionKey(*fn), Generation(*fn), stages, cold_exec.empty());
   if (!lease) return lease.error();
+  if (!lease->zygote) {
+    // No zygote of fn is ready: its instance boots its interpreter in its sandbox (a cold start),
+    // and fn's zygote boots in the bank once this start has ended, for its later instances. A
+    // host where the fork server cannot run boots the zygote on this start's path instead.
+    *booted = true;
+    auto server = ZygoteFor(cold_exec, booted, stages);
+    if (server) return server;
+    log::Warning(cold_exec + ": " + server.error().ToString() + " (this start waits for the zygote's boot)");
+    lease = bank_->For(family, registry::VersionKey(*fn), Generation(*fn), stages, true);
+    if (!lease) return lease.error();
+  }
+  *banked = true;
   if (lease->booted) *booted = true;
   return std::move(lease->zygote);
 }
 
 Status Launcher::WarmUp() {
+  // Python's cold-start fork server first (a C++ process, ~1 ms of boot): a cold start never waits
+  // for it. A host where it cannot run still starts Python functions, by booting their zygotes.
+  bool booted = false;
+  Stages stages;
+  if (auto z = ZygoteFor(ColdExecFamily("python3"), &booted, &stages); !z)
+    log::Warning("python3 cold starts wait for a zygote's boot: " + z.error().ToString());
   return bank_->AwaitSpare("python3", std::chrono::seconds(10));
 }
 
@@ -545,8 +570,9 @@ Result<Launcher::Forked> Launcher::ForkInstance(const std::string& family,
                                                 const registry::FunctionConfig* fn,
                                                 const sandbox::CgroupLimits& limits, int code_fd,
                                                 bool exec_runner, bool* booted, Stages* stages,
-                                                int opt_fd, int tmp_fd) {
-  auto z = ForkSource(family, fn, false, booted, stages);
+                                                int opt_fd, int tmp_fd, bool on_demand) {
+  bool banked = false;
+  auto z = ForkSource(family, fn, false, booted, stages, on_demand && !exec_runner, &banked);
   if (!z) return z.error();
 
   auto cgroup = AcquireCgroup(limits, stages);
@@ -601,7 +627,7 @@ Result<Launcher::Forked> Launcher::ForkInstance(const std::string& family,
   auto forked = (*z)->Fork(spec, channel[1], log[1], code_fd, net_fd, *procs, exec_runner, opt_fd, tmp_fd);
   if (!forked && !(*z)->alive()) {
     // The zygote died under this request (killed, crashed): its successor forks it, cold.
-    z = ForkSource(family, fn, true, booted, stages);
+    z = ForkSource(family, fn, true, booted, stages, on_demand && !exec_runner, &banked);
     if (z) forked = (*z)->Fork(spec, channel[1], log[1], code_fd, net_fd, *procs, exec_runner, opt_fd, tmp_fd);
   }
   for (int fd : *procs) close(fd);
@@ -613,17 +639,17 @@ Result<Launcher::Forked> Launcher::ForkInstance(const std::string& family,
     close(log[0]);
     return forked.error();
   }
-  if (fn && BindsZygotes(family)) {
+  if (banked) {
     bank_->CountFork(*z);
   } else {
     std::lock_guard lock(zygotes_mu_);
-    ++forks_[family];
+    ++forks_[fn && BindsZygotes(family) ? ColdExecFamily(family) : family];
   }
   stages->emplace_back("fork", forked->round_trip_us / 1000.0);
   Forked out;
   out.instance = std::make_unique<Instance>("", "", 0, forked->pid, channel[0], log[0],
                                             std::move(cgroup->cgroup));
-  if (fn && BindsZygotes(family) && !exec_runner) LearnFaultsFrom(out.instance.get(), *z, spec);
+  if (banked && !exec_runner) LearnFaultsFrom(out.instance.get(), *z, spec);
   out.instance->HoldOrigin(std::move(z.value()));
   out.uid = spec.uid;
   out.gid = spec.gid;
@@ -857,7 +883,7 @@ Result<Launched> Launcher::Launch(const registry::Deployed& fn) {
 }
 
 Result<Launcher::Forked> Launcher::ForkDeployed(const registry::Deployed& fn, bool exec_runner,
-                                                bool* booted, Stages* stages) {
+                                                bool* booted, Stages* stages, bool on_demand) {
   const auto& cfg = fn.config;
   auto code = code_mounts_->ForInstance(fn);
   if (!code) return code.error();
@@ -870,7 +896,7 @@ Result<Launcher::Forked> Launcher::ForkDeployed(const registry::Deployed& fn, bo
   // disk-backed mount's.
   TmpLease tmp = exec_runner ? TmpLease() : TakeTmpArea(cfg, stages);
   auto forked = ForkInstance(registry::RuntimeFamily(cfg.runtime), &cfg, LimitsFor(cfg.memory_mb), *code,
-                             exec_runner, booted, stages, *opt, tmp.fd());
+                             exec_runner, booted, stages, *opt, tmp.fd(), on_demand);
   close(*code);
   if (*opt >= 0) close(*opt);
   if (forked)
@@ -925,7 +951,7 @@ Result<Launched> Launcher::ForkAndStart(const registry::Deployed& fn, bool exec_
   auto t0 = Clock::now();
   Launched out;
   bool booted = false;
-  auto forked = ForkDeployed(fn, exec_runner, &booted, &out.stages);
+  auto forked = ForkDeployed(fn, exec_runner, &booted, &out.stages, /*on_demand=*/true);
   if (!forked) return forked.error();
   out.start = booted || UsesStemCells(family) ? StartKind::kCold : StartKind::kZygote;
   auto& instance = forked->instance;

@@ -230,8 +230,12 @@ class Launcher {
   // runtime's fork server. retry: the last one died under a fork.
   void LearnFaultsFrom(Instance* instance, const std::shared_ptr<zygote::ZygoteProcess>& z,
                        const sandbox::ChildSpec& spec);
+  // on_demand: a start waits for this fork; when fn's family has a cold-start fork server
+  // (ColdExecFamily) and no zygote of fn is ready, the instance forks from that server (its child
+  // execs the interpreter) while fn's own zygote boots in the background: *banked is then false.
   Result<ZygoteBank::Zygote> ForkSource(const std::string& family, const registry::FunctionConfig* fn,
-                                        bool retry, bool* booted, Stages* stages);
+                                        bool retry, bool* booted, Stages* stages, bool on_demand,
+                                        bool* banked);
 
   // A new sandboxed child in a cgroup with these limits, not yet started: of fn's own zygote, or
   // (fn null) a stem cell of the family's fork server. code_fd: the code (a detached mount), or -1
@@ -245,11 +249,12 @@ class Launcher {
   Result<Forked> ForkInstance(const std::string& family, const registry::FunctionConfig* fn,
                               const sandbox::CgroupLimits& limits,
                               int code_fd, bool exec_runner, bool* booted, Stages* stages,
-                              int opt_fd = -1, int tmp_fd = -1);
+                              int opt_fd = -1, int tmp_fd = -1, bool on_demand = false);
   // ForkInstance of fn with what its sandbox mounts: its code, its layers and (unless exec_runner:
   // a checkpointed instance keeps a tmpfs) its /tmp area. The one way a function's instance is
   // forked, on demand (ForkAndStart) or ahead of it (MakePreforked).
-  Result<Forked> ForkDeployed(const registry::Deployed& fn, bool exec_runner, bool* booted, Stages* stages);
+  Result<Forked> ForkDeployed(const registry::Deployed& fn, bool exec_runner, bool* booted, Stages* stages,
+                              bool on_demand = false);
   // One instance of fn forked ahead of demand, its sandbox set up (the prefork pool's maker).
   Result<std::unique_ptr<Instance>> MakePreforked(const registry::Deployed& fn);
   // A start from a preforked instance of fn, or nullopt when none is ready (or it failed to start).

@@ -10,14 +10,15 @@ namespace {
 
 constexpr const char* kUnavailable = "InvalidRuntimeException";
 
-enum class Zygote { kPython, kExecutable };
+enum class Zygote { kPython, kExecutable, kPythonExec };
 struct Family {
   const char* family;
   Zygote zygote;
 };
 // The C++ runners share one executable: its argument is the family's mode.
-constexpr std::array<Family, 4> kFamilies{{
+constexpr std::array<Family, 5> kFamilies{{
     {"python3", Zygote::kPython},
+    {"python3-cold", Zygote::kPythonExec},  // forklet-zygote's python3 mode: its children exec Python
     {"native", Zygote::kExecutable},
     {"provided", Zygote::kExecutable},
     {"nodejs", Zygote::kExecutable},
@@ -49,8 +50,15 @@ Result<zygote::ZygoteCommand> ZygoteCommandFor(const std::string& family, const 
       if (auto s = Executable(family, paths.zygote_executable); !s) return s.error();
       cmd.argv = {paths.zygote_executable, family};
       break;
+    case Zygote::kPythonExec:
+      if (auto s = Executable(family, paths.python); !s) return s.error();
+      if (auto s = Executable(family, paths.zygote_executable); !s) return s.error();
+      cmd.argv = {paths.zygote_executable, "python3", paths.python};
+      break;
   }
   return cmd;
 }
+
+std::string ColdExecFamily(const std::string& family) { return family == "python3" ? "python3-cold" : ""; }
 
 }  // namespace forklet::core

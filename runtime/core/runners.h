@@ -16,8 +16,13 @@ struct RunnerPaths {
   std::string python = "/usr/bin/python3";
 };
 
-// The zygote command of a runtime family ("python3", "native", "provided", "nodejs"). An
+// The zygote command of a runtime family ("python3", "native", "provided", "nodejs"), or of a
+// cold-start fork server ("python3-cold"). An
 // InvalidRuntimeException error names what is missing when this host cannot run the family.
 Result<zygote::ZygoteCommand> ZygoteCommandFor(const std::string& family, const RunnerPaths& paths);
+
+// The fork server whose sandboxed children exec the family's interpreter, for the family's cold
+// starts ("python3" -> "python3-cold": forklet-zygote's python3 mode); "" when it has none.
+std::string ColdExecFamily(const std::string& family);
 
 }  // namespace forklet::core

@@ -64,8 +64,13 @@ class ZygoteBank {
   };
   // The zygote of this revision of the function, binding a spare (or booting one) on its first
   // start. A binding of another revision is retired first. Concurrent first starts share a boot.
+  // may_boot false (a start that has another way, the launcher's cold exec): when no zygote is
+  // ready (none bound and no spare, or the one queued by such a start waits for that start to
+  // end) it returns a Lease without a zygote at once, and the function's own zygote boots in the
+  // background (the filler) once the start has ended, bound to it for its later starts. A boot
+  // already under way is waited for, as by any start.
   Result<Lease> For(const std::string& family, const std::string& function,
-                    const std::string& generation, Stages* stages);
+                    const std::string& generation, Stages* stages, bool may_boot = true);
   // Forgets the function's zygote (changed, deleted, or its zygote died under a fork): its next
   // start binds another. The zygote itself goes once its last instance has.
   void Unbind(const std::string& function);
@@ -95,7 +100,8 @@ class ZygoteBank {
   struct Binding {
     std::string family, generation;
     Zygote zygote;  // null while it boots (booting)
-    bool booting = false;
+    bool booting = false;  // by a first start (For), or by the filler (queued first: bind_queue_)
+    bool queued = false;   // in bind_queue_, its boot not begun (it waits for the start that queued it)
     Clock::time_point last_start{};
     uint64_t forks = 0;
   };
@@ -112,6 +118,9 @@ class ZygoteBank {
   std::map<std::string, std::deque<Spare>> spares_;
   std::map<std::string, size_t> booting_;  // spares booting, per family
   std::map<std::string, Binding> bound_;   // by function
+  std::deque<std::string> bind_queue_;     // functions whose binding the filler boots (may_boot false)
+  // Boots the binding of the function at the queue's head (the filler, mu_ held by lock).
+  void BootQueuedBinding(std::unique_lock<std::mutex>& lock);
   std::map<pid_t, uint64_t> forks_;        // of zygotes still listed
   std::vector<Zygote> retired_;            // released by the filler, off the callers' path
   uint64_t allowance_mb_ = UINT64_MAX;

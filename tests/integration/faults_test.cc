@@ -125,12 +125,14 @@ TEST(FaultsTest, Kill9OfAZygoteIsNoticedAndRepairedWithOneColdStart) {
     EXPECT_EQ(Header(*r, "x-amz-function-error"), "") << r->body;
     return Header(*r, "x-forklet-start-kind");
   };
-  // The zygote serving fn, and the spare (function-less) ones, from GET health.
+  // The Python zygote serving fn, and the spare (function-less) ones, from GET health (not the
+  // cold-start fork server, runtime python3-cold).
   auto zygotes_of = [&](const std::string& function) {
     std::vector<pid_t> pids;
     json health = Health(*d);
     for (auto& z : health["zygotes"])
-      if (z.value("function", "") == function) pids.push_back(z["pid"].get<pid_t>());
+      if (z.value("function", "") == function && z.value("runtime", "") == "python3")
+        pids.push_back(z["pid"].get<pid_t>());
     return pids;
   };
   EXPECT_EQ(fresh(), "zygote");

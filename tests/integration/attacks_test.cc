@@ -219,13 +219,19 @@ TEST_F(AttacksTest, CannotReadHostSecretsOrAnotherInstancesFiles) {
                                    {"host_markers", {daemon_->state_dir(), source_dir}}});
   EXPECT_EQ(r["read"], json::object()) << "read what is not its own: " << r["read"].dump();
   // /etc and the runners are tmpfs copies (a bind showed their host paths as its root); the
-  // zygote's command line (every instance's /proc/1/cmdline) is neutral; /proc/cmdline masked.
+  // zygote's command line (every forked instance's /proc/1/cmdline) is neutral, and so is a cold
+  // Python instance's (it execs the interpreter with sandbox paths only); /proc/cmdline masked.
   for (const char* m : {"/etc", "/var/runtime"}) {
     EXPECT_EQ(r["mounts"][m]["fstype"], "tmpfs") << m;
     EXPECT_EQ(r["mounts"][m]["root"], "/") << m;
   }
   EXPECT_EQ(r["proc_cmdline"], "") << "the host's boot line";
-  EXPECT_EQ(r["proc1_cmdline"], "forklet-zygote");
+  const std::string cmdline = r["proc1_cmdline"].get<std::string>();
+  EXPECT_TRUE(cmdline == "forklet-zygote" ||
+              cmdline.rfind("python3 -I -S -B -c import sys; sys.path.insert(0, '/var/runtime/python'); ", 0) == 0)
+      << cmdline;
+  for (const std::string& host : {daemon_->state_dir(), source_dir})
+    EXPECT_EQ(cmdline.find(host), std::string::npos) << cmdline;
   // The code is a file system of its own (its EROFS image, mounted from the file): /var/task's
   // root is "/" and its source a descriptor's name. Without code images (no mkfs.erofs, a kernel
   // before 6.12), a bind of the code directory shows the directory's path (docs/attacks.md).

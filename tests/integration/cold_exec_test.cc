@@ -4,6 +4,7 @@
 // says where its time went (runtime_boot), the sandbox is the one a zygote start gets, and the
 // function's next new instance forks from its own zygote again.
 #include <gtest/gtest.h>
+#include <signal.h>
 
 #include <map>
 #include <set>
@@ -122,6 +123,53 @@ TEST(ColdExec, ConcurrentColdStartsAllAnswerAndLeaveOneZygote) {
     std::this_thread::sleep_for(std::chrono::milliseconds(300));  // any second boot would show now
     EXPECT_EQ(ZygotesOf(*d, "counter").size(), 1u) << round << ": " << Health(*d)["zygotes"].dump();
   }
+}
+
+// The cold-start fork server killed (kill -9): the next cold start still answers (the launcher
+// boots a new server on that start's path, or the supervisor already has).
+TEST(ColdExec, AKilledColdServerIsReplacedAndTheColdStartStillAnswers) {
+  auto d = Daemon::Start({"--preforked", "0"});
+  ASSERT_EQ(Deploy(*d, "counter", "counter").exit_code, 0);
+  auto server = [&] {
+    const json health = Health(*d);
+    for (const auto& z : health["zygotes"])
+      if (z.value("runtime", "") == "python3-cold") return z["pid"].get<int>();
+    return 0;
+  };
+  const int killed = server();
+  ASSERT_GT(killed, 0) << Health(*d).dump();
+  ASSERT_EQ(kill(killed, SIGKILL), 0);
+  ASSERT_EQ(d->Cli({"drop-zygote", "python3"}).exit_code, 0);
+  Answer a = InvokeFresh(*d, "counter", json::object());
+  ASSERT_EQ(a.status, 200) << a.body.dump();
+  EXPECT_EQ(a.kind, "cold");
+  EXPECT_EQ(a.body.value("calls", 0), 1) << a.body.dump();
+  EXPECT_TRUE(HasStage(a, "runtime_boot")) << a.stages;
+  int now = 0;
+  for (int i = 0; i < 100 && (now == 0 || now == killed); ++i) {
+    now = server();
+    if (now == 0 || now == killed) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_NE(now, 0);
+  EXPECT_NE(now, killed);
+}
+
+// Every cold instance forks from one fork server shared by all functions, then execs: nothing
+// that protects its memory or its dicts is the server's or another function's (DESIGN.md rule 10).
+TEST(ColdExec, ColdInstancesOfTwoFunctionsShareNoSecret) {
+  auto d = Daemon::Start({"--preforked", "0"});
+  ASSERT_EQ(Deploy(*d, "one", "secrets").exit_code, 0);
+  ASSERT_EQ(Deploy(*d, "two", "secrets").exit_code, 0);
+  ASSERT_EQ(d->Cli({"drop-zygote", "python3"}).exit_code, 0);
+  Answer one = InvokeFresh(*d, "one", json::object());
+  ASSERT_EQ(d->Cli({"drop-zygote", "python3"}).exit_code, 0);
+  Answer two = InvokeFresh(*d, "two", json::object());
+  ASSERT_EQ(one.status, 200) << one.body.dump();
+  ASSERT_EQ(two.status, 200) << two.body.dump();
+  ASSERT_EQ(one.kind, "cold");
+  ASSERT_EQ(two.kind, "cold");
+  for (const char* key : {"at_random", "libc_base", "hash", "random"})
+    EXPECT_NE(one.body[key], two.body[key]) << key << ": " << one.body.dump() << " " << two.body.dump();
 }
 
 }  // namespace

@@ -61,6 +61,19 @@ def wait_for_stem_cells(client, family):
         time.sleep(0.02)
 
 
+def settle(client, fn):
+    """Before a cold sample: the previous start's aftermath done (the function's zygote booted
+    after it, its successor forked ahead), so that a sample is not measured beside that work."""
+    for _ in range(150):
+        _, _, body = client.call("GET", "/forklet/v1/health")
+        h = json.loads(body)
+        bound = any(z.get("function") == fn for z in h.get("zygotes", []))
+        forking = h.get("preforked", {}).get("forking", 0)
+        if bound and not forking:
+            return
+        time.sleep(0.02)
+
+
 def measure(client, fn, kind, n):
     lat, stages = [], {}
     runtime = runtime_of(client, fn)
@@ -68,6 +81,8 @@ def measure(client, fn, kind, n):
         if kind in ("cold", "zygote", "restore"):
             client.call("POST", f"/forklet/v1/admin/instances/drop?function={fn}")
         if kind == "cold":
+            if not runtime.startswith("nodejs"):
+                settle(client, fn)
             client.call("POST", f"/forklet/v1/admin/zygotes/{runtime}/drop")
         if kind == "zygote" and runtime.startswith("nodejs"):
             wait_for_stem_cells(client, "nodejs")

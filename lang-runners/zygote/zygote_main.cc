@@ -1,9 +1,10 @@
 // forklet-zygote: the zygote of the runtimes whose runner is C++ (native, provided, nodejs), and
 // python3's cold-start fork server (its children exec Python: lang-runners/python/python_mode.cc).
 //
-// Started by forkletd as `forklet-zygote MODE` (python3: `forklet-zygote python3 INTERPRETER`) with the control socket at fd 3. It boots in well
-// under a millisecond (no static initialisers of its own, single-threaded), serves fork requests
-// with libforklet_zygote.so and, in each sandboxed child, hands the instance to MODE's runner.
+// Started by forkletd as `forklet-zygote MODE` (python3: `forklet-zygote python3 INTERPRETER`)
+// with the control socket at fd 3. It boots in well under a millisecond (no static initialisers
+// of its own, single-threaded), serves fork requests with libforklet_zygote.so and, in each
+// sandboxed child, hands the instance to MODE's runner.
 #include <cstdio>
 #include <cstring>
 

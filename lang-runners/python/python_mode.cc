@@ -4,10 +4,10 @@
 // A function whose runtime has no zygote ready for it would wait for one to boot (~30 ms here)
 // and then for its first child (~12 ms of copy-on-write faults over what the boot just wrote).
 // Instead the launcher forks the instance from this small fork server, and the child boots
-// Python in its own sandbox while the function's zygote boots beside it for its later
-// instances (runtime/core/launcher.cc, ColdExec). The interpreter runs as the Python zygote
-// runs it (-I -S -B); forklet_instance comes from /var/runtime/python (the template root binds
-// the runners there, bytecode included).
+// Python in its own sandbox; the function's zygote boots once that start has ended, for its
+// later instances (Launcher::ForkSource, ZygoteBank::For with may_boot false). The interpreter
+// runs as the Python zygote runs it (-I -S -B); forklet_instance comes from /var/runtime/python
+// (the template root binds the runners there, bytecode included).
 #include <time.h>
 #include <unistd.h>
 

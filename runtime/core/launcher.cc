@@ -29,6 +29,12 @@ namespace forklet::core {
 namespace fs = std::filesystem;
 namespace {
 
+// NAME=off in the daemon's environment turns a start-up optimisation off (for A/B measurements).
+bool SwitchedOff(const char* name) {
+  const char* v = getenv(name);
+  return v && strcmp(v, "off") == 0;
+}
+
 constexpr uint32_t kFirstSandboxUid = 100000;  // far above host accounts
 constexpr uint32_t kSandboxUids = 50000;
 constexpr uint32_t kSandboxGid = 100000;
@@ -403,10 +409,7 @@ Result<ZygoteBank::Zygote> Launcher::ForkSource(const std::string& family,
   if (!fn || !BindsZygotes(family)) return ZygoteFor(family, booted, stages);
   // One zygote per version: $LATEST and a published version never share one.
   if (retry) bank_->Unbind(registry::VersionKey(*fn));
-  static const bool cold_exec_off = [] {  // FORKLET_COLD_EXEC=off: cold starts wait for the zygote (A/B runs)
-    const char* v = getenv("FORKLET_COLD_EXEC");
-    return v && strcmp(v, "off") == 0;
-  }();
+  static const bool cold_exec_off = SwitchedOff("FORKLET_COLD_EXEC");  // cold starts wait for the zygote
   const std::string cold_exec = on_demand && !cold_exec_off ? ColdExecFamily(family) : "";
   auto lease = bank_->For(family, registry::VersionKey(*fn), Generation(*fn), stages, cold_exec.empty());
   if (!lease) return lease.error();
@@ -667,10 +670,7 @@ Result<Launcher::Forked> Launcher::ForkInstance(const std::string& family,
 // the zygote (a few ms, the zygote busy meanwhile): on a thread of its own, never the request's.
 void Launcher::LearnFaultsFrom(Instance* instance, const std::shared_ptr<zygote::ZygoteProcess>& z,
                                const sandbox::ChildSpec& spec) {
-  static const bool off = [] {  // FORKLET_FAULT_AHEAD=off: for A/B measurements
-    const char* v = getenv("FORKLET_FAULT_AHEAD");
-    return v && strcmp(v, "off") == 0;
-  }();
+  static const bool off = SwitchedOff("FORKLET_FAULT_AHEAD");
   if (off || z->fault_ahead_pages() > 0) return;
   // The turn is taken when an instance has answered, not at its fork: instances that never
   // answer (init errors, preforked ones dropped) use none.

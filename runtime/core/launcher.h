@@ -232,7 +232,8 @@ class Launcher {
                        const sandbox::ChildSpec& spec);
   // on_demand: a start waits for this fork; when fn's family has a cold-start fork server
   // (ColdExecFamily) and no zygote of fn is ready, the instance forks from that server (its child
-  // execs the interpreter) while fn's own zygote boots in the background: *banked is then false.
+  // execs the interpreter) and fn's own zygote boots once that start has ended: *banked is then
+  // false.
   Result<ZygoteBank::Zygote> ForkSource(const std::string& family, const registry::FunctionConfig* fn,
                                         bool retry, bool* booted, Stages* stages, bool on_demand,
                                         bool* banked);
